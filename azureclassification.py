@@ -1,0 +1,47 @@
+"""PixStor Search plugin: tag images with the customer's own Azure Custom Vision classifier.
+
+Writes ``image.azure_class`` (the most probable class at or above the threshold) and
+``image.azure_classes`` (every such class, most probable first). When no class reaches the
+threshold nothing is written and the file is SKIPPED. Settings: see README.md.
+"""
+
+import os
+import sys
+
+# PixStor loads this file through a link in its enabled/ folder: find common/ beside the
+# real file, with no installation of our own code.
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+
+from common import customvision, fields, runner
+from common.images import handles
+from common.pixstor import Plugin
+
+SCHEMA = [
+    fields.string("azure_class", "Most probable Custom Vision class"),
+    fields.strings("azure_classes", "Custom Vision classes, most probable first"),
+]
+
+
+def extract(path: str) -> dict:
+    """The fields for the image at ``path``: exactly what ``process`` writes."""
+    predictions = customvision.predict(path, customvision.CLASSIFY)
+    if not predictions:
+        return {}
+    return {
+        "azure_class": predictions[0].tag,
+        "azure_classes": [p.tag for p in predictions],
+    }
+
+
+class AzureClassificationPlugin(Plugin):
+    def namespace(self):
+        return "image"
+
+    def handles(self, ext=None, mimetype=None):
+        return handles(ext, mimetype)
+
+    def schema(self):
+        return SCHEMA
+
+    def process(self, id_, file_, fileinfo=None):
+        return runner.process(self, id_, file_, extract)

@@ -1,0 +1,361 @@
+"""Image preparation: path -> bytes a service accepts.
+
+A file is decoded once per process however many plugins ask for it (``load`` keeps the last
+few), at no more than the resolution the services are sent (JPEG draft mode, so a 40 MP photo
+is decoded at a quarter of its size), turned upright by its EXIF orientation and made RGB.
+``prepare`` then encodes it for one service's limits, or sends the file as it is when it
+already fits and needs nothing done.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import math
+import mimetypes
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from . import pixstor
+from .errors import ImageError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+_LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
+_ORIENTATION = 0x0112
+_ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
+# Registered with Pillow but useless here: write-only, identify-only stubs, documents, video.
+_NOT_PICTURES = {"PDF", "EPS", "MPEG", "WMF", "BUFR", "GRIB", "HDF5", "IPTC", "FITS"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one service accepts. Sizes in pixels, counts in bytes."""
+
+    service: str
+    formats: frozenset
+    max_bytes: int
+    max_side: int
+    min_side: int = 1
+    max_aspect: float | None = None
+
+
+CUSTOM_VISION = Limits(
+    "Custom Vision",
+    frozenset({"JPEG", "PNG", "BMP", "GIF"}),
+    max_bytes=4_000_000,
+    max_side=10240,
+    max_aspect=25.0,
+)
+VISION_40 = Limits(
+    "Azure AI Vision 4.0",
+    frozenset({"JPEG", "PNG", "GIF", "BMP", "WEBP", "ICO", "TIFF", "MPO"}),
+    max_bytes=20_000_000,
+    max_side=15999,
+    min_side=50,
+)
+VISION_32 = Limits(
+    "Azure AI Vision 3.2",
+    frozenset({"JPEG", "PNG", "GIF", "BMP"}),
+    max_bytes=4_000_000,
+    max_side=15999,
+    min_side=50,
+)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """The bytes to send, and the geometry needed to map results back onto the file."""
+
+    data: bytes
+    format: str
+    width: int  # of the image sent
+    height: int
+    display_width: int  # of the file as displayed (EXIF orientation applied), full size
+    display_height: int
+    as_is: bool  # the file's own bytes, untouched
+
+    @property
+    def content_type(self) -> str:
+        return Image.MIME.get(self.format, "application/octet-stream")
+
+
+@dataclass
+class Decoded:
+    """A file decoded once: upright, RGB or L, no larger than ``max_edge`` on its long side."""
+
+    path: str
+    format: str | None
+    file_size: int
+    display_size: tuple[int, int]
+    image: Image.Image
+    untouched: bool  # pixels as stored in the file: no rotation, conversion or resize
+    raw: bytes | None  # the file's bytes, kept when small enough to be sent as they are
+    prepared: dict[Limits, PreparedImage] = field(default_factory=dict)
+
+
+_CACHE_SIZE = 3
+_AS_IS_MAX_BYTES = max(lim.max_bytes for lim in (CUSTOM_VISION, VISION_40, VISION_32))
+_cache: OrderedDict[tuple, Decoded] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def prepare(
+    path: str | os.PathLike, limits: Limits, max_edge: int, min_edge: int = 1
+) -> PreparedImage:
+    """The image at ``path`` made acceptable to ``limits``; raises ImageError when it cannot be.
+
+    ``max_edge`` caps the long side sent; images whose short side (as stored) is under
+    ``min_edge`` are refused as too small to be worth a call.
+    """
+    decoded = load(path, max_edge)
+    if min(decoded.display_size) < min_edge:
+        raise ImageError(
+            f"{_size(decoded.display_size)} is too small to analyse "
+            f"(PIXSTOR_AZURE_MIN_SIDE is {min_edge} px)"
+        )
+    with _cache_lock:
+        prepared = decoded.prepared.get(limits)
+    if prepared is None:
+        prepared = _encode(decoded, limits)
+        with _cache_lock:
+            decoded.prepared[limits] = prepared
+    return prepared
+
+
+def load(path: str | os.PathLike, max_edge: int) -> Decoded:
+    path = os.fspath(path)
+    try:
+        stat = os.stat(path)
+    except OSError as exc:
+        raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, max_edge)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    decoded = _decode(path, stat.st_size, max_edge)
+    with _cache_lock:
+        _cache[key] = decoded
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return decoded
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def _decode(path: str, file_size: int, max_edge: int) -> Decoded:
+    try:
+        # A file small enough to be sent as it is is read once, and decoded from memory.
+        raw = Path(path).read_bytes() if file_size <= _AS_IS_MAX_BYTES else None
+        with warnings.catch_warnings():
+            # Pillow warns from 89 MP and refuses from 179 MP: the refusal is the guard we
+            # keep; a warning per large scan would only fill PixStor's log.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw) if raw is not None else path) as im:
+                return _decode_open(im, path, file_size, max_edge, raw)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"refused as a possible decompression bomb ({exc})") from None
+    except ImageError:
+        raise
+    except Image.UnidentifiedImageError:
+        return _decode_with_fallback(path, file_size, max_edge)
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError) as exc:
+        # Pillow reports corrupt data with any of these, depending on format and version.
+        raise ImageError(f"corrupt or truncated image data ({_short(exc)})") from None
+
+
+def _decode_open(
+    im: Image.Image, path: str, file_size: int, max_edge: int, raw: bytes | None
+) -> Decoded:
+    stored = im.size
+    if min(stored) < 1:
+        raise ImageError("the image has no pixels")
+    orientation = _orientation(im)
+    display = (stored[1], stored[0]) if orientation in _ROTATED else stored
+    fmt = im.format
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        im.seek(0)  # animations are judged by their first frame
+    scale = min(1.0, max_edge / max(stored))
+    if scale < 1.0 and fmt == "JPEG":
+        im.draft(im.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
+    im.load()
+    image = ImageOps.exif_transpose(im) if orientation != 1 else im
+    converted = _to_rgb(image)
+    image = _fit_edge(converted, max_edge)
+    untouched = orientation == 1 and frames == 1 and image is im and im.size == stored
+    if image is im:
+        image = im.copy()  # detach from the file, which the caller closes
+    return Decoded(path, fmt, file_size, display, image, untouched, raw if untouched else None)
+
+
+def _decode_with_fallback(path: str, file_size: int, max_edge: int) -> Decoded:
+    if pixstor.load_image is None:
+        raise ImageError("not an image Pillow can read") from None
+    try:
+        im = pixstor.load_image(path).image
+        im.load()
+    except Exception as exc:
+        raise ImageError(f"not an image Pillow or PixStor can read ({_short(exc)})") from None
+    display = im.size
+    image = _fit_edge(_to_rgb(ImageOps.exif_transpose(im)), max_edge)
+    return Decoded(path, None, file_size, display, image, untouched=False, raw=None)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = int(im.getexif().get(_ORIENTATION, 1))
+    except Exception:  # a broken EXIF block must not cost us the picture
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """RGB or L, with transparency laid on white and deep images brought to 8 bits."""
+    mode = im.mode
+    if mode in ("RGB", "L"):
+        return im
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        top = 65535 if mode.startswith("I;16") or (im.getextrema()[1] or 0) > 255 else 255
+        return im.convert("I").point(lambda v: v * (255 / top)).convert("L")
+    if mode == "F":
+        low, high = im.getextrema()
+        span = (high - low) or 1.0
+        return im.point(lambda v: (v - low) * (255 / span)).convert("L")
+    if mode == "1":
+        return im.convert("L")
+    if mode == "P" and "transparency" not in im.info:
+        return im.convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa", "P"):
+        rgba = im.convert("RGBA")
+        # White, not black: logos and line art are mostly dark on transparent.
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX...
+
+
+def _fit_edge(im: Image.Image, max_edge: int) -> Image.Image:
+    if max(im.size) <= max_edge:
+        return im
+    scale = max_edge / max(im.size)
+    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    return im.resize(size, _LANCZOS, reducing_gap=3.0)
+
+
+def _encode(decoded: Decoded, limits: Limits) -> PreparedImage:
+    width, height = decoded.image.size
+    long_side, short_side = max(width, height), min(width, height)
+    if limits.max_aspect and long_side / short_side > limits.max_aspect:
+        raise ImageError(
+            f"{_size(decoded.display_size)} is too long and thin for {limits.service} "
+            f"(at most {limits.max_aspect:g}:1)"
+        )
+    scale = min(1.0, limits.max_side / long_side)
+    if short_side * scale < limits.min_side:
+        scale = limits.min_side / short_side
+        if long_side * scale > limits.max_side:
+            raise ImageError(
+                f"{_size(decoded.display_size)} cannot be brought within {limits.service}'s "
+                f"limits ({limits.min_side} to {limits.max_side} px a side)"
+            )
+    if (
+        scale == 1.0
+        and decoded.raw is not None
+        and decoded.format in limits.formats
+        and len(decoded.raw) <= limits.max_bytes
+    ):
+        return _prepared(decoded, decoded.raw, decoded.format, (width, height), as_is=True)
+    image = decoded.image
+    if scale != 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = image.resize(size, _LANCZOS)
+    for quality in (90, 80, 70, 60):
+        data = _jpeg(image, quality)
+        if len(data) <= limits.max_bytes:
+            return _prepared(decoded, data, "JPEG", image.size, as_is=False)
+    while min(image.size) * 0.75 >= limits.min_side:
+        image = image.resize((round(image.width * 0.75), round(image.height * 0.75)), _LANCZOS)
+        data = _jpeg(image, 70)
+        if len(data) <= limits.max_bytes:
+            return _prepared(decoded, data, "JPEG", image.size, as_is=False)
+    raise ImageError(f"cannot be encoded under {limits.service}'s {limits.max_bytes} byte limit")
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+def _prepared(
+    decoded: Decoded, data: bytes, fmt: str, size: tuple[int, int], as_is: bool
+) -> PreparedImage:
+    prepared = PreparedImage(data, fmt, size[0], size[1], *decoded.display_size, as_is=as_is)
+    log.debug(
+        "%s: %s %s, %d bytes -> %s %s, %d bytes%s",
+        decoded.path,
+        _size(decoded.display_size),
+        decoded.format,
+        decoded.file_size,
+        _size(size),
+        fmt,
+        len(data),
+        " (as it is)" if as_is else "",
+    )
+    return prepared
+
+
+def _size(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]} px"
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0][:200]
+
+
+# Formats PixStor's own loader adds (through ImageMagick) when it is there.
+_PIXSTOR_EXTENSIONS = (".dpx", ".exr", ".cin", ".hdr", ".cr2", ".nef", ".dng", ".arw")
+
+
+def handles(ext: str | None = None, mimetype: str | None = None) -> bool:
+    """Whether a file of this extension (``.jpg``) or else mimetype can be prepared. No I/O."""
+    extensions, types = _readable(pixstor.load_image is not None)
+    if ext:
+        ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+        return ext in extensions
+    if mimetype:
+        return mimetype.split(";")[0].strip().lower() in types
+    return False
+
+
+@functools.lru_cache(maxsize=2)
+def _readable(with_pixstor: bool) -> tuple[frozenset, frozenset]:
+    Image.init()
+    formats = {f for f in Image.OPEN if f not in _NOT_PICTURES}
+    extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in formats}
+    if with_pixstor:
+        extensions.update(_PIXSTOR_EXTENSIONS)
+    types = {t for f, t in Image.MIME.items() if f in formats}
+    types.update(t for t in (mimetypes.guess_type("x" + e)[0] for e in extensions) if t)
+    types = {t for t in types if t.startswith("image/") and "svg" not in t}
+    return frozenset(extensions), frozenset(types)
+
+
+def edge_settings(settings: Settings) -> tuple[int, int]:
+    """(max_edge, min_edge) for ``prepare``, shared by every plugin."""
+    return (
+        settings.integer("PIXSTOR_AZURE_MAX_LONG_EDGE", 2048, 64, 16000),
+        settings.integer("PIXSTOR_AZURE_MIN_SIDE", 16, 1, 1000),
+    )

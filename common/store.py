@@ -1,0 +1,102 @@
+"""The embedded SQLite store the stand-in ``Metadata`` writes to outside PixStor.
+
+One row per field: (item, namespace, field) -> JSON value, with the plugin that wrote it. A
+plugin's write for an item replaces that plugin's earlier fields for the item, in one
+transaction, so a failed write leaves the previous state whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+log = logging.getLogger(__name__)
+
+STORE_VARIABLE = "PIXSTOR_AZURE_STORE"
+DEFAULT_STORE = Path.home() / ".local" / "share" / "pixstor-azure" / "metadata.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fields (
+    item TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    plugin TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (item, namespace, name)
+)
+"""
+
+
+class MetadataStore:
+    _instances: ClassVar[dict[str, MetadataStore]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+
+    @classmethod
+    def default(cls) -> MetadataStore:
+        """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
+        from .settings import Settings  # late: settings may name the store in the INI file
+
+        path = Settings.load().text(STORE_VARIABLE, str(DEFAULT_STORE))
+        with cls._lock:
+            if path not in cls._instances:
+                cls._instances[path] = cls(path)
+            return cls._instances[path]
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(str(self.path), timeout=30)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(_SCHEMA)
+            self._local.connection = connection
+        return connection
+
+    def write(self, item: str, namespace: str, plugin: str, data: dict) -> bool:
+        """Replace ``plugin``'s fields of ``item`` with ``data``; False if the store refused."""
+        now = time.time()
+        rows = [
+            (item, namespace, name, json.dumps(value, ensure_ascii=False), plugin, now)
+            for name, value in data.items()
+        ]
+        try:
+            connection = self._connection()
+            with connection:  # one transaction: all of it or nothing
+                connection.execute(
+                    "DELETE FROM fields WHERE item = ? AND namespace = ? AND plugin = ?",
+                    (item, namespace, plugin),
+                )
+                connection.executemany(
+                    "INSERT OR REPLACE INTO fields VALUES (?, ?, ?, ?, ?, ?)", rows
+                )
+        except (sqlite3.Error, OSError) as exc:
+            log.error("metadata store %s refused the write for %s: %s", self.path, item, exc)
+            return False
+        return True
+
+    def read(self, item: str, namespace: str | None = None) -> dict:
+        """The fields of ``item`` as {field: value} (``namespace.field`` when not given one)."""
+        query = "SELECT namespace, name, value FROM fields WHERE item = ?"
+        args: tuple = (item,)
+        if namespace is not None:
+            query += " AND namespace = ?"
+            args += (namespace,)
+        rows = self._connection().execute(query + " ORDER BY namespace, name", args).fetchall()
+        return {
+            (name if namespace else f"{ns}.{name}"): json.loads(value) for ns, name, value in rows
+        }
+
+    def items(self) -> list[str]:
+        rows = self._connection().execute("SELECT DISTINCT item FROM fields ORDER BY item")
+        return [row[0] for row in rows]
