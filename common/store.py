@@ -47,7 +47,7 @@ class MetadataStore:
         """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
         from .settings import Settings  # late: settings may name the store in the INI file
 
-        path = Settings.load().text(STORE_VARIABLE, str(DEFAULT_STORE))
+        path = os.path.expanduser(Settings.load().text(STORE_VARIABLE, str(DEFAULT_STORE)))
         with cls._lock:
             if path not in cls._instances:
                 cls._instances[path] = cls(path)

@@ -1,0 +1,89 @@
+"""Fixtures shared by the whole suite.
+
+Every test starts from a clean slate: no settings from the machine's environment or from a
+``pixstor-azure.ini`` beside the plugins, a fresh SQLite store, no cached decoded images, no
+waiting between retries (the waits asked for are recorded in ``waits`` instead).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDINGS = Path(__file__).resolve().parent / "recordings"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from common import http, images, runner  # noqa: E402
+from common.store import MetadataStore  # noqa: E402
+
+KEY = "test-key-5f2b9c1e7a3d4b8f"
+PROJECT = "64b822c5-8082-4b36-a426-27225f4aa18c"
+ENDPOINT = "https://westus.api.cognitive.microsoft.com"
+_PREFIXES = ("CUSTOM_VISION_", "AZURE_VISION_", "PIXSTOR_AZURE_")
+
+
+def recording(name: str) -> dict:
+    """A recorded response from tests/recordings (see each file's ``origin``)."""
+    return json.loads((RECORDINGS / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(autouse=True)
+def clean_state(monkeypatch, tmp_path):
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES):
+            monkeypatch.delenv(name)
+    empty = tmp_path / "empty.ini"
+    empty.write_text("")
+    monkeypatch.setenv("PIXSTOR_AZURE_CONFIG", str(empty))
+    monkeypatch.setenv("PIXSTOR_AZURE_STORE", str(tmp_path / "store.sqlite3"))
+    # No client-side rate limit unless a test sets one: then ``waits`` holds only retries.
+    monkeypatch.setenv("CUSTOM_VISION_REQUESTS_PER_SECOND", "0")
+    monkeypatch.setenv("AZURE_VISION_REQUESTS_PER_SECOND", "0")
+    images.clear_cache()
+    runner._said.clear()
+    http._limiters.clear()
+    MetadataStore._instances.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch):
+    """Seconds each retry or rate-limit pause asked to sleep, in order; nobody sleeps."""
+    asked: list[float] = []
+    monkeypatch.setattr(http, "sleep", asked.append)
+    return asked
+
+
+@pytest.fixture
+def store(clean_state):
+    return MetadataStore.default()
+
+
+@pytest.fixture
+def classify_env(monkeypatch):
+    """Settings for the classification plugin, pointing at the recorded endpoint."""
+    monkeypatch.setenv("CUSTOM_VISION_ENDPOINT", ENDPOINT)
+    monkeypatch.setenv("CUSTOM_VISION_KEY", KEY)
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_PROJECT", PROJECT)
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "MyModel1")
+
+
+@pytest.fixture
+def logs(caplog):
+    """Captured log records at every level, with a check that no key ever shows."""
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def assert_no_key(caplog, *extra: str) -> None:
+    text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
+    for secret in (KEY, *extra):
+        assert secret not in text
