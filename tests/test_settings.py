@@ -53,7 +53,7 @@ def test_missing_default_file_is_fine_but_a_named_missing_file_is_not(tmp_path, 
     monkeypatch.setattr(settings_module, "DEFAULT_CONFIG", tmp_path / "absent.ini")
     assert Settings.load().raw("CUSTOM_VISION_KEY") is None
     monkeypatch.setenv("PIXSTOR_AZURE_CONFIG", str(tmp_path / "absent.ini"))
-    with pytest.raises(SettingsError, match="PIXSTOR_AZURE_CONFIG names .* not a readable file"):
+    with pytest.raises(SettingsError, match=r"PIXSTOR_AZURE_CONFIG names .* not a readable file"):
         Settings.load()
 
 
