@@ -100,7 +100,7 @@ def predict(path: str, task: Task, config: Config | None = None) -> list[Predict
             SERVICE,
             config.url(task),
             config.http,
-            headers={"Prediction-Key": config.key.reveal(), "Content-Type": image.content_type},
+            headers={"Prediction-Key": config.key.reveal()},
             data=image.data,
         )
     except ServiceError as exc:

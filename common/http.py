@@ -107,11 +107,13 @@ def post(
     data: bytes,
     params: dict[str, str] | None = None,
 ) -> Any:
-    """POST ``data`` and return the decoded JSON answer, or raise ServiceError.
+    """POST the image bytes ``data`` and return the decoded JSON answer, or raise ServiceError.
 
     ``service`` names the service in messages and keys the rate limit.
     """
-    headers = {"Accept": "application/json", **headers}
+    # Both services take the image as application/octet-stream whatever its format; a
+    # Content-Type of image/jpeg is refused with 415.
+    headers = {"Accept": "application/json", "Content-Type": "application/octet-stream", **headers}
     for attempt in range(1, config.attempts + 1):
         limiter(service).wait(config.requests_per_second)
         try:

@@ -83,10 +83,6 @@ class PreparedImage:
     display_height: int
     as_is: bool  # the file's own bytes, untouched
 
-    @property
-    def content_type(self) -> str:
-        return Image.MIME.get(self.format, "application/octet-stream")
-
 
 @dataclass
 class Decoded:
@@ -148,6 +144,12 @@ def load(path: str | os.PathLike, max_edge: int) -> Decoded:
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return decoded
+
+
+def set_cache_size(size: int) -> None:
+    """How many decoded files to keep: at least the number of files worked on at once."""
+    global _CACHE_SIZE
+    _CACHE_SIZE = max(1, size)
 
 
 def clear_cache() -> None:

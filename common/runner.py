@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from .errors import PixstorAzureError, SettingsError, StoreError
@@ -22,7 +23,7 @@ _LEVELS = {"SKIPPED": logging.WARNING, "FATAL": logging.ERROR, "ERRORED": loggin
 
 def process(plugin: Any, id_: Any, path: str, extract: Callable[[str], dict]) -> Any:
     """Run ``extract(path)`` for ``plugin`` and write its fields for item ``id_``."""
-    name = type(plugin).__module__
+    name = _label(plugin, extract)
     logger = plugin.logger
     try:
         data = extract(path)
@@ -51,6 +52,12 @@ def process(plugin: Any, id_: Any, path: str, extract: Callable[[str], dict]) ->
         logger.error("%s: %s: FATAL: unexpected %s: %s", path, name, type(exc).__name__, exc)
         logger.debug("%s: %s: traceback", path, name, exc_info=True)
         return PluginStatus.FATAL
+
+
+def _label(plugin: Any, extract: Callable) -> str:
+    """The plugin's file name (what administrators link), else its class name."""
+    code = getattr(extract, "__code__", None)
+    return Path(code.co_filename).stem if code is not None else type(plugin).__name__
 
 
 def _once(logger: logging.Logger, plugin: str, message: str) -> None:

@@ -62,7 +62,7 @@ def test_classes_at_or_above_threshold_most_probable_first(plugin, served, photo
     }
     request = served.calls[0].request
     assert request.headers["Prediction-Key"] == KEY
-    assert request.headers["Content-Type"] == "image/jpeg"
+    assert request.headers["Content-Type"] == "application/octet-stream"
     assert request.headers["Accept"] == "application/json"
     assert len(request.body) <= 4_000_000
     assert sent_image(served.calls[0]).size == (640, 480)
