@@ -28,8 +28,10 @@ class Box:
         cls, tag: str, probability: float, left: float, top: float, width: float, height: float
     ) -> Box:
         """Clamp to the frame: services return boxes that overhang the edge by a hair."""
-        left, top = _clamp(left), _clamp(top)
+        # The far edges from the unclamped origin: a box overhanging the left or top is cut,
+        # not shifted.
         right, bottom = _clamp(left + max(0.0, width)), _clamp(top + max(0.0, height))
+        left, top = _clamp(left), _clamp(top)
         return cls(tag, float(probability), left, top, right - left, bottom - top)
 
     @classmethod

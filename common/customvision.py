@@ -128,6 +128,8 @@ def parse(body: Any, with_boxes: bool) -> list[Prediction]:
         for item in answer["predictions"]:
             item = {k.lower(): v for k, v in item.items()}
             tag, probability = str(item["tagname"]), float(item["probability"])
+            if not 0.0 <= probability <= 1.0:  # NaN and Infinity too: they are not JSON
+                raise ValueError(f"probability {probability} of {tag!r} is not in 0..1")
             box = None
             if with_boxes:
                 geometry = {k.lower(): float(v) for k, v in item["boundingbox"].items()}

@@ -1,0 +1,53 @@
+"""PixStor Search plugin: find things in images with the customer's own Custom Vision detector.
+
+Writes ``image.azure_detected`` (the distinct labels of the detections at or above the
+threshold, most confident first) and ``image.azure_detected_boxes`` (those detections as a JSON
+array of boxes, the format of ``common.boxes``: where in the picture *as displayed* each one
+is). When no detection reaches the threshold nothing is written and the file is SKIPPED.
+Settings: see README.md.
+"""
+
+import os
+import sys
+
+# PixStor loads this file through a link in its enabled/ folder: find common/ beside the
+# real file, with no installation of our own code.
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+
+from common import boxes, customvision, fields, runner
+from common.images import handles
+from common.pixstor import Plugin
+
+SCHEMA = [
+    fields.strings("azure_detected", "Custom Vision detections, most confident first"),
+    fields.string(
+        "azure_detected_boxes",
+        "Custom Vision detection boxes (JSON; fractions of the image as displayed)",
+    ),
+]
+
+
+def extract(path: str) -> dict:
+    """The fields for the image at ``path``: exactly what ``process`` writes."""
+    predictions = customvision.predict(path, customvision.DETECT)
+    if not predictions:
+        return {}
+    return {
+        # The labels are those of the boxes written, so every label can be found in the boxes.
+        "azure_detected": fields.distinct([p.tag for p in predictions]),
+        "azure_detected_boxes": boxes.to_json(p.box for p in predictions if p.box is not None),
+    }
+
+
+class AzureObjectDetectionPlugin(Plugin):
+    def namespace(self):
+        return "image"
+
+    def handles(self, ext=None, mimetype=None):
+        return handles(ext, mimetype)
+
+    def schema(self):
+        return SCHEMA
+
+    def process(self, id_, file_, fileinfo=None):
+        return runner.process(self, id_, file_, extract)
