@@ -15,6 +15,7 @@ import logging
 import math
 import mimetypes
 import os
+import struct
 import threading
 import warnings
 from collections import OrderedDict
@@ -121,7 +122,7 @@ def prepare(
     with _cache_lock:
         prepared = decoded.prepared.get(limits)
     if prepared is None:
-        prepared = _encode(decoded, limits)
+        prepared = _encode(decoded, limits, max_edge)
         with _cache_lock:
             decoded.prepared[limits] = prepared
     return prepared
@@ -173,8 +174,19 @@ def _decode(path: str, file_size: int, max_edge: int) -> Decoded:
         raise
     except Image.UnidentifiedImageError:
         return _decode_with_fallback(path, file_size, max_edge)
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError) as exc:
-        # Pillow reports corrupt data with any of these, depending on format and version.
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        MemoryError,
+        IndexError,
+        KeyError,
+        TypeError,
+        struct.error,
+    ) as exc:
+        # Pillow reports corrupt data with any of these, depending on format and version
+        # (past Image.open too: a truncated GIF's later frames, a TIFF's bad next-IFD offset).
         raise ImageError(f"corrupt or truncated image data ({_short(exc)})") from None
 
 
@@ -191,7 +203,7 @@ def _decode_open(
     if frames > 1:
         im.seek(0)  # animations are judged by their first frame
     scale = min(1.0, max_edge / max(stored))
-    if scale < 1.0 and fmt == "JPEG":
+    if scale < 1.0 and fmt in ("JPEG", "MPO"):  # MPO: a camera or phone JPEG with extras
         im.draft(im.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
     im.load()
     image = ImageOps.exif_transpose(im) if orientation != 1 else im
@@ -211,9 +223,9 @@ def _decode_with_fallback(path: str, file_size: int, max_edge: int) -> Decoded:
         im.load()
     except Exception as exc:
         raise ImageError(f"not an image Pillow or PixStor can read ({_short(exc)})") from None
-    display = im.size
-    image = _fit_edge(_to_rgb(ImageOps.exif_transpose(im)), max_edge)
-    return Decoded(path, None, file_size, display, image, untouched=False, raw=None)
+    upright = ImageOps.exif_transpose(im)
+    image = _fit_edge(_to_rgb(upright), max_edge)
+    return Decoded(path, None, file_size, upright.size, image, untouched=False, raw=None)
 
 
 def _orientation(im: Image.Image) -> int:
@@ -256,39 +268,43 @@ def _fit_edge(im: Image.Image, max_edge: int) -> Image.Image:
     return im.resize(size, _LANCZOS, reducing_gap=3.0)
 
 
-def _encode(decoded: Decoded, limits: Limits) -> PreparedImage:
-    width, height = decoded.image.size
+def _encode(decoded: Decoded, limits: Limits, max_edge: int) -> PreparedImage:
+    # The geometry is judged on the file's own size, not the reduced copy: rounding a long
+    # strip down to a few pixels must not decide whether it fits.
+    width, height = decoded.display_size
     long_side, short_side = max(width, height), min(width, height)
     if limits.max_aspect and long_side / short_side > limits.max_aspect:
         raise ImageError(
             f"{_size(decoded.display_size)} is too long and thin for {limits.service} "
             f"(at most {limits.max_aspect:g}:1)"
         )
-    scale = min(1.0, limits.max_side / long_side)
+    scale = min(1.0, max_edge / long_side, limits.max_side / long_side)
     if short_side * scale < limits.min_side:
+        # The service's minimum wins over the preferred long edge.
         scale = limits.min_side / short_side
         if long_side * scale > limits.max_side:
             raise ImageError(
                 f"{_size(decoded.display_size)} cannot be brought within {limits.service}'s "
                 f"limits ({limits.min_side} to {limits.max_side} px a side)"
             )
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if (
         scale == 1.0
         and decoded.raw is not None
         and decoded.format in limits.formats
         and len(decoded.raw) <= limits.max_bytes
     ):
-        return _prepared(decoded, decoded.raw, decoded.format, (width, height), as_is=True)
+        return _prepared(decoded, decoded.raw, decoded.format, size, as_is=True)
     image = decoded.image
-    if scale != 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.size != size:
         image = image.resize(size, _LANCZOS)
     for quality in (90, 80, 70, 60):
         data = _jpeg(image, quality)
         if len(data) <= limits.max_bytes:
             return _prepared(decoded, data, "JPEG", image.size, as_is=False)
     while min(image.size) * 0.75 >= limits.min_side:
-        image = image.resize((round(image.width * 0.75), round(image.height * 0.75)), _LANCZOS)
+        # Truncate, not round: round(2 * 0.75) is 2, and the loop would never end.
+        image = image.resize((int(image.width * 0.75), int(image.height * 0.75)), _LANCZOS)
         data = _jpeg(image, 70)
         if len(data) <= limits.max_bytes:
             return _prepared(decoded, data, "JPEG", image.size, as_is=False)

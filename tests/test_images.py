@@ -1,0 +1,678 @@
+"""common.images: what reaches a service is upright RGB within its limits, or the file as it is.
+
+Every image comes from tests/imagefactory.py (or is built here with Pillow); each test decodes
+what would be sent and checks its pixels and size, not only that nothing raised.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import struct
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image, ImageChops, JpegImagePlugin
+
+from common import images, pixstor
+from common.errors import ImageError
+from tests import imagefactory as factory
+
+LIMITS = [images.CUSTOM_VISION, images.VISION_40, images.VISION_32]
+LIMIT_IDS = ["custom_vision", "vision_40", "vision_32"]
+MAX_EDGE = 2048
+
+RED = (255, 0, 0)
+WHITE = (255, 255, 255)
+
+
+def body(prepared: images.PreparedImage) -> Image.Image:
+    """The image a service would decode from the bytes sent."""
+    im = Image.open(io.BytesIO(prepared.data))
+    im.load()
+    assert im.format == prepared.format
+    assert im.size == (prepared.width, prepared.height)
+    return im
+
+
+def near(actual, expected, tolerance=24) -> bool:
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected))
+
+
+def rgb_at(im: Image.Image, fx: float, fy: float) -> tuple:
+    """The RGB pixel at a fraction of the width and height."""
+    x = min(im.width - 1, int(im.width * fx))
+    y = min(im.height - 1, int(im.height * fy))
+    return im.convert("RGB").getpixel((x, y))
+
+
+def red_bbox(im: Image.Image):
+    """Bounding box of the clearly red pixels."""
+    r, g, b = im.convert("RGB").split()
+    high = r.point(lambda v: 255 if v > 200 else 0)
+    low_g = g.point(lambda v: 255 if v < 80 else 0)
+    low_b = b.point(lambda v: 255 if v < 80 else 0)
+    return ImageChops.multiply(ImageChops.multiply(high, low_g), low_b).getbbox()
+
+
+@pytest.fixture
+def opens(monkeypatch):
+    """Every PIL.Image.open call made through common.images, in order."""
+    calls = []
+    real_open = images.Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        calls.append(fp)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(images.Image, "open", counting_open)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def photo_40mp(tmp_path_factory):
+    return factory.jpeg_40mp(tmp_path_factory.mktemp("big"))
+
+
+# --------------------------------------------------------------------------- as it is
+
+
+@pytest.mark.parametrize("limits", LIMITS, ids=LIMIT_IDS)
+@pytest.mark.parametrize(
+    ("make", "fmt"), [(factory.jpeg, "JPEG"), (factory.png, "PNG")], ids=["jpeg", "png"]
+)
+def test_small_file_within_limits_is_sent_byte_identical(tmp_path, make, fmt, limits):
+    path = make(tmp_path, size=(300, 200))
+
+    prepared = images.prepare(path, limits, MAX_EDGE, 16)
+
+    assert prepared.as_is
+    assert prepared.data == path.read_bytes()
+    assert prepared.format == fmt
+    assert (prepared.width, prepared.height) == (300, 200)
+    assert (prepared.display_width, prepared.display_height) == (300, 200)
+
+
+# --------------------------------------------------------------------------- EXIF orientation
+
+STORED = (400, 300)
+RECT = (40, 30, 200, 90)  # asymmetric: each orientation puts it somewhere else
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_before_sending(tmp_path, orientation):
+    path = factory.jpeg_exif_rotated(tmp_path, orientation=orientation, size=STORED, rect=RECT)
+
+    prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+
+    upright = STORED if orientation <= 4 else STORED[::-1]
+    assert (prepared.display_width, prepared.display_height) == upright
+    assert (prepared.width, prepared.height) == upright
+    if orientation == 1:
+        assert prepared.as_is and prepared.data == path.read_bytes()
+    else:
+        assert not prepared.as_is and prepared.format == "JPEG"
+    sent = body(prepared)
+    if orientation != 1:
+        # Re-encoded upright: no orientation tag left to make the service turn it again.
+        assert sent.getexif().get(factory.EXIF_ORIENTATION, 1) == 1
+    left, top, width, height = factory.displayed_rect(STORED, RECT, orientation)
+    box = red_bbox(sent)
+    assert box is not None
+    found = (
+        box[0] / sent.width,
+        box[1] / sent.height,
+        (box[2] - box[0]) / sent.width,
+        (box[3] - box[1]) / sent.height,
+    )
+    assert found == pytest.approx((left, top, width, height), abs=0.02)
+
+
+# --------------------------------------------------------------------------- colour modes
+
+
+@pytest.mark.parametrize("limits", LIMITS, ids=LIMIT_IDS)
+def test_cmyk_comes_out_in_the_right_rgb_colours(tmp_path, limits):
+    path = factory.cmyk_jpeg(tmp_path, size=(300, 200))
+
+    prepared = images.prepare(path, limits, MAX_EDGE)
+
+    assert not prepared.as_is and prepared.format == "JPEG"
+    sent = body(prepared)
+    assert sent.mode == "RGB"
+    assert near(rgb_at(sent, 0.25, 0.3), (0, 255, 255))  # cyan half
+    assert near(rgb_at(sent, 0.75, 0.3), (255, 0, 0))  # magenta + yellow half
+    assert near(rgb_at(sent, 0.5, 0.9), (0, 0, 0))  # the black bar
+
+
+@pytest.mark.parametrize("limits", LIMITS, ids=LIMIT_IDS)
+def test_16_bit_tiff_is_scaled_to_8_bits_not_clipped(tmp_path, limits):
+    path = factory.tiff_16bit(tmp_path, size=(300, 200))
+    with Image.open(path) as stored:
+        assert stored.mode == "I;16"  # the factory wrote what this test is about
+
+    prepared = images.prepare(path, limits, MAX_EDGE)
+
+    assert not prepared.as_is and prepared.format == "JPEG"
+    sent = body(prepared)
+    assert sent.size == (300, 200)
+    level = [sent.convert("L").getpixel((x, 100)) for x in (2, 75, 150, 225, 297)]
+    # A clipped conversion would show 255 from the first few columns on.
+    assert level[0] <= 6
+    assert 58 <= level[1] <= 70
+    assert 121 <= level[2] <= 134
+    assert 185 <= level[3] <= 198
+    assert level[4] >= 249
+
+
+@pytest.mark.parametrize("limits", LIMITS, ids=LIMIT_IDS)
+def test_transparent_background_becomes_white(tmp_path, limits):
+    path = factory.png_alpha(tmp_path, size=(300, 200))
+
+    prepared = images.prepare(path, limits, MAX_EDGE)
+
+    assert not prepared.as_is and prepared.format == "JPEG"
+    sent = body(prepared)
+    assert sent.mode == "RGB"
+    for corner in ((0.02, 0.02), (0.98, 0.02), (0.02, 0.98), (0.98, 0.98)):
+        assert near(rgb_at(sent, *corner), WHITE, 8), corner  # not the stored (0, 0, 0, 0)
+    assert near(rgb_at(sent, 0.5, 0.5), (255, 140, 0))
+
+
+def test_animated_gif_is_judged_by_its_first_frame(tmp_path):
+    path = factory.gif_palette(tmp_path, size=(300, 200), frames=3)
+    with Image.open(path) as stored:
+        assert stored.n_frames == 3
+
+    prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+
+    assert not prepared.as_is and prepared.format == "JPEG"
+    sent = body(prepared)
+    assert sent.size == (300, 200)
+    for point in ((0.5, 0.5), (0.9, 0.9), (0.1, 0.9)):
+        assert near(rgb_at(sent, *point), RED), point  # later frames are blue
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _rgb_tiff(folder: Path) -> Path:
+    path = folder / "plain.tif"
+    with Image.open(factory.png(folder, size=(300, 200), color=(200, 40, 40))) as im:
+        im.save(path, "TIFF")
+    return path
+
+
+def _palette_gif(folder: Path) -> Path:
+    return factory.gif_palette(folder, size=(300, 200))
+
+
+@pytest.mark.parametrize(
+    ("make", "colour"),
+    [
+        (_palette_gif, RED),  # GIF is accepted, but a palette image is made RGB
+        (lambda folder: factory.webp(folder, size=(300, 200)), (0, 160, 160)),
+        (lambda folder: factory.tiff_16bit(folder, size=(300, 200)), None),
+        (_rgb_tiff, (200, 40, 40)),
+    ],
+    ids=["palette-gif", "webp", "tiff-16bit", "tiff-rgb"],
+)
+def test_what_custom_vision_does_not_take_becomes_jpeg(tmp_path, make, colour):
+    path = make(tmp_path)
+
+    prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+
+    assert not prepared.as_is
+    assert prepared.format == "JPEG"
+    sent = body(prepared)
+    assert sent.size == (300, 200)
+    if colour is not None:
+        assert near(rgb_at(sent, 0.9, 0.1), colour)  # the background, off the rectangle
+
+
+@pytest.mark.parametrize("limits", LIMITS, ids=LIMIT_IDS)
+def test_rgb_bmp_is_accepted_everywhere_as_it_is(tmp_path, limits):
+    path = factory.bmp(tmp_path, size=(300, 200))
+
+    prepared = images.prepare(path, limits, MAX_EDGE)
+
+    assert prepared.as_is and prepared.format == "BMP"
+    assert prepared.data == path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("make", "fmt"),
+    [(lambda folder: factory.webp(folder, size=(300, 200)), "WEBP"), (_rgb_tiff, "TIFF")],
+    ids=["webp", "tiff"],
+)
+def test_webp_and_tiff_go_as_they_are_to_vision_40_only(tmp_path, make, fmt):
+    path = make(tmp_path)
+
+    v40 = images.prepare(path, images.VISION_40, MAX_EDGE)
+    v32 = images.prepare(path, images.VISION_32, MAX_EDGE)
+
+    assert v40.as_is and v40.format == fmt and v40.data == path.read_bytes()
+    assert not v32.as_is and v32.format == "JPEG"
+    assert body(v32).size == (300, 200)
+
+
+# --------------------------------------------------------------------------- large images
+
+
+def test_40_mp_jpeg_is_drafted_and_fits_custom_vision(photo_40mp, monkeypatch):
+    drafts, loads = [], []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+    real_load = JpegImagePlugin.JpegImageFile.load
+
+    def spy_draft(self, mode, size, *args, **kwargs):
+        result = real_draft(self, mode, size, *args, **kwargs)
+        drafts.append((tuple(size), self.size))
+        return result
+
+    def spy_load(self, *args, **kwargs):
+        loads.append(self.size)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy_load)
+
+    prepared = images.prepare(photo_40mp, images.CUSTOM_VISION, MAX_EDGE, 16)
+
+    assert photo_40mp.stat().st_size > 4_000_000  # too big to go as it is
+    assert len(prepared.data) <= 4_000_000
+    assert not prepared.as_is and prepared.format == "JPEG"
+    assert (prepared.display_width, prepared.display_height) == (7728, 5152)
+    assert (prepared.width, prepared.height) == (2048, 1365)
+    # Draft asked for at least the size sent; libjpeg decoded at 1/2 scale (a quarter of the
+    # pixels), and no load ever saw the full 7728x5152.
+    assert len(drafts) == 1
+    asked, decoded_at = drafts[0]
+    assert asked[0] >= 2048 and asked[1] >= 1365
+    assert decoded_at == (3864, 2576)
+    assert loads and all(size == (3864, 2576) for size in loads)
+    sent = body(prepared)
+    assert near(rgb_at(sent, 0.75, 0.4), (30, 60, 160), 30)  # the blue rectangle
+    assert near(rgb_at(sent, 0.3, 0.45), (220, 180, 40), 30)  # the yellow ellipse
+
+
+def test_mpo_is_drafted_like_jpeg(tmp_path, monkeypatch):
+    # Many phone and camera photos carry a second picture (MPF) and open as MPO.
+    path = tmp_path / "camera.jpg"
+    first = Image.new("RGB", (4000, 3000), (200, 10, 10))
+    first.save(path, "MPO", save_all=True, append_images=[Image.new("RGB", (400, 300), RED)])
+    with Image.open(path) as stored:
+        assert stored.format == "MPO" and stored.n_frames == 2
+    loads = []
+    real_load = JpegImagePlugin.JpegImageFile.load
+
+    def spy_load(self, *args, **kwargs):
+        loads.append(self.size)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy_load)
+
+    prepared = images.prepare(path, images.CUSTOM_VISION, 1000)
+
+    assert (prepared.width, prepared.height) == (1000, 750)
+    assert loads and all(w <= 1000 and h <= 750 for w, h in loads)
+    assert near(rgb_at(body(prepared), 0.5, 0.5), (200, 10, 10))
+
+
+MAKERS = {
+    "jpeg": lambda d: factory.jpeg(d, size=(300, 200)),
+    "png": lambda d: factory.png(d, size=(300, 200)),
+    "bmp": lambda d: factory.bmp(d, size=(300, 200)),
+    "webp": lambda d: factory.webp(d, size=(300, 200)),
+    "tiff-16bit": lambda d: factory.tiff_16bit(d, size=(300, 200)),
+    "tiff-rgb": _rgb_tiff,
+    "cmyk": lambda d: factory.cmyk_jpeg(d, size=(300, 200)),
+    "alpha": lambda d: factory.png_alpha(d, size=(300, 200)),
+    "gif": lambda d: factory.gif_palette(d, size=(300, 200)),
+    "animated-gif": lambda d: factory.gif_palette(d, size=(300, 200), frames=3),
+    "exif-rotated": lambda d: factory.jpeg_exif_rotated(d, orientation=6, size=(300, 200)),
+}
+
+
+@pytest.mark.parametrize("limits", LIMITS, ids=LIMIT_IDS)
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_max_edge_is_respected_for_every_format(tmp_path, kind, limits):
+    path = MAKERS[kind](tmp_path)
+
+    prepared = images.prepare(path, limits, 120)
+
+    expected = (80, 120) if kind == "exif-rotated" else (120, 80)
+    assert (prepared.width, prepared.height) == expected
+    assert not prepared.as_is and prepared.format == "JPEG"
+    assert body(prepared).size == expected
+    upright = (200, 300) if kind == "exif-rotated" else (300, 200)
+    assert (prepared.display_width, prepared.display_height) == upright
+
+
+# --------------------------------------------------------------------------- decode once
+
+
+def test_three_plugins_on_one_file_decode_it_once(tmp_path, opens):
+    path = factory.jpeg(tmp_path, size=(640, 480))
+
+    first = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
+    v40 = images.prepare(path, images.VISION_40, MAX_EDGE, 16)
+    v32 = images.prepare(path, images.VISION_32, MAX_EDGE, 16)
+    again = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
+
+    assert len(opens) == 1
+    assert again is first
+    for prepared in (first, v40, v32):
+        assert prepared.data == path.read_bytes()
+
+
+def test_a_changed_file_is_decoded_again(tmp_path, opens):
+    path = factory.jpeg(tmp_path, size=(640, 480), color=(0, 128, 0))
+    before = images.prepare(path, images.CUSTOM_VISION, 320)
+    stat = path.stat()
+
+    factory.jpeg(tmp_path, size=(640, 480), color=(0, 0, 200))  # same name, new content
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    after = images.prepare(path, images.CUSTOM_VISION, 320)
+
+    assert len(opens) == 2
+    assert near(rgb_at(body(before), 0.9, 0.1), (0, 128, 0))
+    assert near(rgb_at(body(after), 0.9, 0.1), (0, 0, 200))
+
+
+def test_a_touched_file_is_decoded_again_even_with_the_same_bytes(tmp_path, opens):
+    path = factory.jpeg(tmp_path, size=(640, 480))
+    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    stat = path.stat()
+
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+
+    assert len(opens) == 2
+
+
+def test_clear_cache_forgets_decoded_files(tmp_path, opens):
+    path = factory.jpeg(tmp_path, size=(640, 480))
+
+    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    images.clear_cache()
+    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+
+    assert len(opens) == 2
+
+
+# --------------------------------------------------------------------------- small and thin
+
+
+def test_tiny_image_is_refused_by_min_edge(tmp_path):
+    path = factory.tiny(tmp_path)
+
+    with pytest.raises(ImageError, match=r"1x1 px is too small .*PIXSTOR_AZURE_MIN_SIDE is 16"):
+        images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
+
+
+def test_small_image_is_upscaled_for_vision_but_sent_as_is_to_custom_vision(tmp_path):
+    path = factory.png(tmp_path, size=(40, 30), color=(0, 0, 255))
+
+    v40 = images.prepare(path, images.VISION_40, MAX_EDGE, 16)
+    v32 = images.prepare(path, images.VISION_32, MAX_EDGE, 16)
+    cv = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
+
+    for prepared in (v40, v32):
+        assert not prepared.as_is and prepared.format == "JPEG"
+        assert min(prepared.width, prepared.height) >= 50
+        assert (prepared.width, prepared.height) == (67, 50)
+        sent = body(prepared)
+        assert near(rgb_at(sent, 0.95, 0.05), (0, 0, 255))
+    assert cv.as_is and cv.data == path.read_bytes()
+    assert (cv.width, cv.height) == (40, 30)
+
+
+@pytest.fixture(scope="module")
+def strip_png(tmp_path_factory):
+    return factory.strip(tmp_path_factory.mktemp("strip"))
+
+
+@pytest.mark.parametrize(
+    ("limits", "words"),
+    [
+        (images.CUSTOM_VISION, "too long and thin for Custom Vision (at most 25:1)"),
+        (images.VISION_40, "cannot be brought within Azure AI Vision 4.0's limits (50 to 15999"),
+        (images.VISION_32, "cannot be brought within Azure AI Vision 3.2's limits (50 to 15999"),
+    ],
+    ids=LIMIT_IDS,
+)
+def test_60000_by_50_strip_is_refused(strip_png, limits, words):
+    with pytest.raises(ImageError) as caught:
+        images.prepare(strip_png, limits, MAX_EDGE, 16)
+
+    assert words in str(caught.value)
+    assert "60000x50 px" in str(caught.value)
+
+
+def test_a_strip_that_fits_at_its_own_size_is_judged_at_its_own_size(tmp_path):
+    # 15000x47: reduced to the 2048 px long edge it would be 2048x6, and 6 px scaled up to
+    # the 50 px minimum would overflow 15999; from the file's own size it fits.
+    path = tmp_path / "strip.png"
+    Image.new("RGB", (15000, 47), (200, 30, 30)).save(path)
+
+    prepared = images.prepare(path, images.VISION_40, MAX_EDGE, 16)
+
+    assert (prepared.width, prepared.height) == (15957, 50)
+    assert Image.open(io.BytesIO(prepared.data)).size == (15957, 50)
+
+
+# --------------------------------------------------------------------------- hostile files
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (factory.decompression_bomb, "refused as a possible decompression bomb"),
+        (factory.truncated_jpeg, "corrupt or truncated image data (image file is truncated"),
+        (factory.random_bytes_jpg, "not an image Pillow can read"),
+        (factory.text_file_png, "not an image Pillow can read"),
+        (factory.svg, "not an image Pillow can read"),
+    ],
+    ids=["bomb", "truncated", "random-bytes", "text", "svg"],
+)
+def test_hostile_files_end_in_a_clear_image_error(tmp_path, make, words):
+    path = make(tmp_path)
+
+    with pytest.raises(ImageError) as caught:
+        images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+
+    assert str(caught.value).startswith(words)
+    assert caught.value.status == "SKIPPED"
+
+
+def test_a_missing_file_is_an_image_error(tmp_path):
+    with pytest.raises(ImageError, match="cannot read the file"):
+        images.prepare(tmp_path / "gone.jpg", images.CUSTOM_VISION, MAX_EDGE)
+
+
+def test_every_truncation_of_an_animated_gif_is_an_image_error_or_an_image(tmp_path):
+    # Cut inside a later frame, Pillow raises struct.error while counting frames.
+    data = factory.gif_palette(tmp_path, size=(300, 200), frames=3).read_bytes()
+    path = tmp_path / "cut.gif"
+    outcomes = set()
+    for length in range(1, len(data)):
+        path.write_bytes(data[:length])
+        images.clear_cache()
+        try:
+            prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+        except ImageError:
+            outcomes.add("refused")
+        else:
+            assert prepared.format == "JPEG"
+            outcomes.add("sent")
+    assert outcomes == {"refused", "sent"}
+
+
+def test_tiff_with_a_broken_next_frame_pointer_is_an_image_error(tmp_path):
+    data = bytearray(factory.tiff_16bit(tmp_path, size=(300, 200)).read_bytes())
+    assert data[:4] == b"II*\x00"
+    (ifd,) = struct.unpack_from("<I", data, 4)
+    (entries,) = struct.unpack_from("<H", data, ifd)
+    struct.pack_into("<I", data, ifd + 2 + 12 * entries, 5000)  # "next IFD" into the pixels
+    path = tmp_path / "broken.tif"
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(ImageError, match="corrupt or truncated image data"):
+        images.prepare(path, images.VISION_40, MAX_EDGE)
+
+
+# --------------------------------------------------------------------------- PixStor's loader
+
+
+def test_pixstor_loader_reads_what_pillow_cannot(tmp_path, monkeypatch):
+    path = factory.random_bytes_jpg(tmp_path)
+    asked = []
+
+    def load_image(name):
+        asked.append(name)
+        return SimpleNamespace(image=Image.new("RGB", (640, 400), (10, 200, 30)))
+
+    monkeypatch.setattr(pixstor, "load_image", load_image)
+
+    prepared = images.prepare(path, images.CUSTOM_VISION, 320)
+
+    assert asked == [str(path)]
+    assert not prepared.as_is and prepared.format == "JPEG"
+    assert (prepared.width, prepared.height) == (320, 200)
+    assert (prepared.display_width, prepared.display_height) == (640, 400)
+    assert near(rgb_at(body(prepared), 0.5, 0.5), (10, 200, 30))
+
+
+def test_pixstor_loader_image_is_turned_upright(tmp_path, monkeypatch):
+    rotated = factory.jpeg_exif_rotated(tmp_path / "src", orientation=6, size=STORED, rect=RECT)
+    monkeypatch.setattr(
+        pixstor, "load_image", lambda name: SimpleNamespace(image=Image.open(rotated))
+    )
+
+    prepared = images.prepare(factory.random_bytes_jpg(tmp_path), images.CUSTOM_VISION, MAX_EDGE)
+
+    assert (prepared.display_width, prepared.display_height) == (300, 400)
+    assert (prepared.width, prepared.height) == (300, 400)
+    box = red_bbox(body(prepared))
+    left, top, _, _ = factory.displayed_rect(STORED, RECT, 6)
+    assert box is not None
+    assert (box[0] / 300, box[1] / 400) == pytest.approx((left, top), abs=0.02)
+
+
+def test_pixstor_loader_failing_is_an_image_error(tmp_path, monkeypatch):
+    def load_image(name):
+        raise RuntimeError("ImageMagick: no decode delegate")
+
+    monkeypatch.setattr(pixstor, "load_image", load_image)
+
+    with pytest.raises(ImageError, match=r"not an image Pillow or PixStor can read .*delegate"):
+        images.prepare(factory.text_file_png(tmp_path), images.CUSTOM_VISION, MAX_EDGE)
+
+
+def test_without_pixstor_an_unreadable_file_is_an_image_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(pixstor, "load_image", None)
+
+    with pytest.raises(ImageError, match=r"^not an image Pillow can read$"):
+        images.prepare(factory.random_bytes_jpg(tmp_path), images.CUSTOM_VISION, MAX_EDGE)
+
+
+# --------------------------------------------------------------------------- byte limits
+
+
+def _noisy_jpeg(folder: Path, size=(300, 200)) -> Path:
+    n = size[0] * size[1] * 3
+    noise = random.Random(7).getrandbits(n * 8).to_bytes(n, "little")
+    path = folder / "noisy.jpg"
+    Image.frombytes("RGB", size, noise).save(path, "JPEG", quality=95)
+    return path
+
+
+def test_image_is_shrunk_until_it_fits_the_byte_limit(tmp_path):
+    path = _noisy_jpeg(tmp_path)
+    limits = images.Limits("Small", frozenset({"JPEG"}), max_bytes=15_000, max_side=10000)
+    assert path.stat().st_size > 15_000
+
+    prepared = images.prepare(path, limits, MAX_EDGE)
+
+    assert len(prepared.data) <= 15_000
+    assert prepared.format == "JPEG" and not prepared.as_is
+    assert prepared.width < 300 and prepared.height < 200
+    assert prepared.width / prepared.height == pytest.approx(1.5, abs=0.05)
+    assert body(prepared).size == (prepared.width, prepared.height)
+
+
+def test_image_that_cannot_fit_the_byte_limit_is_an_image_error(tmp_path, monkeypatch):
+    encodes = []
+    real_jpeg = images._jpeg
+
+    def counting_jpeg(image, quality):
+        encodes.append(image.size)
+        assert len(encodes) < 100, "the shrinking loop does not end"
+        return real_jpeg(image, quality)
+
+    monkeypatch.setattr(images, "_jpeg", counting_jpeg)
+    limits = images.Limits("Tiny", frozenset({"JPEG"}), max_bytes=100, max_side=10000)
+
+    with pytest.raises(ImageError, match="cannot be encoded under Tiny's 100 byte limit"):
+        images.prepare(factory.png(tmp_path, size=(300, 200)), limits, MAX_EDGE)
+
+    assert min(encodes[-1]) == 1  # shrunk as far as it goes before giving up
+
+
+# --------------------------------------------------------------------------- handles
+
+
+@pytest.mark.parametrize(
+    ("ext", "expected"),
+    [
+        (".jpg", True),
+        ("JPEG", True),
+        (".png", True),
+        (".gif", True),
+        (".bmp", True),
+        (".webp", True),
+        (".tif", True),
+        (".tiff", True),
+        (".svg", False),
+        (".pdf", False),
+        (".eps", False),
+        (".txt", False),
+        (".dpx", False),
+    ],
+)
+def test_handles_extensions(monkeypatch, ext, expected):
+    monkeypatch.setattr(pixstor, "load_image", None)
+    assert images.handles(ext=ext) is expected
+
+
+@pytest.mark.parametrize(
+    ("mimetype", "expected"),
+    [
+        ("image/jpeg", True),
+        ("image/png; charset=binary", True),
+        ("IMAGE/GIF", True),
+        ("image/webp", True),
+        ("image/tiff", True),
+        ("image/svg+xml", False),
+        ("application/pdf", False),
+        ("text/plain", False),
+    ],
+)
+def test_handles_mimetypes(monkeypatch, mimetype, expected):
+    monkeypatch.setattr(pixstor, "load_image", None)
+    assert images.handles(mimetype=mimetype) is expected
+
+
+def test_handles_pixstor_formats_only_with_pixstor_loader(monkeypatch):
+    monkeypatch.setattr(pixstor, "load_image", None)
+    assert not images.handles(ext=".dpx")
+
+    monkeypatch.setattr(pixstor, "load_image", lambda name: None)
+
+    assert images.handles(ext=".dpx")
+    assert images.handles(ext=".EXR")
+    assert not images.handles(ext=".svg")
+    assert not images.handles()
