@@ -48,6 +48,7 @@ def clean_state(monkeypatch, tmp_path):
     monkeypatch.setenv("CUSTOM_VISION_REQUESTS_PER_SECOND", "0")
     monkeypatch.setenv("AZURE_VISION_REQUESTS_PER_SECOND", "0")
     images.clear_cache()
+    images.set_cache_size(3)
     runner._said.clear()
     http._limiters.clear()
     MetadataStore._instances.clear()

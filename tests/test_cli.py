@@ -1,0 +1,66 @@
+"""The command-line tool: the plugins over a folder, outside PixStor, into the SQLite store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from common import cli
+from tests import imagefactory
+from tests.conftest import ROOT
+from tests.fakeazure import FakeAzure
+
+PROJECT = "a1b2c3d4-0000-4000-8000-000000000001"
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    with FakeAzure() as server:
+        server.add_project(PROJECT, "classify", published=["live"])
+        monkeypatch.setenv("CUSTOM_VISION_ENDPOINT", server.url)
+        monkeypatch.setenv("CUSTOM_VISION_KEY", server.key)
+        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_PROJECT", PROJECT)
+        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "live")
+        yield server
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "stills"
+    (root / "day1").mkdir(parents=True)
+    imagefactory.png(root / "day1", size=(400, 300), color=(0, 0, 255))
+    shutil.copy(ROOT / "images" / "coffee.jpg", root / "day1" / "coffee.jpg")
+    imagefactory.truncated_jpeg(root)
+    (root / "notes.txt").write_text("not for us")
+    return root
+
+
+def test_tag_then_show(fake, folder, store, capsys):
+    assert cli.main(["tag", "-p", "classification", "--no-progress", str(folder)]) == 0
+
+    summary = capsys.readouterr().err
+    assert "azureclassification: SUCCESS 1" in summary  # the blue PNG
+    assert "azureclassification: SKIPPED 2" in summary  # coffee under 0.5, the truncated JPEG
+    assert len(fake.requests) == 2  # notes.txt was not handled, the truncated file not sent
+    blue = folder / "day1" / "plain.png"
+    assert store.read(str(blue.resolve()), "image")["azure_class"] == "blue"
+
+    assert cli.main(["show", str(folder)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert list(shown) == [str(blue)]
+    assert shown[str(blue)]["image.azure_classes"] == ["blue"]
+
+
+def test_fatal_files_make_a_failing_exit_status(fake, folder, monkeypatch, capsys):
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "unpublished")
+
+    assert cli.main(["tag", "-p", "classification", "--no-progress", "-j", "2", str(folder)]) == 1
+    assert "azureclassification: FATAL 2" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["tag", "-p", "nonsense", "x"])
+    assert caught.value.code == 2
