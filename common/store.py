@@ -41,6 +41,7 @@ class MetadataStore:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._setup = threading.Lock()
 
     @classmethod
     def default(cls) -> MetadataStore:
@@ -56,10 +57,13 @@ class MetadataStore:
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(str(self.path), timeout=30)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(_SCHEMA)
+            # Switching a new file to WAL fails at once ("database is locked", no busy wait)
+            # while another thread does the same: one thread at a time sets a connection up.
+            with self._setup:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(str(self.path), timeout=30)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute(_SCHEMA)
             self._local.connection = connection
         return connection
 

@@ -1,0 +1,57 @@
+"""PixStor Search plugin: generic tags, caption, objects and text from Azure AI Vision.
+
+Needs no training. Writes ``image.azure_tags`` (tags at or above the threshold, most confident
+first), ``image.azure_caption``, ``image.azure_objects`` and ``image.azure_object_boxes`` (what
+was found and where, as fractions of the image as displayed) and ``image.azure_text`` (the lines
+of text read in the picture, in reading order). A feature not asked for, or that found nothing,
+writes no field; when nothing was found at all the file is SKIPPED. Settings: see README.md.
+"""
+
+import os
+import sys
+
+# PixStor loads this file through a link in its enabled/ folder: find common/ beside the
+# real file, with no installation of our own code.
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+
+from common import boxes, fields, runner, vision
+from common.images import handles
+from common.pixstor import Plugin
+
+SCHEMA = [
+    fields.strings("azure_tags", "Azure AI Vision tags, most confident first"),
+    fields.string("azure_caption", "Azure AI Vision caption"),
+    fields.strings("azure_objects", "Objects found by Azure AI Vision, most confident first"),
+    fields.string("azure_object_boxes", "Where Azure AI Vision found the objects (JSON boxes)"),
+    fields.strings("azure_text", "Lines of text read in the image by Azure AI Vision"),
+]
+
+
+def extract(path: str) -> dict:
+    """The fields for the image at ``path``: exactly what ``process`` writes."""
+    found = vision.analyze(path)
+    data = {}
+    if found.tags:
+        data["azure_tags"] = [t.name for t in found.tags]
+    if found.caption:
+        data["azure_caption"] = found.caption
+    if found.objects:
+        data["azure_objects"] = fields.distinct([b.tag for b in found.objects])
+        data["azure_object_boxes"] = boxes.to_json(found.objects)
+    if found.text:
+        data["azure_text"] = found.text
+    return data
+
+
+class AzureVisionPlugin(Plugin):
+    def namespace(self):
+        return "image"
+
+    def handles(self, ext=None, mimetype=None):
+        return handles(ext, mimetype)
+
+    def schema(self):
+        return SCHEMA
+
+    def process(self, id_, file_, fileinfo=None):
+        return runner.process(self, id_, file_, extract)

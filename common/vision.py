@@ -1,0 +1,421 @@
+"""Azure AI Vision: generic tags, caption, objects and text for one prepared image.
+
+Two APIs give the same fields. Image Analysis 4.0 (the default) reads text and can make
+captions gender-neutral, but captions only in some regions; Computer Vision v3.2 captions in
+every region and tags in many languages, but reads no text through ``analyze``. ``analyze(path)``
+picks the API from the settings, prepares the image for that API's limits, and returns one
+``Analysis`` whichever of them answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import http, images
+from .boxes import Box
+from .errors import ImageRejected, ServiceError, SettingsError
+from .fields import passing
+from .settings import Secret, Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE = "Azure AI Vision"
+API_40 = "4.0"
+API_32 = "3.2"
+FEATURES = ("tags", "caption", "objects", "read")
+# v3.2 names of our features; "read" has none: v3.2 reads text only through its Read API.
+_V32_NAMES = {"tags": "Tags", "caption": "Description", "objects": "Objects"}
+
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,4})?$")
+_REGION = re.compile(r"not supported in (this|the|your) region", re.IGNORECASE)
+_FEATURE_CODES = {"NotSupportedFeature", "NotSupportedVisualFeature"}
+# Refusals of this one image; other files may pass. InvalidImageDimension is the Read API's
+# name for a size problem, accepted in case analyze ever uses it.
+_IMAGE_CODES = {
+    "InvalidImageFormat",
+    "InvalidImageSize",
+    "NotSupportedImage",
+    "InvalidImageDimension",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    endpoint: str
+    key: Secret
+    api: str
+    api_version: str
+    features: tuple[str, ...]  # ours, as asked for and offered by the API
+    language: str
+    gender_neutral: bool
+    tag_threshold: float
+    max_tags: int
+    object_threshold: float
+    max_objects: int
+    max_edge: int
+    min_edge: int
+    http: http.HttpConfig
+
+    @classmethod
+    def load(cls, settings: Settings | None = None) -> Config:
+        settings = settings or Settings.load()
+        api = settings.choice("AZURE_VISION_API", API_40, (API_40, API_32))
+        api_version = settings.text("AZURE_VISION_API_VERSION", "2024-02-01")
+        if not _API_VERSION.match(api_version):
+            raise SettingsError(
+                "AZURE_VISION_API_VERSION",
+                f"must be a date such as 2024-02-01, not {api_version!r}",
+            )
+        language = settings.text("AZURE_VISION_LANGUAGE", "en")
+        if not _LANGUAGE.match(language):
+            raise SettingsError(
+                "AZURE_VISION_LANGUAGE",
+                f"must be a language code such as en or es, not {language!r}",
+            )
+        asked = settings.words("AZURE_VISION_FEATURES", FEATURES, FEATURES)
+        gender_neutral = settings.flag("AZURE_VISION_GENDER_NEUTRAL_CAPTION", False)
+        features = tuple(asked)
+        if api == API_32:
+            features = tuple(f for f in asked if f in _V32_NAMES)
+            if not features:
+                raise SettingsError(
+                    "AZURE_VISION_FEATURES",
+                    "asks only for read, which AZURE_VISION_API=3.2 does not offer "
+                    "(text needs the default API, 4.0)",
+                )
+            if "read" in asked:
+                _debug_once("AZURE_VISION_API=3.2 reads no text through analyze: read is dropped")
+            if gender_neutral:
+                _debug_once(
+                    "AZURE_VISION_GENDER_NEUTRAL_CAPTION applies to 4.0 only: 3.2 ignores it"
+                )
+        max_edge, min_edge = images.edge_settings(settings)
+        return cls(
+            endpoint=settings.endpoint("AZURE_VISION_ENDPOINT"),
+            key=settings.secret("AZURE_VISION_KEY"),
+            api=api,
+            api_version=api_version,
+            features=features,
+            language=language,
+            gender_neutral=gender_neutral,
+            tag_threshold=settings.number("AZURE_VISION_TAG_THRESHOLD", 0.6, 0.0, 1.0),
+            max_tags=settings.integer("AZURE_VISION_MAX_TAGS", 20, 1, 1000),
+            object_threshold=settings.number("AZURE_VISION_OBJECT_THRESHOLD", 0.5, 0.0, 1.0),
+            max_objects=settings.integer("AZURE_VISION_MAX_OBJECTS", 50, 1, 1000),
+            max_edge=max_edge,
+            min_edge=min_edge,
+            http=http.HttpConfig.from_settings(settings, "AZURE_VISION_REQUESTS_PER_SECOND", 10.0),
+        )
+
+    @property
+    def limits(self) -> images.Limits:
+        return images.VISION_40 if self.api == API_40 else images.VISION_32
+
+    def wanted(self) -> list[str]:
+        """The features to ask for now: those asked for, less any the region turned down."""
+        with _lock:
+            gone = set(_unavailable.get((self.endpoint, self.api), ()))
+        features = [f for f in self.features if f not in gone]
+        if not features:
+            hint = " (set AZURE_VISION_API=3.2 for captions)" if self.api == API_40 else ""
+            raise SettingsError(
+                "AZURE_VISION_FEATURES",
+                f"asks only for {', '.join(self.features)}, which the resource at "
+                f"AZURE_VISION_ENDPOINT does not offer in its region{hint}",
+            )
+        return features
+
+    def request(self, features: list[str]) -> tuple[str, dict[str, str]]:
+        """The URL and query of an analyze call asking for ``features``."""
+        if self.api == API_40:
+            params = {
+                "api-version": self.api_version,
+                "features": ",".join(features),
+                "language": self.language,
+            }
+            if "caption" in features:
+                params["gender-neutral-caption"] = "true" if self.gender_neutral else "false"
+            return f"{self.endpoint}/computervision/imageanalysis:analyze", params
+        params = {
+            "visualFeatures": ",".join(_V32_NAMES[f] for f in features),
+            "language": self.language,
+        }
+        return f"{self.endpoint}/vision/v3.2/analyze", params
+
+
+@dataclass(frozen=True)
+class Tag:
+    name: str
+    confidence: float
+
+
+@dataclass
+class Analysis:
+    """What either API found, in one shape. Object boxes are fractions of the image."""
+
+    tags: list[Tag] = field(default_factory=list)  # most confident first
+    caption: str | None = None
+    caption_confidence: float | None = None
+    objects: list[Box] = field(default_factory=list)  # most confident first
+    text: list[str] = field(default_factory=list)  # lines, in reading order
+
+
+# Features a resource's region turned down, per (endpoint, API), for the life of the process.
+_unavailable: dict[tuple[str, str], set[str]] = {}
+_said: set[str] = set()
+_lock = threading.Lock()
+
+
+def analyze(path: str, config: Config | None = None) -> Analysis:
+    """Tags and objects at or above their thresholds, the caption and the text of ``path``."""
+    config = config or Config.load()
+    image = images.prepare(path, config.limits, config.max_edge, config.min_edge)
+    while True:
+        features = config.wanted()
+        url, params = config.request(features)
+        try:
+            body = http.post(
+                SERVICE,
+                url,
+                config.http,
+                headers={"Ocp-Apim-Subscription-Key": config.key.reveal()},
+                data=image.data,
+                params=params,
+            )
+        except ServiceError as exc:
+            refused = region_refusal(exc, features)
+            if refused is None:
+                raise _explain(exc, config) from None
+            _turned_down(config, refused, exc)
+            continue  # the same image at once, without that feature
+        found = parse(body, config.api, features, image.width, image.height)
+        return _kept(path, found, config)
+
+
+def parse(body: Any, api: str, features: list[str], width: int, height: int) -> Analysis:
+    """Read either API's answer for the features asked for; keys are matched case-insensitively.
+
+    ``width`` and ``height`` are those of the image sent: the service's pixel boxes are on it.
+    Results for features not asked for are ignored, whatever the body holds.
+    """
+    try:
+        answer = _keys(body)
+        width, height = _frame(answer, width, height)
+        read = _parse_40 if api == API_40 else _parse_32
+        found = read(answer, set(features), width, height)
+    except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+        raise ServiceError(
+            SERVICE, f"{SERVICE} answered with an unexpected body ({type(exc).__name__}: {exc})"
+        ) from None
+    found.tags.sort(key=lambda t: -t.confidence)
+    found.objects.sort(key=lambda b: -b.probability)
+    return found
+
+
+def _parse_40(answer: dict, features: set[str], width: int, height: int) -> Analysis:
+    found = Analysis()
+    if "tags" in features:
+        for item in _values(answer.get("tagsresult")):
+            found.tags.append(_tag(item, "name"))
+    if "caption" in features and answer.get("captionresult"):
+        caption = _keys(answer["captionresult"])
+        found.caption = str(caption["text"]).strip() or None
+        found.caption_confidence = float(caption.get("confidence") or 0.0)
+    if "objects" in features:
+        for item in map(_keys, _values(answer.get("objectsresult"))):
+            names = [_tag(t, "name") for t in item.get("tags") or []]
+            if names:  # one tag per object today; the most confident if ever more
+                best = max(names, key=lambda t: t.confidence)
+                found.objects.append(_box(best, item["boundingbox"], width, height))
+    if "read" in features and answer.get("readresult"):
+        for block in _keys(answer["readresult"]).get("blocks") or []:
+            for line in _keys(block).get("lines") or []:
+                text = str(_keys(line)["text"]).strip()
+                if text:
+                    found.text.append(text)
+    return found
+
+
+def _parse_32(answer: dict, features: set[str], width: int, height: int) -> Analysis:
+    found = Analysis()
+    if "tags" in features:
+        found.tags.extend(_tag(item, "name") for item in answer.get("tags") or [])
+    if "caption" in features and answer.get("description"):
+        captions = [_keys(c) for c in _keys(answer["description"]).get("captions") or []]
+        if captions:
+            best = max(captions, key=lambda c: float(c.get("confidence") or 0.0))
+            found.caption = str(best["text"]).strip() or None
+            found.caption_confidence = float(best.get("confidence") or 0.0)
+    if "objects" in features:
+        for item in map(_keys, answer.get("objects") or []):
+            found.objects.append(_box(_tag(item, "object"), item["rectangle"], width, height))
+    return found
+
+
+def _keys(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, found {type(value).__name__}")
+    return {str(k).lower(): v for k, v in value.items()}
+
+
+def _values(result: Any) -> list:
+    """The ``values`` list of a 4.0 ``<feature>Result``; none when the result is absent."""
+    return (_keys(result).get("values") or []) if result else []
+
+
+def _tag(item: Any, name_key: str) -> Tag:
+    item = _keys(item)
+    return Tag(str(item[name_key]), float(item["confidence"]))
+
+
+def _box(tag: Tag, rectangle: Any, width: int, height: int) -> Box:
+    r = {k: float(v) for k, v in _keys(rectangle).items() if k in ("x", "y", "w", "h")}
+    return Box.from_pixels(tag.name, tag.confidence, r["x"], r["y"], r["w"], r["h"], width, height)
+
+
+def _frame(answer: dict, width: int, height: int) -> tuple[int, int]:
+    """The size of the image the boxes are on: the service's own word when it gives one.
+
+    It should be the size we sent; when it is not, the boxes are on the service's frame, so
+    that is the one to divide by, and the mismatch is worth a warning.
+    """
+    metadata = answer.get("metadata")
+    if not isinstance(metadata, dict):
+        return width, height
+    metadata = _keys(metadata)
+    try:
+        seen = (int(metadata["width"]), int(metadata["height"]))
+    except (KeyError, TypeError, ValueError):
+        return width, height
+    if min(seen) < 1:
+        return width, height
+    if seen != (width, height):
+        log.warning(
+            "%s says it analysed a %dx%d px image, but %dx%d px was sent: boxes are read on "
+            "the service's size",
+            SERVICE,
+            *seen,
+            width,
+            height,
+        )
+    return seen
+
+
+def _kept(path: str, found: Analysis, config: Config) -> Analysis:
+    tags = []
+    seen: set[str] = set()
+    for tag in passing(found.tags, config.tag_threshold, len(found.tags), lambda t: t.confidence):
+        if tag.name.lower() not in seen:  # 4.0 and 3.2 each name a tag once, but cheap to be sure
+            seen.add(tag.name.lower())
+            tags.append(tag)
+    tags = tags[: config.max_tags]
+    objects = passing(found.objects, config.object_threshold, config.max_objects)
+    if found.tags and not tags:
+        best = found.tags[0]
+        log.debug(
+            "%s: best tag %r at %.3f, under the threshold %g",
+            path,
+            best.name,
+            best.confidence,
+            config.tag_threshold,
+        )
+    return Analysis(tags, found.caption, found.caption_confidence, objects, found.text)
+
+
+def region_refusal(exc: ServiceError, features: list[str]) -> str | None:
+    """The feature ``exc`` says this resource's region does not offer, if that is what it says.
+
+    Azure words it "The feature 'Caption' is not supported in this region." (400
+    InvalidRequest, inner code NotSupportedFeature or none). The raw body is searched too, since
+    the plain words may be in the inner error only.
+    """
+    if exc.http_status != 400:
+        return None
+    text = f"{exc.message} {exc.detail or ''}"
+    in_region = bool(_REGION.search(text))
+    if not in_region and not {exc.code, exc.inner_code} & _FEATURE_CODES:
+        return None
+    named = [f for f in FEATURES if _names(text, f)]
+    if len(named) == 1:
+        return named[0] if named[0] in features else None
+    if not named and in_region and "caption" in features:
+        return "caption"  # the one feature of ours documented to depend on the region
+    return None
+
+
+def _names(text: str, feature: str) -> bool:
+    """Whether ``text`` names ``feature``, by our name or v3.2's, singular or plural."""
+    words = {feature, _V32_NAMES.get(feature, feature)}
+    return any(re.search(rf"\b{re.escape(w.rstrip('s'))}s?\b", text, re.IGNORECASE) for w in words)
+
+
+def _turned_down(config: Config, feature: str, exc: ServiceError) -> None:
+    with _lock:
+        gone = _unavailable.setdefault((config.endpoint, config.api), set())
+        first = feature not in gone
+        gone.add(feature)
+    if first:
+        advice = f"remove {feature} from AZURE_VISION_FEATURES to stop asking"
+        if feature == "caption" and config.api == API_40:
+            advice = "set AZURE_VISION_API=3.2 for captions in every region, or " + advice
+        log.warning(
+            "%s at %s does not offer %s in its region: carrying on without it for every file; "
+            "%s (%s)",
+            SERVICE,
+            config.endpoint,
+            feature,
+            advice,
+            exc.message,
+        )
+
+
+def _debug_once(message: str) -> None:
+    with _lock:
+        if message in _said:
+            return
+        _said.add(message)
+    log.debug(message)
+
+
+def _explain(exc: ServiceError, config: Config) -> ServiceError:
+    """The service's error in words an administrator can act on."""
+    codes = {exc.code, exc.inner_code}
+    if exc.http_status in (401, 403):
+        message = (
+            f"{SERVICE} refused the key ({exc.http_status}): check AZURE_VISION_KEY, and that "
+            "AZURE_VISION_ENDPOINT is the endpoint of the same Azure AI Vision resource"
+        )
+    elif codes & _IMAGE_CODES:
+        return ImageRejected(
+            SERVICE,
+            f"{SERVICE} refused the image: {exc.message}",
+            exc.http_status,
+            exc.code,
+            exc.detail,
+            exc.inner_code,
+        )
+    elif "NotSupportedLanguage" in codes:
+        only_tags = " (4.0 gives only tags in other languages)" if config.api == API_40 else ""
+        message = (
+            f"{SERVICE} {config.api} does not offer language {config.language!r} for "
+            f"{', '.join(config.features)}: check AZURE_VISION_LANGUAGE{only_tags}"
+        )
+    elif exc.http_status == 404:
+        what, check = f"v{config.api} analyze", ""
+        if config.api == API_40:
+            what = f"Image Analysis {config.api_version}"
+            check = ", and AZURE_VISION_API_VERSION"
+        message = (
+            f"{SERVICE} has no {what} at AZURE_VISION_ENDPOINT (check it is the endpoint of "
+            f"an Azure AI Vision resource{check})"
+        )
+    elif exc.http_status == 429:
+        message = f"{exc.message} (lower AZURE_VISION_REQUESTS_PER_SECOND to the resource's tier)"
+    else:
+        return exc
+    return ServiceError(SERVICE, message, exc.http_status, exc.code, exc.detail, exc.inner_code)
