@@ -74,7 +74,15 @@ IA40_FEATURES = ("tags", "caption", "denseCaptions", "objects", "read", "smartCr
 IA40_LANGUAGES = frozenset({"en", "es", "ja", "pt", "zh"})
 IA40_MODEL_VERSION = "2023-10-01"
 CV32_FEATURES = (
-    "Categories", "Tags", "Description", "Faces", "ImageType", "Color", "Adult", "Objects", "Brands"
+    "Categories",
+    "Tags",
+    "Description",
+    "Faces",
+    "ImageType",
+    "Color",
+    "Adult",
+    "Objects",
+    "Brands",
 )
 CV32_MODEL_VERSION = "2021-05-01"
 
@@ -89,8 +97,14 @@ _CV_PATH_RE = re.compile(
     r"^/customvision/v3\.0/prediction/([^/]+)/(classify|detect)/iterations/([^/]+)/image(/nostore)?/?$",
     re.IGNORECASE,
 )
-_SPANISH = {"red": "rojo", "green": "verde", "blue": "azul", "white": "blanco", "black": "negro",
-            "abstract": "abstracto"}
+_SPANISH = {
+    "red": "rojo",
+    "green": "verde",
+    "blue": "azul",
+    "white": "blanco",
+    "black": "negro",
+    "abstract": "abstracto",
+}
 
 ACCESS_DENIED = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
@@ -190,8 +204,9 @@ class _Reply(Exception):
         self.headers = headers or {}
 
 
-def _wrapped(code: str, message: str, inner: str | None = None, inner_message: str | None = None
-             ) -> dict:
+def _wrapped(
+    code: str, message: str, inner: str | None = None, inner_message: str | None = None
+) -> dict:
     error: dict[str, Any] = {"code": code, "message": message}
     if inner:
         error["innererror"] = {"code": inner, "message": inner_message or message}
@@ -291,7 +306,10 @@ def _analyse(img: _Image) -> _Analysis:
             if bbox:
                 left, top, right, bottom = bbox
                 analysis.boxes[colour] = (
-                    left / sw, top / sh, (right - left) / sw, (bottom - top) / sh
+                    left / sw,
+                    top / sh,
+                    (right - left) / sw,
+                    (bottom - top) / sh,
                 )
     return analysis
 
@@ -311,8 +329,9 @@ def _unsorted(predictions: list[dict]) -> list[dict]:
 
 def _multipart_file(content_type: str, body: bytes) -> bytes | None:
     parser = email.parser.BytesParser(policy=email.policy.HTTP)
-    message = parser.parsebytes(b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
-                                + body)
+    message = parser.parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
     if not message.is_multipart():
         return None
     for part in message.iter_parts():
@@ -434,7 +453,9 @@ class FakeAzure:
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.01}, name="FakeAzure",
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="FakeAzure",
             daemon=True,
         )
         self._thread.start()
@@ -652,8 +673,15 @@ class FakeAzure:
         if wait > 0:
             raise _Reply(429, self._rate_limit_body(api, wait))
 
-    def _dispatch(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-                  img: _Image, api: str | None) -> dict:
+    def _dispatch(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        img: _Image,
+        api: str | None,
+    ) -> dict:
         if api == "customvision":
             match = _CV_PATH_RE.match(path)
             if method != "POST" or not match:
@@ -684,42 +712,57 @@ class FakeAzure:
         if project is None:
             raise _Reply(404, {"code": "NotFoundProject", "message": "Invalid project"})
         if project[1] != kind:
-            raise _Reply(400, {
-                "code": "BadRequest",
-                "message": "Invalid operation: the project is not a %s project."
-                % ("classification" if kind == "classify" else "object detection"),
-            })
+            raise _Reply(
+                400,
+                {
+                    "code": "BadRequest",
+                    "message": "Invalid operation: the project is not a %s project."
+                    % ("classification" if kind == "classify" else "object detection"),
+                },
+            )
         if published_name not in project[2]:
             raise _Reply(404, {"code": "NotFoundIteration", "message": "Invalid iteration"})
         content_type = headers.get("content-type", "").lower()
         if not content_type.startswith(("application/octet-stream", "multipart/form-data")):
-            raise _Reply(415, {
-                "code": "UnsupportedMediaType",
-                "message": "Unsupported media type: use application/octet-stream or "
-                "multipart/form-data.",
-            })
+            raise _Reply(
+                415,
+                {
+                    "code": "UnsupportedMediaType",
+                    "message": "Unsupported media type: use application/octet-stream or "
+                    "multipart/form-data.",
+                },
+            )
         if img.size_bytes == 0:
             raise _Reply(400, {"code": "BadRequestImageStream", "message": "Empty image stream"})
         if img.size_bytes > CV_MAX_BYTES:
-            raise _Reply(400, {
-                "code": "BadRequestImageSizeBytes",
-                "message": f"Image size in bytes exceeds the limit of {CV_MAX_BYTES} bytes",
-            })
+            raise _Reply(
+                400,
+                {
+                    "code": "BadRequestImageSizeBytes",
+                    "message": f"Image size in bytes exceeds the limit of {CV_MAX_BYTES} bytes",
+                },
+            )
         if not img.decodable or img.format not in CV_FORMATS:
-            raise _Reply(400, {
-                "code": "BadRequestImageFormat",
-                "message": "Bad image format: supported formats are JPEG, PNG, BMP and GIF",
-            })
+            raise _Reply(
+                400,
+                {
+                    "code": "BadRequestImageFormat",
+                    "message": "Bad image format: supported formats are JPEG, PNG, BMP and GIF",
+                },
+            )
         assert img.size is not None
         width, height = img.size
         if max(width, height) > CV_MAX_SIDE or max(width, height) > CV_MAX_ASPECT * min(
             width, height
         ):
-            raise _Reply(400, {
-                "code": "BadRequestImageDimensions",
-                "message": f"Image dimensions {width}x{height} are invalid: at most "
-                f"{CV_MAX_SIDE} pixels per side and an aspect ratio of at most 25:1",
-            })
+            raise _Reply(
+                400,
+                {
+                    "code": "BadRequestImageDimensions",
+                    "message": f"Image dimensions {width}x{height} are invalid: at most "
+                    f"{CV_MAX_SIDE} pixels per side and an aspect ratio of at most 25:1",
+                },
+            )
         analysis = _analyse(img)
         predictions: list[dict] = []
         if kind == "classify":
@@ -731,21 +774,27 @@ class FakeAzure:
         else:
             for colour, box in analysis.boxes.items():
                 name = colour + " box"
-                predictions.append({
-                    "probability": 0.95 if _box_area(box) >= 0.01 else 0.3,
-                    "tagId": tag_id(name),
-                    "tagName": name,
-                    "boundingBox": {
-                        "left": round(box[0], 8), "top": round(box[1], 8),
-                        "width": round(box[2], 8), "height": round(box[3], 8),
-                    },
-                })
-            predictions.append({
-                "probability": 0.02,
-                "tagId": tag_id("noise"),
-                "tagName": "noise",
-                "boundingBox": {"left": 0.0, "top": 0.0, "width": 1.0, "height": 1.0},
-            })
+                predictions.append(
+                    {
+                        "probability": 0.95 if _box_area(box) >= 0.01 else 0.3,
+                        "tagId": tag_id(name),
+                        "tagName": name,
+                        "boundingBox": {
+                            "left": round(box[0], 8),
+                            "top": round(box[1], 8),
+                            "width": round(box[2], 8),
+                            "height": round(box[3], 8),
+                        },
+                    }
+                )
+            predictions.append(
+                {
+                    "probability": 0.02,
+                    "tagId": tag_id("noise"),
+                    "tagName": "noise",
+                    "boundingBox": {"left": 0.0, "top": 0.0, "width": 1.0, "height": 1.0},
+                }
+            )
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "id": self._next_id(),
@@ -758,8 +807,9 @@ class FakeAzure:
     # ------------------------------------------------------------------ Image Analysis 4.0
 
     def _analyze40(self, query: dict[str, str], headers: dict[str, str], img: _Image) -> dict:
-        def invalid(message: str, inner: str | None = None, inner_message: str | None = None
-                    ) -> _Reply:
+        def invalid(
+            message: str, inner: str | None = None, inner_message: str | None = None
+        ) -> _Reply:
             body = _wrapped("InvalidRequest", message, inner, inner_message)
             return _Reply(400, body, {"x-ms-error-code": "InvalidRequest"})
 
@@ -778,8 +828,11 @@ class FakeAzure:
         features = []
         for name in raw_features:
             if name.lower() not in canonical:
-                raise invalid("Analyze query is invalid.", "NotSupportedVisualFeature",
-                              "Specified feature type is not valid")
+                raise invalid(
+                    "Analyze query is invalid.",
+                    "NotSupportedVisualFeature",
+                    "Specified feature type is not valid",
+                )
             features.append(canonical[name.lower()])
         unsupported = {f.lower() for f in self.unsupported_features}
         for name in features:
@@ -790,16 +843,23 @@ class FakeAzure:
                 raise invalid(message, "NotSupportedFeature")
         language = query.get("language", "en") or "en"
         if language not in IA40_LANGUAGES:
-            raise invalid("Analyze query is invalid.", "NotSupportedLanguage",
-                          "The input language is not supported")
+            raise invalid(
+                "Analyze query is invalid.",
+                "NotSupportedLanguage",
+                "The input language is not supported",
+            )
         neutral = query.get("gender-neutral-caption", "false").lower()
         if neutral not in ("true", "false"):
-            raise invalid("Analyze query is invalid.", "BadArgument",
-                          "'gender-neutral-caption' must be true or false")
+            raise invalid(
+                "Analyze query is invalid.",
+                "BadArgument",
+                "'gender-neutral-caption' must be true or false",
+            )
         model_version = query.get("model-version", "latest")
         if not _MODEL_VERSION_RE.match(model_version) or not 6 <= len(model_version) <= 18:
-            raise invalid("Analyze query is invalid.", "BadArgument",
-                          "'model-version' is not valid")
+            raise invalid(
+                "Analyze query is invalid.", "BadArgument", "'model-version' is not valid"
+            )
         ratios: list[float] = []
         if query.get("smartcrops-aspect-ratios"):
             try:
@@ -807,21 +867,26 @@ class FakeAzure:
             except ValueError:
                 ratios = [0.0]
             if any(not 0.75 <= r <= 1.8 for r in ratios):
-                raise invalid("Analyze query is invalid.", "BadArgument",
-                              "'smartcrops-aspect-ratios' aspect ratio is not in allowed range "
-                              "[0.75 to 1.8]")
+                raise invalid(
+                    "Analyze query is invalid.",
+                    "BadArgument",
+                    "'smartcrops-aspect-ratios' aspect ratio is not in allowed range [0.75 to 1.8]",
+                )
         content_type = headers.get("content-type", "")
         if not content_type.lower().startswith(("application/octet-stream", "multipart/form-data")):
-            raise invalid(f"The provided image content type '{content_type}' is not supported.",
-                          "UnsupportedMediaType")
+            raise invalid(
+                f"The provided image content type '{content_type}' is not supported.",
+                "UnsupportedMediaType",
+            )
         if img.size_bytes == 0 or img.size_bytes > IA40_MAX_BYTES:
             raise invalid(
                 "The image size is not allowed to be zero or larger than 20971520 bytes.",
                 "InvalidImageSize",
             )
         if not img.decodable or img.format not in IA40_FORMATS:
-            raise invalid("Image format is not valid.", "InvalidImageFormat",
-                          "Image format is not valid.")
+            raise invalid(
+                "Image format is not valid.", "InvalidImageFormat", "Image format is not valid."
+            )
         self._check_dimensions(img, invalid)
         analysis = _analyse(img)
         result: dict[str, Any] = {
@@ -834,17 +899,26 @@ class FakeAzure:
         if "denseCaptions" in features:
             values = [{"text": analysis.caption(), "confidence": 0.8, "boundingBox": whole}]
             for colour in analysis.boxes:
-                values.append({"text": f"a {colour} box", "confidence": 0.7,
-                               "boundingBox": analysis.pixel_box(colour)})
+                values.append(
+                    {
+                        "text": f"a {colour} box",
+                        "confidence": 0.7,
+                        "boundingBox": analysis.pixel_box(colour),
+                    }
+                )
             result["denseCaptionsResult"] = {"values": values}
         if "tags" in features:
             result["tagsResult"] = {"values": self._tags(analysis, language)}
         if "objects" in features:
-            result["objectsResult"] = {"values": [
-                {"boundingBox": analysis.pixel_box(colour),
-                 "tags": [{"name": colour + " box", "confidence": confidence}]}
-                for colour, confidence in self._objects(analysis)
-            ]}
+            result["objectsResult"] = {
+                "values": [
+                    {
+                        "boundingBox": analysis.pixel_box(colour),
+                        "tags": [{"name": colour + " box", "confidence": confidence}],
+                    }
+                    for colour, confidence in self._objects(analysis)
+                ]
+            }
         if "read" in features:
             result["readResult"] = {"blocks": self._read_blocks(analysis)}
         if "smartCrops" in features:
@@ -857,11 +931,13 @@ class FakeAzure:
     def _check_dimensions(img: _Image, invalid: Any) -> None:
         assert img.size is not None
         if min(img.size) < VISION_MIN_SIDE:
-            raise invalid("Image must be at least 50 pixels in width and height",
-                          "InvalidImageSize")
+            raise invalid(
+                "Image must be at least 50 pixels in width and height", "InvalidImageSize"
+            )
         if max(img.size) > VISION_MAX_SIDE:
-            raise invalid("Image must be at most 16000 pixels in width and height",
-                          "InvalidImageSize")
+            raise invalid(
+                "Image must be at most 16000 pixels in width and height", "InvalidImageSize"
+            )
 
     @staticmethod
     def _tags(analysis: _Analysis, language: str = "en") -> list[dict]:
@@ -873,8 +949,10 @@ class FakeAzure:
 
     @staticmethod
     def _objects(analysis: _Analysis) -> list[tuple[str, float]]:
-        return [(colour, 0.9 if _box_area(box) >= 0.01 else 0.3)
-                for colour, box in analysis.boxes.items()]
+        return [
+            (colour, 0.9 if _box_area(box) >= 0.01 else 0.3)
+            for colour, box in analysis.boxes.items()
+        ]
 
     def _read_blocks(self, analysis: _Analysis) -> list[dict]:
         lines = list(self.read_lines)
@@ -892,16 +970,22 @@ class FakeAzure:
             top, bottom = 10 + 25 * i, 30 + 25 * i
             words = []
             for m in re.finditer(r"\S+", text):
-                words.append({
-                    "text": m.group(0),
-                    "boundingPolygon": polygon(10 + 8 * m.start(), top, 10 + 8 * m.end(), bottom),
-                    "confidence": 0.99,
-                })
-            out.append({
-                "text": text,
-                "boundingPolygon": polygon(10, top, 10 + 8 * len(text), bottom),
-                "words": words,
-            })
+                words.append(
+                    {
+                        "text": m.group(0),
+                        "boundingPolygon": polygon(
+                            10 + 8 * m.start(), top, 10 + 8 * m.end(), bottom
+                        ),
+                        "confidence": 0.99,
+                    }
+                )
+            out.append(
+                {
+                    "text": text,
+                    "boundingPolygon": polygon(10, top, 10 + 8 * len(text), bottom),
+                    "words": words,
+                }
+            )
         return [{"lines": out}]
 
     @staticmethod
@@ -921,8 +1005,12 @@ class FakeAzure:
     # ------------------------------------------------------------------ Computer Vision v3.2
 
     def _analyze32(self, query: dict[str, str], headers: dict[str, str], img: _Image) -> dict:
-        def invalid(message: str, inner: str | None = None, inner_message: str | None = None,
-                    status: int = 400) -> _Reply:
+        def invalid(
+            message: str,
+            inner: str | None = None,
+            inner_message: str | None = None,
+            status: int = 400,
+        ) -> _Reply:
             return _Reply(status, _wrapped("InvalidRequest", message, inner, inner_message))
 
         canonical = {f.lower(): f for f in CV32_FEATURES}
@@ -931,21 +1019,30 @@ class FakeAzure:
             if not name.strip():
                 continue
             if name.strip().lower() not in canonical:
-                raise invalid("Analyze query is invalid.", "NotSupportedVisualFeature",
-                              "Specified feature type is not valid")
+                raise invalid(
+                    "Analyze query is invalid.",
+                    "NotSupportedVisualFeature",
+                    "Specified feature type is not valid",
+                )
             features.append(canonical[name.strip().lower()])
         if not features:
             features = ["Categories"]
         content_type = headers.get("content-type", "")
         if not content_type.lower().startswith(("application/octet-stream", "multipart/form-data")):
-            raise invalid("Unsupported media type.", "UnsupportedMediaType",
-                          "Supported media types: application/octet-stream, multipart/form-data "
-                          "or application/json", status=415)
+            raise invalid(
+                "Unsupported media type.",
+                "UnsupportedMediaType",
+                "Supported media types: application/octet-stream, multipart/form-data "
+                "or application/json",
+                status=415,
+            )
         if img.size_bytes == 0:
             raise invalid("The input image is empty.", "InvalidImageSize")
         if img.size_bytes > CV32_MAX_BYTES:
-            raise invalid("The input image is too large. Refer to documentation for the maximum "
-                          "file size.", "InvalidImageSize")
+            raise invalid(
+                "The input image is too large. Refer to documentation for the maximum file size.",
+                "InvalidImageSize",
+            )
         if not img.decodable or img.format not in CV32_FORMATS:
             raise invalid("Input data is not a valid image.", "InvalidImageFormat")
         self._check_dimensions(img, invalid)
@@ -955,15 +1052,22 @@ class FakeAzure:
         if "Categories" in features:
             result["categories"] = [{"name": "abstract_", "score": 0.5}]
         if "Adult" in features:
-            result["adult"] = {"isAdultContent": False, "isRacyContent": False,
-                               "isGoryContent": False, "adultScore": 0.001, "racyScore": 0.001,
-                               "goreScore": 0.001}
+            result["adult"] = {
+                "isAdultContent": False,
+                "isRacyContent": False,
+                "isGoryContent": False,
+                "adultScore": 0.001,
+                "racyScore": 0.001,
+                "goreScore": 0.001,
+            }
         if "Color" in features:
             ranked = sorted(COLOURS, key=lambda c: -analysis.fractions[c])
             dominant = [c.title() for c in ranked if analysis.fractions[c] > 0][:3] or ["Grey"]
             result["color"] = {
-                "dominantColorForeground": dominant[0], "dominantColorBackground": dominant[-1],
-                "dominantColors": dominant, "accentColor": "873B59",
+                "dominantColorForeground": dominant[0],
+                "dominantColorBackground": dominant[-1],
+                "dominantColors": dominant,
+                "accentColor": "873B59",
                 "isBWImg": all(analysis.fractions[c] == 0 for c in BOX_COLOURS),
             }
         if "ImageType" in features:
@@ -979,8 +1083,11 @@ class FakeAzure:
             result["faces"] = []
         if "Objects" in features:
             result["objects"] = [
-                {"rectangle": analysis.pixel_box(colour), "object": colour + " box",
-                 "confidence": confidence}
+                {
+                    "rectangle": analysis.pixel_box(colour),
+                    "object": colour + " box",
+                    "confidence": confidence,
+                }
                 for colour, confidence in self._objects(analysis)
             ]
         if "Brands" in features:

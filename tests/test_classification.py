@@ -252,29 +252,6 @@ def test_unexpected_json_shape_is_fatal(plugin, served, photo, store, logs):
 
 
 @pytest.mark.parametrize(
-    "missing",
-    [
-        "CUSTOM_VISION_ENDPOINT",
-        "CUSTOM_VISION_KEY",
-        "CUSTOM_VISION_CLASSIFY_PROJECT",
-        "CUSTOM_VISION_CLASSIFY_ITERATION",
-    ],
-)
-def test_missing_setting_is_fatal_and_logged_once(
-    plugin, classify_env, photo, monkeypatch, logs, missing
-):
-    monkeypatch.delenv(missing)
-    with responses.RequestsMock() as mock:  # any request would fail the test
-        assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-        assert plugin.process("item-2", str(photo)) == PluginStatus.FATAL
-        assert not mock.calls
-    errors = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert len(errors) == 1
-    assert f"setting {missing} is not set" in errors[0]
-    assert "Traceback" not in logs.text
-
-
-@pytest.mark.parametrize(
     ("name", "value", "words"),
     [
         ("CUSTOM_VISION_CLASSIFY_PROJECT", "my-project", "must be the project id"),
@@ -322,53 +299,6 @@ def test_settings_from_ini_file_with_environment_winning(
     assert store.read("item-1", "image")["azure_classes"] == ["Hemlock"]  # the file's maximum
 
 
-def test_store_refusing_the_write_is_errored(plugin, served, photo, monkeypatch, logs):
-    answer(served, "customvision-classify-nostore-200.handmade.json")
-    monkeypatch.setattr("common.store.MetadataStore.write", lambda *a, **k: False)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.ERRORED
-    assert "store refused" in logs.text
-
-
-def test_unexpected_exception_never_escapes(plugin, classify_env, photo, monkeypatch, logs):
-    def explode(*args, **kwargs):
-        raise RuntimeError("something nobody planned for")
-
-    monkeypatch.setattr("common.customvision.predict", explode)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert "unexpected RuntimeError" in logs.text
-
-
-HOSTILE = [
-    (imagefactory.truncated_jpeg, "corrupt or truncated"),
-    (imagefactory.random_bytes_jpg, "not an image"),
-    (imagefactory.text_file_png, "not an image"),
-    (imagefactory.decompression_bomb, "decompression bomb"),
-    (imagefactory.strip, "too long and thin"),
-    (imagefactory.tiny, "too small"),
-]
-
-
-@pytest.mark.parametrize(("make", "words"), HOSTILE, ids=[h[0].__name__ for h in HOSTILE])
-def test_hostile_files_are_skipped_without_a_call(
-    plugin, served, tmp_path, store, logs, make, words
-):
-    path = make(tmp_path)
-
-    assert plugin.process("item-1", str(path)) == PluginStatus.SKIPPED
-
-    assert not served.calls
-    assert store.read("item-1") == {}
-    (line,) = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
-    assert str(path) in line and words in line
-
-
-def test_vanished_file_is_skipped(plugin, served, tmp_path, logs):
-    assert plugin.process("item-1", str(tmp_path / "gone.jpg")) == PluginStatus.SKIPPED
-    assert "cannot read the file" in logs.text
-
-
 FORMATS = [
     imagefactory.jpeg_exif_rotated,
     imagefactory.cmyk_jpeg,
@@ -399,26 +329,6 @@ def test_every_real_format_is_sent_within_limits(plugin, served, tmp_path, store
         ratio = 1 / ratio  # orientation 6: displayed on its side
     assert sent.width / sent.height == pytest.approx(ratio, rel=0.01)
     assert store.read("item-1", "image")["azure_class"] == "Hemlock"
-
-
-@pytest.mark.parametrize(
-    ("ext", "mimetype", "expected"),
-    [
-        (".jpg", None, True),
-        (".JPEG", None, True),
-        (".tif", None, True),
-        (".webp", None, True),
-        (".svg", None, False),
-        (".mov", None, False),
-        (".pdf", None, False),
-        (None, "image/png", True),
-        (None, "image/svg+xml", False),
-        (None, "video/mp4", False),
-        (None, None, False),
-    ],
-)
-def test_handles(plugin, ext, mimetype, expected):
-    assert plugin.handles(ext, mimetype) is expected
 
 
 def test_namespace_and_schema(plugin):

@@ -49,8 +49,18 @@ def az():
         assert fake.errors == []
 
 
-def cv(az, data=PNG, project=PROJECT, kind="classify", name="MyModel1", key=None, suffix="",
-       headers=None, base="Prediction", **kwargs):
+def cv(
+    az,
+    data=PNG,
+    project=PROJECT,
+    kind="classify",
+    name="MyModel1",
+    key=None,
+    suffix="",
+    headers=None,
+    base="Prediction",
+    **kwargs,
+):
     url = f"{az.url}/customvision/v3.0/{base}/{project}/{kind}/iterations/{name}/image{suffix}"
     sent = {"Prediction-Key": az.key if key is None else key}
     sent.update(OCTET if headers is None else headers)
@@ -61,8 +71,7 @@ def cv(az, data=PNG, project=PROJECT, kind="classify", name="MyModel1", key=None
 def vision(az, path, params, data=PNG, key=None, headers=None, **kwargs):
     sent = {"Ocp-Apim-Subscription-Key": az.key if key is None else key}
     sent.update(OCTET if headers is None else headers)
-    return requests.post(az.url + path, params=params, data=data, headers=sent, timeout=5,
-                         **kwargs)
+    return requests.post(az.url + path, params=params, data=data, headers=sent, timeout=5, **kwargs)
 
 
 def ia40(az, features, data=PNG, **params):
@@ -84,8 +93,12 @@ def padded(data, total):
 
 
 def test_auth(az):
-    missing = requests.post(f"{az.url}/customvision/v3.0/Prediction/{PROJECT}/classify/"
-                            "iterations/MyModel1/image", data=PNG, headers=OCTET, timeout=5)
+    missing = requests.post(
+        f"{az.url}/customvision/v3.0/Prediction/{PROJECT}/classify/iterations/MyModel1/image",
+        data=PNG,
+        headers=OCTET,
+        timeout=5,
+    )
     assert missing.status_code == 401
     assert missing.json()["error"]["code"] == "401"
 
@@ -95,12 +108,20 @@ def test_auth(az):
 
     lower_case_name = requests.post(
         f"{az.url}/customvision/v3.0/prediction/{PROJECT}/classify/iterations/MyModel1/image",
-        data=PNG, headers={"prediction-key": az.key, **OCTET}, timeout=5)
+        data=PNG,
+        headers={"prediction-key": az.key, **OCTET},
+        timeout=5,
+    )
     assert lower_case_name.status_code == 200
 
     # Vision wants its own header; the Custom Vision header does not do.
-    r = requests.post(az.url + IA40, params={"api-version": "2023-10-01", "features": "tags"},
-                      data=PNG, headers={"Prediction-Key": az.key, **OCTET}, timeout=5)
+    r = requests.post(
+        az.url + IA40,
+        params={"api-version": "2023-10-01", "features": "tags"},
+        data=PNG,
+        headers={"Prediction-Key": az.key, **OCTET},
+        timeout=5,
+    )
     assert r.status_code == 401
     assert vision(az, CV32, {"visualFeatures": "Tags"}, key="nope").json() == {
         "error": {"code": "401", "message": ACCESS_DENIED}
@@ -155,11 +176,21 @@ def test_detect_box_matches_drawn_rectangle(az):
 @pytest.mark.parametrize(
     ("project", "kind", "name", "status", "body"),
     [
-        (str(uuid.uuid4()), "classify", "MyModel1", 404,
-         {"code": "NotFoundProject", "message": "Invalid project"}),
+        (
+            str(uuid.uuid4()),
+            "classify",
+            "MyModel1",
+            404,
+            {"code": "NotFoundProject", "message": "Invalid project"},
+        ),
         (PROJECT, "detect", "MyModel1", 400, None),
-        (PROJECT, "classify", "Unpublished", 404,
-         {"code": "NotFoundIteration", "message": "Invalid iteration"}),
+        (
+            PROJECT,
+            "classify",
+            "Unpublished",
+            404,
+            {"code": "NotFoundIteration", "message": "Invalid iteration"},
+        ),
     ],
     ids=["unknown-project", "wrong-kind", "unpublished"],
 )
@@ -185,8 +216,16 @@ def test_custom_vision_project_errors(az, project, kind, name, status, body):
         (picture((10241, 500)), "BadRequestImageDimensions"),
         (picture((2600, 100)), "BadRequestImageDimensions"),  # aspect ratio 26:1
     ],
-    ids=["empty", "junk-over-4MiB", "png-over-4MiB", "not-image", "webp", "truncated",
-         "too-wide", "aspect-26"],
+    ids=[
+        "empty",
+        "junk-over-4MiB",
+        "png-over-4MiB",
+        "not-image",
+        "webp",
+        "truncated",
+        "too-wide",
+        "aspect-26",
+    ],
 )
 def test_custom_vision_image_errors(az, data, code):
     r = cv(az, data)
@@ -214,8 +253,12 @@ def test_custom_vision_wants_an_image_content_type(az):
 def test_ia40_all_features(az):
     az.read_lines = ["Sample text", "123 456"]
     data = picture((864, 576), box=(432, 144, 864, 432))
-    r = ia40(az, "tags,caption,denseCaptions,objects,read,smartCrops,people", data,
-             **{"gender-neutral-caption": "true", "language": "en"})
+    r = ia40(
+        az,
+        "tags,caption,denseCaptions,objects,read,smartCrops,people",
+        data,
+        **{"gender-neutral-caption": "true", "language": "en"},
+    )
     assert r.status_code == 200
     body = r.json()
     assert body["metadata"] == {"width": 864, "height": 576}
@@ -236,7 +279,11 @@ def test_ia40_all_features(az):
     assert len(first["boundingPolygon"]) == 4
     assert [w["text"] for w in first["words"]] == ["Sample", "text"]
     assert body["denseCaptionsResult"]["values"][0]["boundingBox"] == {
-        "x": 0, "y": 0, "w": 864, "h": 576}
+        "x": 0,
+        "y": 0,
+        "w": 864,
+        "h": 576,
+    }
     assert body["peopleResult"] == {"values": []}
     assert len(body["smartCropsResult"]["values"]) >= 1
 
@@ -263,15 +310,21 @@ def test_ia40_query_errors(az):
 
     az.unsupported_features = {"caption", "denseCaptions"}
     code, message = ia40_error(ia40(az, "tags,caption"))
-    assert (code, message) == ("NotSupportedFeature",
-                               "The feature 'Caption' is not supported in this region.")
+    assert (code, message) == (
+        "NotSupportedFeature",
+        "The feature 'Caption' is not supported in this region.",
+    )
     r = ia40(az, "denseCaptions")
-    assert r.json() == {"error": {
-        "code": "InvalidRequest",
-        "message": "The feature 'DenseCaptions' is not supported in this region.",
-        "innererror": {"code": "NotSupportedFeature",
-                       "message": "The feature 'DenseCaptions' is not supported in this region."},
-    }}
+    assert r.json() == {
+        "error": {
+            "code": "InvalidRequest",
+            "message": "The feature 'DenseCaptions' is not supported in this region.",
+            "innererror": {
+                "code": "NotSupportedFeature",
+                "message": "The feature 'DenseCaptions' is not supported in this region.",
+            },
+        }
+    }
     assert ia40(az, "tags").status_code == 200
 
 
@@ -282,10 +335,16 @@ def test_ia40_query_errors(az):
         (padded(PNG, IA40_MAX_BYTES + 1), "InvalidImageSize", None),
         (b"GIF89a but not really", "InvalidImageFormat", None),
         (picture(fmt="PPM"), "InvalidImageFormat", None),
-        (picture((49, 200)), "InvalidImageSize",
-         "Image must be at least 50 pixels in width and height"),
-        (picture((16001, 50)), "InvalidImageSize",
-         "Image must be at most 16000 pixels in width and height"),
+        (
+            picture((49, 200)),
+            "InvalidImageSize",
+            "Image must be at least 50 pixels in width and height",
+        ),
+        (
+            picture((16001, 50)),
+            "InvalidImageSize",
+            "Image must be at most 16000 pixels in width and height",
+        ),
     ],
     ids=["empty", "over-20MiB", "junk", "ppm", "too-small", "too-big"],
 )
@@ -313,8 +372,7 @@ def test_cv32_success(az):
     r = cv32(az, picture(fmt="JPEG", box=(0, 0, 200, 300), colour=(0, 0, 255)))
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"tags", "description", "objects", "requestId", "metadata",
-                         "modelVersion"}
+    assert set(body) == {"tags", "description", "objects", "requestId", "metadata", "modelVersion"}
     assert body["metadata"] == {"width": 400, "height": 300, "format": "Jpeg"}
     assert {"name", "confidence"} <= set(body["tags"][0])
     assert "blue" in [t["name"] for t in body["tags"]]
@@ -358,8 +416,10 @@ def test_rate_limiting():
         assert "Retry-After" not in r.headers
         assert r.json()["error"]["code"] == "429"
         message = r.json()["error"]["message"]
-        assert message.startswith("Requests to the Predict Operation under Custom Vision "
-                                  "Prediction API have exceeded rate limit")
+        assert message.startswith(
+            "Requests to the Predict Operation under Custom Vision "
+            "Prediction API have exceeded rate limit"
+        )
         assert "Please retry after 1 second." in message
         # Vision has a bucket of its own.
         assert vision(az, CV32, {"visualFeatures": "Tags"}, small).status_code == 200
@@ -371,8 +431,12 @@ def test_rate_limiting():
 
 
 def test_fail_next(az):
-    az.fail_next(503, {"error": {"code": "ServiceUnavailable", "message": "busy"}},
-                 headers={"Retry-After": "3"}, times=2)
+    az.fail_next(
+        503,
+        {"error": {"code": "ServiceUnavailable", "message": "busy"}},
+        headers={"Retry-After": "3"},
+        times=2,
+    )
     az.fail_next(502, "<html>Bad gateway</html>")
     az.fail_next(429)
     for _ in range(2):
@@ -409,8 +473,13 @@ def test_delay_provokes_read_timeout(az):
 def test_records_requests_and_keeps_alive(az):
     with requests.Session() as s:
         for _ in range(3):
-            s.post(f"{az.url}{IA40}", params={"api-version": "2023-10-01", "features": "tags"},
-                   data=PNG, headers={"Ocp-Apim-Subscription-Key": az.key, **OCTET}, timeout=5)
+            s.post(
+                f"{az.url}{IA40}",
+                params={"api-version": "2023-10-01", "features": "tags"},
+                data=PNG,
+                headers={"Ocp-Apim-Subscription-Key": az.key, **OCTET},
+                timeout=5,
+            )
     assert az.connections == 1
     q = az.requests[0]
     assert (q.method, q.path, q.status) == ("POST", IA40, 200)

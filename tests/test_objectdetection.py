@@ -352,29 +352,6 @@ def test_unexpected_json_shape_is_fatal(plugin, served, photo, store, logs, pred
 
 
 @pytest.mark.parametrize(
-    "missing",
-    [
-        "CUSTOM_VISION_ENDPOINT",
-        "CUSTOM_VISION_KEY",
-        "CUSTOM_VISION_DETECT_PROJECT",
-        "CUSTOM_VISION_DETECT_ITERATION",
-    ],
-)
-def test_missing_setting_is_fatal_and_logged_once(
-    plugin, detect_env, photo, monkeypatch, logs, missing
-):
-    monkeypatch.delenv(missing)
-    with responses.RequestsMock() as mock:  # any request would fail the test
-        assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-        assert plugin.process("item-2", str(photo)) == PluginStatus.FATAL
-        assert not mock.calls
-    errors = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert len(errors) == 1
-    assert f"setting {missing} is not set" in errors[0]
-    assert "Traceback" not in logs.text
-
-
-@pytest.mark.parametrize(
     ("name", "value", "words"),
     [
         ("CUSTOM_VISION_DETECT_PROJECT", "my-detector", "must be the project id"),
@@ -395,56 +372,6 @@ def test_malformed_setting_is_fatal_naming_it(
     (line,) = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
     assert name in line and words in line
     assert "two words" not in logs.text  # a malformed key is not echoed either
-
-
-def test_store_refusing_the_write_is_errored(plugin, served, photo, monkeypatch, logs):
-    answer(served, FOUND)
-    monkeypatch.setattr("common.store.MetadataStore.write", lambda *a, **k: False)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.ERRORED
-    assert "store refused" in logs.text
-
-
-def test_unexpected_exception_never_escapes(plugin, detect_env, photo, monkeypatch, logs):
-    def explode(*args, **kwargs):
-        raise RuntimeError("something nobody planned for")
-
-    monkeypatch.setattr("common.customvision.predict", explode)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert "unexpected RuntimeError" in logs.text
-
-
-# --------------------------------------------------------------------------- hostile files
-
-HOSTILE = [
-    (imagefactory.truncated_jpeg, "corrupt or truncated"),
-    (imagefactory.random_bytes_jpg, "not an image"),
-    (imagefactory.text_file_png, "not an image"),
-    (imagefactory.decompression_bomb, "decompression bomb"),
-    (imagefactory.strip, "too long and thin"),
-    (imagefactory.tiny, "too small"),
-]
-
-
-@pytest.mark.parametrize(("make", "words"), HOSTILE, ids=[h[0].__name__ for h in HOSTILE])
-def test_hostile_files_are_skipped_without_a_call(
-    plugin, served, tmp_path, store, logs, make, words
-):
-    path = make(tmp_path)
-
-    assert plugin.process("item-1", str(path)) == PluginStatus.SKIPPED
-
-    assert not served.calls
-    assert store.read("item-1") == {}
-    (line,) = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
-    assert str(path) in line and words in line
-
-
-def test_vanished_file_is_skipped(plugin, served, tmp_path, logs):
-    assert plugin.process("item-1", str(tmp_path / "gone.jpg")) == PluginStatus.SKIPPED
-    assert "cannot read the file" in logs.text
-    assert not served.calls
 
 
 # --------------------------------------------------------------------------- geometry
@@ -612,23 +539,6 @@ def test_transparency_is_sent_on_white(served, tmp_path):
 
 
 # --------------------------------------------------------------------------- the plugin
-
-
-@pytest.mark.parametrize(
-    ("ext", "mimetype", "expected"),
-    [
-        (".jpg", None, True),
-        (".PNG", None, True),
-        (".tif", None, True),
-        (".svg", None, False),
-        (".mp4", None, False),
-        (None, "image/jpeg", True),
-        (None, "image/svg+xml", False),
-        (None, None, False),
-    ],
-)
-def test_handles(plugin, ext, mimetype, expected):
-    assert plugin.handles(ext, mimetype) is expected
 
 
 def test_namespace_and_schema(plugin):

@@ -950,20 +950,6 @@ def test_unexpected_json_shape_is_fatal(plugin, served, api, photo, store, logs,
     assert store.read("item-1") == {}
 
 
-@pytest.mark.parametrize("missing", ["AZURE_VISION_ENDPOINT", "AZURE_VISION_KEY"])
-def test_missing_setting_is_fatal_and_logged_once(
-    plugin, vision_env, photo, monkeypatch, logs, missing
-):
-    monkeypatch.delenv(missing)
-    with responses.RequestsMock() as mock:  # any request would fail the test
-        assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-        assert plugin.process("item-2", str(photo)) == PluginStatus.FATAL
-        assert not mock.calls
-    errors = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert len(errors) == 1
-    assert f"setting {missing} is not set" in errors[0]
-
-
 @pytest.mark.parametrize(
     ("settings", "name", "words"),
     [
@@ -1031,75 +1017,7 @@ def test_settings_from_ini_file_with_environment_winning(
     assert store.read("item-1", "image")["azure_tags"] == ["furniture", "clothing"]
 
 
-def test_store_refusing_the_write_is_errored(plugin, served, photo, monkeypatch, logs):
-    answer(served, "imageanalysis-analyze-200.json")
-    monkeypatch.setattr("common.store.MetadataStore.write", lambda *a, **k: False)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.ERRORED
-    assert "store refused" in logs.text
-
-
-def test_unexpected_exception_never_escapes(plugin, vision_env, photo, monkeypatch, logs):
-    def explode(*args, **kwargs):
-        raise RuntimeError("something nobody planned for")
-
-    monkeypatch.setattr("common.vision.analyze", explode)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert "unexpected RuntimeError" in logs.text
-
-
-# --------------------------------------------------------------------------- hostile files
-
-HOSTILE = [
-    (imagefactory.truncated_jpeg, "corrupt or truncated"),
-    (imagefactory.random_bytes_jpg, "not an image"),
-    (imagefactory.text_file_png, "not an image"),
-    (imagefactory.decompression_bomb, "decompression bomb"),
-    (imagefactory.strip, "cannot be brought within"),
-    (imagefactory.tiny, "too small"),
-    (imagefactory.svg, "not an image"),
-]
-
-
-@pytest.mark.parametrize(("make", "words"), HOSTILE, ids=[h[0].__name__ for h in HOSTILE])
-def test_hostile_files_are_skipped_without_a_call(
-    plugin, served, api, tmp_path, store, logs, make, words
-):
-    path = make(tmp_path)
-
-    assert plugin.process("item-1", str(path)) == PluginStatus.SKIPPED
-
-    assert not served.calls
-    assert store.read("item-1") == {}
-    (line,) = warnings_and_errors(logs)
-    assert str(path) in line and words in line
-
-
-def test_vanished_file_is_skipped(plugin, served, tmp_path, logs):
-    assert plugin.process("item-1", str(tmp_path / "gone.jpg")) == PluginStatus.SKIPPED
-    assert not served.calls
-    assert "cannot read the file" in logs.text
-
-
 # --------------------------------------------------------------------------- the plugin
-
-
-@pytest.mark.parametrize(
-    ("ext", "mimetype", "expected"),
-    [
-        (".jpg", None, True),
-        (".webp", None, True),
-        (".TIFF", None, True),
-        (".svg", None, False),
-        (".mp4", None, False),
-        (None, "image/jpeg", True),
-        (None, "image/svg+xml", False),
-        (None, None, False),
-    ],
-)
-def test_handles(plugin, ext, mimetype, expected):
-    assert plugin.handles(ext, mimetype) is expected
 
 
 def test_namespace_and_schema(plugin):

@@ -9,6 +9,8 @@ class Metadata:
 
     def update(self, data):
         with open(os.environ["FAKE_ARCAPIX_OUT"], "a") as out:
-            out.write(json.dumps({"id": self.id_, "namespace": self.plugin.namespace(),
-                                  "data": data}) + "\n")
+            out.write(
+                json.dumps({"id": self.id_, "namespace": self.plugin.namespace(), "data": data})
+                + "\n"
+            )
         return True
