@@ -150,19 +150,27 @@ def post(
             wait = _retry_after(response, failure.message)
             wait = _backoff(config, attempt) if wait is None else wait * random.uniform(1.0, 1.1)
         if attempt == config.attempts:
-            failure.message = f"{failure.message}, after {attempt} attempts"
-            failure.args = (failure.message,)
-            raise failure
+            raise _given_up(failure, f"after {attempt} attempts")
         if wait > config.max_wait:
-            failure.message = (
-                f"{failure.message}; asked to wait {wait:.0f} s, longer than "
-                f"PIXSTOR_AZURE_MAX_WAIT ({config.max_wait:g} s)"
+            raise _given_up(
+                failure,
+                f"asked to wait {wait:.0f} s, longer than PIXSTOR_AZURE_MAX_WAIT "
+                f"({config.max_wait:g} s)",
             )
-            failure.args = (failure.message,)
-            raise failure
         log.debug("%s: attempt %d failed (%s); retrying in %.1f s", service, attempt, failure, wait)
         sleep(wait)
     raise AssertionError("unreachable")  # the loop always returns or raises
+
+
+def _given_up(failure: ServiceError, why: str) -> ServiceError:
+    return ServiceError(
+        failure.service,
+        f"{failure.message}, {why}",
+        failure.http_status,
+        failure.code,
+        failure.detail,
+        failure.inner_code,
+    )
 
 
 def _backoff(config: HttpConfig, attempt: int) -> float:
