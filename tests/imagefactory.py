@@ -20,6 +20,11 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw
 
+# Pillow 9.1 moved these constants into enums; the old names serve Pillow 7 and 8.
+_ADAPTIVE = getattr(Image, "Palette", Image).ADAPTIVE
+_BILINEAR = getattr(Image, "Resampling", Image).BILINEAR
+_FLIP_LEFT_RIGHT = getattr(Image, "Transpose", Image).FLIP_LEFT_RIGHT
+
 __all__ = [
     "bmp",
     "cmyk_jpeg",
@@ -186,7 +191,7 @@ def gif_palette(
         rgb = Image.new("RGB", size, (255, 0, 0) if i == 0 else (0, 0, 255))
         x = (i * side) % max(1, w - side)
         rgb.paste((255, 255, 255), (x, 0, x + side, side))
-        images.append(rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=4))
+        images.append(rgb.convert("P", palette=_ADAPTIVE, colors=4))
     name = "palette.gif" if frames == 1 else "animated.gif"
     path = _folder(folder) / name
     if frames == 1:
@@ -244,9 +249,9 @@ def jpeg_40mp(folder: str | os.PathLike[str]) -> Path:
     compress away.  Takes a couple of seconds and about 150 MB of memory.
     """
     w, h = 7728, 5152
-    red = Image.linear_gradient("L").rotate(90).resize((w, h), Image.Resampling.BILINEAR)
-    green = Image.linear_gradient("L").resize((w, h), Image.Resampling.BILINEAR)
-    blue = Image.radial_gradient("L").resize((w, h), Image.Resampling.BILINEAR)
+    red = Image.linear_gradient("L").rotate(90).resize((w, h), _BILINEAR)
+    green = Image.linear_gradient("L").resize((w, h), _BILINEAR)
+    blue = Image.radial_gradient("L").resize((w, h), _BILINEAR)
     im = Image.merge("RGB", (red, green, blue))
     del red, green, blue
     draw = ImageDraw.Draw(im)
@@ -284,7 +289,7 @@ def strip(folder: str | os.PathLike[str]) -> Path:
     """A 60000x50 RGB PNG: a horizontal colour gradient with a dark bar every 1000 px."""
     w, h = 60000, 50
     ramp = Image.linear_gradient("L").rotate(90).resize((w, h))
-    reverse = ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    reverse = ramp.transpose(_FLIP_LEFT_RIGHT)
     im = Image.merge("RGB", (ramp, Image.new("L", (w, h), 100), reverse))
     for x in range(0, w, 1000):
         im.paste((0, 0, 0), (x, 0, x + 20, h))

@@ -158,7 +158,8 @@ def test_any_tag_text_is_drawn(tag):
 
 def test_falls_back_to_the_fixed_font_of_old_pillow(monkeypatch):
     """Before Pillow 10.1, load_default() took no size; its bitmap font knows Latin-1 only."""
-    bitmap = ImageFont.load_default_imagefont()
+    # Pillow >= 10.1 names the bitmap font; before that, load_default() is that font.
+    bitmap = getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
     asked = []
 
     def old_load_default(*args, **kwargs):
