@@ -2,10 +2,12 @@
 
     pixstor-azure tag [-p vision -p classification ...] [--jobs 4] PATH...
     pixstor-azure show PATH...
+    pixstor-azure draw --out FOLDER PATH...
 
 ``tag`` runs each chosen plugin on every image under the paths, exactly as PixStor would
 (``handles``, then ``process``), writing fields to the SQLite store ($PIXSTOR_AZURE_STORE).
-``show`` prints what the store holds for files, as JSON. Exit status: 0 when no file ended
+``show`` prints what the store holds for files, as JSON; ``draw`` writes a copy of each file
+with its stored boxes drawn on it, to check detections by eye. Exit status: 0 when no file ended
 FATAL or ERRORED, 1 otherwise, 2 for bad arguments.
 """
 
@@ -23,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from . import images
+from . import boxes, images
+from .draw import draw_file
 from .store import MetadataStore
 
 PLUGINS = {
@@ -89,6 +92,23 @@ def show(paths: Sequence[str]) -> int:
     return 0
 
 
+BOX_FIELDS = ("image.azure_detected_boxes", "image.azure_object_boxes")
+
+
+def draw(paths: Sequence[str], out: str) -> int:
+    store = MetadataStore.default()
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files_under(paths):
+        stored = store.read(str(path.resolve()))
+        found = [b for f in BOX_FIELDS if f in stored for b in boxes.from_json(stored[f])]
+        if found:
+            target = folder / f"{path.stem}.boxes.jpg"
+            draw_file(path, found, target)
+            print(target)
+    return 0
+
+
 def _progress(total: int):
     try:
         from tqdm import tqdm
@@ -115,12 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     tag_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     show_parser = commands.add_parser("show", help="print the stored fields of files as JSON")
     show_parser.add_argument("paths", nargs="+", metavar="PATH")
+    draw_parser = commands.add_parser("draw", help="draw the stored boxes on copies of files")
+    draw_parser.add_argument("paths", nargs="+", metavar="PATH")
+    draw_parser.add_argument("-o", "--out", required=True, metavar="FOLDER")
     args = parser.parse_args(argv)
 
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     if args.command == "show":
         return show(args.paths)
+    if args.command == "draw":
+        return draw(args.paths, args.out)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     plugins = args.plugins or list(PLUGINS)

@@ -35,8 +35,8 @@ def draw_boxes(image: Image.Image, boxes: Iterable[Box]) -> Image.Image:
     when the box touches the top of the picture. Lines and letters grow with the picture so
     they stay readable on a 40 MP frame and do not swamp a thumbnail.
     """
-    # _to_rgb lays transparency on white, as the picture was sent; convert() copies even RGB.
-    out = images._to_rgb(image).convert("RGB")
+    # to_rgb lays transparency on white, as the picture was sent; convert() copies even RGB.
+    out = images.to_rgb(image).convert("RGB")
     boxes = list(boxes)
     if not boxes:
         return out

@@ -207,7 +207,7 @@ def _decode_open(
         im.draft(im.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
     im.load()
     image = ImageOps.exif_transpose(im) if orientation != 1 else im
-    converted = _to_rgb(image)
+    converted = to_rgb(image)
     image = _fit_edge(converted, max_edge)
     untouched = orientation == 1 and frames == 1 and image is im and im.size == stored
     if image is im:
@@ -224,7 +224,7 @@ def _decode_with_fallback(path: str, file_size: int, max_edge: int) -> Decoded:
     except Exception as exc:
         raise ImageError(f"not an image Pillow or PixStor can read ({_short(exc)})") from None
     upright = ImageOps.exif_transpose(im)
-    image = _fit_edge(_to_rgb(upright), max_edge)
+    image = _fit_edge(to_rgb(upright), max_edge)
     return Decoded(path, None, file_size, upright.size, image, untouched=False, raw=None)
 
 
@@ -236,7 +236,7 @@ def _orientation(im: Image.Image) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
     """RGB or L, with transparency laid on white and deep images brought to 8 bits."""
     mode = im.mode
     if mode in ("RGB", "L"):

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from PIL import Image
 
 from common import cli
 from tests import imagefactory
@@ -64,3 +65,36 @@ def test_bad_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main(["tag", "-p", "nonsense", "x"])
     assert caught.value.code == 2
+
+
+def test_draw_writes_copies_with_the_stored_boxes(folder, store, tmp_path, capsys):
+    photo = folder / "day1" / "coffee.jpg"
+    store.write(
+        str(photo.resolve()),
+        "image",
+        "AzureObjectDetectionPlugin",
+        {
+            "azure_detected_boxes": '[{"tag":"cup","probability":0.9,"left":0.25,"top":0.25,'
+            '"width":0.5,"height":0.5}]'
+        },
+    )
+    out = tmp_path / "checked"
+
+    assert cli.main(["draw", "--out", str(out), str(folder)]) == 0
+
+    (written,) = out.iterdir()
+    assert written.name == "coffee.boxes.jpg"
+    assert capsys.readouterr().out.strip() == str(written)
+    with Image.open(written) as drawn, Image.open(photo) as original:
+        assert drawn.size == original.size
+        # The box edge at a quarter of the width is drawn over; the centre is not.
+        edge = (original.width // 4, original.height // 2)
+        centre = (original.width // 2, original.height // 2)
+        assert drawn.getpixel(edge) != original.convert("RGB").getpixel(edge)
+        assert (
+            max(
+                abs(a - b)
+                for a, b in zip(drawn.getpixel(centre), original.convert("RGB").getpixel(centre))
+            )
+            < 30
+        )
