@@ -147,16 +147,17 @@ def post(
             failure = error_from_response(service, response)
             if response.status_code not in RETRY_STATUSES:
                 raise failure
-            wait = _retry_after(response, failure.message)
-            wait = _backoff(config, attempt) if wait is None else wait * random.uniform(1.0, 1.1)
+            asked = _retry_after(response, failure.message)
+            if asked is not None and asked > config.max_wait:
+                raise _given_up(
+                    failure,
+                    f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT "
+                    f"({config.max_wait:g} s)",
+                )
+            # A little over what was asked, so a crowd of workers does not return at once.
+            wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
         if attempt == config.attempts:
             raise _given_up(failure, f"after {attempt} attempts")
-        if wait > config.max_wait:
-            raise _given_up(
-                failure,
-                f"asked to wait {wait:.0f} s, longer than PIXSTOR_AZURE_MAX_WAIT "
-                f"({config.max_wait:g} s)",
-            )
         log.debug("%s: attempt %d failed (%s); retrying in %.1f s", service, attempt, failure, wait)
         sleep(wait)
     raise AssertionError("unreachable")  # the loop always returns or raises

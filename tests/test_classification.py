@@ -10,7 +10,6 @@ import io
 import re
 
 import pytest
-import requests
 import responses
 from PIL import Image
 
@@ -152,95 +151,6 @@ def test_service_refusals(plugin, served, photo, store, logs, name, status, word
     assert str(photo) in lines[0] and "azureclassification" in lines[0] and words in lines[0]
     assert "Traceback" not in logs.text
     assert_no_key(logs)
-
-
-def test_429_waits_as_the_message_says_then_succeeds(plugin, served, photo, store, waits, logs):
-    answer(served, "customvision-429.handmade.json")
-    answer(served, "customvision-classify-nostore-200.handmade.json")
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-
-    assert len(served.calls) == 2
-    assert len(waits) == 1 and 3.0 <= waits[0] <= 3.3  # "Please retry after 3 seconds"
-    assert store.read("item-1", "image")["azure_class"] == "Hemlock"
-    assert_no_key(logs)
-
-
-def test_retry_after_header_wins_over_backoff(plugin, served, photo, waits):
-    answer(served, "customvision-503.handmade.json", headers={"Retry-After": "7"})
-    answer(served, "customvision-classify-nostore-200.handmade.json")
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-    assert len(waits) == 1 and 7.0 <= waits[0] <= 7.7
-
-
-def test_503_then_success_backs_off(plugin, served, photo, store, waits):
-    answer(served, "customvision-503.handmade.json")
-    answer(served, "customvision-classify-nostore-200.handmade.json")
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-    assert len(served.calls) == 2
-    assert len(waits) == 1 and 0.5 <= waits[0] <= 1.0  # first backoff: half to all of 1 s
-
-
-def test_503_for_ever_gives_up_after_bounded_attempts(plugin, served, photo, store, waits, logs):
-    rec = recording("customvision-503.handmade.json")
-    served.add(responses.POST, URL, json=rec["body"], status=503)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-
-    assert len(served.calls) == 5  # PIXSTOR_AZURE_ATTEMPTS default
-    assert len(waits) == 4
-    for attempt, wait in enumerate(waits):  # doubling from 1 s, jittered to half to all of it
-        assert 2**attempt * 0.5 <= wait <= 2**attempt
-    assert store.read("item-1") == {}
-    assert "after 5 attempts" in logs.text
-    assert_no_key(logs)
-
-
-def test_attempts_is_a_setting(plugin, served, photo, monkeypatch):
-    monkeypatch.setenv("PIXSTOR_AZURE_ATTEMPTS", "2")
-    served.add(responses.POST, URL, json={}, status=502)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert len(served.calls) == 2
-
-
-def test_wait_longer_than_max_wait_gives_up(plugin, served, photo, monkeypatch, logs):
-    monkeypatch.setenv("PIXSTOR_AZURE_MAX_WAIT", "2")
-    answer(served, "customvision-429.handmade.json")  # asks for 3 s
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert len(served.calls) == 1
-    assert "PIXSTOR_AZURE_MAX_WAIT" in logs.text
-
-
-@pytest.mark.parametrize(
-    ("error", "words"),
-    [
-        (requests.exceptions.ReadTimeout("timed out"), "read timeout of 60 s"),
-        (requests.exceptions.ConnectTimeout("timed out"), "connect timeout of 5 s"),
-        (requests.exceptions.ConnectionError("Connection refused"), "could not be reached"),
-    ],
-)
-def test_network_failures_are_retried_then_fatal(plugin, served, photo, store, logs, error, words):
-    served.add(responses.POST, URL, body=error)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-
-    assert len(served.calls) == 5
-    assert store.read("item-1") == {}
-    assert words in logs.text
-    assert_no_key(logs)
-
-
-def test_malformed_json_is_fatal_without_retry(plugin, served, photo, store, logs):
-    served.add(responses.POST, URL, body="<html>gateway says hello</html>", status=200)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert len(served.calls) == 1
-    assert "not JSON" in logs.text
-    assert store.read("item-1") == {}
 
 
 def test_unexpected_json_shape_is_fatal(plugin, served, photo, store, logs):

@@ -1,20 +1,24 @@
 """What holds for all three plugins alike: the PixStor contract around ``extract``.
 
-Hostile and vanished files end SKIPPED before any request, a store that refuses the write
-ends ERRORED, nothing unexpected escapes ``process``, and ``handles`` answers without I/O.
-Each plugin's own file tests what it asks the service and what it writes.
+Hostile and vanished files end SKIPPED before any request; a service that is slow, down,
+rate limiting or talking nonsense is retried within bounds and ends FATAL with nothing
+written and no key in the log; a store that refuses the write ends ERRORED; nothing
+unexpected escapes ``process``; ``handles`` answers without I/O. Each plugin's own file
+tests what it asks its service, how it reads the answer and what it writes.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 
 import pytest
+import requests
 import responses
 
 from common.pixstor import PluginStatus
 from tests import imagefactory
-from tests.conftest import ENDPOINT, KEY, PROJECT
+from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording
 
 PLUGINS = {
     "azureclassification": (
@@ -42,6 +46,30 @@ PLUGINS = {
 }
 
 
+CUSTOM_VISION = f"{ENDPOINT}/customvision/v3.0/Prediction/{PROJECT}"
+# Per plugin: the URL it posts to, and recorded answers: found something, 429, 503.
+SERVICE = {
+    "azureclassification": (
+        f"{CUSTOM_VISION}/classify/iterations/MyModel1/image/nostore",
+        "customvision-classify-nostore-200.handmade.json",
+        "customvision-429.handmade.json",
+        "customvision-503.handmade.json",
+    ),
+    "azureobjectdetection": (
+        f"{CUSTOM_VISION}/detect/iterations/MyModel1/image/nostore",
+        "customvision-detect-nostore-200.handmade.json",
+        "customvision-detect-429.handmade.json",
+        "customvision-503.handmade.json",
+    ),
+    "azurevision": (
+        f"{ENDPOINT}/computervision/imageanalysis:analyze",
+        "imageanalysis-analyze-200.json",
+        "imageanalysis-429.handmade.json",
+        "imageanalysis-503.handmade.json",
+    ),
+}
+
+
 @pytest.fixture(params=sorted(PLUGINS))
 def module(request, monkeypatch):
     settings = PLUGINS[request.param][1]
@@ -60,6 +88,24 @@ def served():
     # No answer is registered: a request would fail, and the test checks there was none.
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+
+
+@pytest.fixture
+def url(module):
+    return SERVICE[module.__name__][0]
+
+
+@pytest.fixture
+def photo(tmp_path):
+    return str(imagefactory.jpeg(tmp_path, size=(640, 480)))
+
+
+def answer(mock, module, which: str, headers=None) -> None:
+    """Queue the plugin's recorded answer: "found", "429" or "503"."""
+    url, *names = SERVICE[module.__name__]
+    rec = recording(names[("found", "429", "503").index(which)])
+    headers = {**rec["headers"], **(headers or {})}
+    mock.add(responses.POST, url, json=rec["body"], status=rec["status"], headers=headers)
 
 
 def one_value_per_field(schema: list) -> dict:
@@ -104,6 +150,137 @@ def test_the_strip_is_refused_in_the_services_own_terms(module, plugin, served, 
         assert "cannot be brought within Azure AI Vision 4.0's limits (50 to 15999" in line
     else:
         assert "too long and thin for Custom Vision (at most 25:1)" in line
+
+
+def asked_wait(module) -> float:
+    """The seconds the plugin's recorded 429 asks for, in its message's own words."""
+    message = recording(SERVICE[module.__name__][2])["body"]["error"]["message"]
+    return float(re.search(r"retry after (\d+) second", message).group(1))
+
+
+def test_429_waits_as_the_message_says_then_succeeds(
+    module, plugin, served, photo, store, waits, logs
+):
+    answer(served, module, "429")
+    answer(served, module, "found")
+
+    assert plugin.process("item-1", photo) == PluginStatus.SUCCESS
+
+    assert len(served.calls) == 2
+    asked = asked_wait(module)
+    assert len(waits) == 1 and asked <= waits[0] <= asked * 1.1
+    assert store.read("item-1", "image")
+    assert_no_key(logs)
+
+
+def test_retry_after_header_wins_over_backoff(module, plugin, served, photo, waits):
+    answer(served, module, "503", headers={"Retry-After": "7"})
+    answer(served, module, "found")
+
+    assert plugin.process("item-1", photo) == PluginStatus.SUCCESS
+    assert len(waits) == 1 and 7.0 <= waits[0] <= 7.7
+
+
+def test_503_then_success_backs_off(module, plugin, served, photo, store, waits):
+    answer(served, module, "503")
+    answer(served, module, "found")
+
+    assert plugin.process("item-1", photo) == PluginStatus.SUCCESS
+    assert len(served.calls) == 2
+    assert len(waits) == 1 and 0.5 <= waits[0] <= 1.0  # first backoff: half to all of 1 s
+    assert store.read("item-1", "image")
+
+
+def test_503_for_ever_gives_up_after_bounded_attempts(
+    module, plugin, served, url, photo, store, waits, logs
+):
+    served.add(responses.POST, url, json={"code": "Busy", "message": "later"}, status=503)
+
+    assert plugin.process("item-1", photo) == PluginStatus.FATAL
+
+    assert len(served.calls) == 5  # PIXSTOR_AZURE_ATTEMPTS default
+    assert len(waits) == 4
+    for attempt, wait in enumerate(waits):  # doubling from 1 s, jittered to half to all of it
+        assert 2**attempt * 0.5 <= wait <= 2**attempt
+    assert store.read("item-1") == {}
+    (line,) = problems(logs)
+    assert f"{module.__name__}: FATAL:" in line and "503 Busy: later, after 5 attempts" in line
+    assert_no_key(logs)
+
+
+def test_attempts_is_a_setting(plugin, served, url, photo, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_ATTEMPTS", "2")
+    served.add(responses.POST, url, json={}, status=502)
+
+    assert plugin.process("item-1", photo) == PluginStatus.FATAL
+    assert len(served.calls) == 2
+
+
+def test_wait_longer_than_max_wait_gives_up(module, plugin, served, photo, monkeypatch, logs):
+    asked = asked_wait(module)
+    monkeypatch.setenv("PIXSTOR_AZURE_MAX_WAIT", str(asked - 1))
+    answer(served, module, "429")
+
+    assert plugin.process("item-1", photo) == PluginStatus.FATAL
+    assert len(served.calls) == 1
+    (line,) = problems(logs)
+    assert (
+        f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT ({asked - 1:g} s)" in line
+    )
+
+
+def test_wait_up_to_max_wait_is_honoured(module, plugin, served, photo, monkeypatch, waits):
+    monkeypatch.setenv("PIXSTOR_AZURE_MAX_WAIT", str(asked_wait(module)))
+    answer(served, module, "429")
+    answer(served, module, "found")
+
+    assert plugin.process("item-1", photo) == PluginStatus.SUCCESS
+    assert len(waits) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (requests.exceptions.ReadTimeout("timed out"), "did not answer (read timeout of 60 s)"),
+        (
+            requests.exceptions.ConnectTimeout("timed out"),
+            "did not answer (connect timeout of 5 s)",
+        ),
+        (requests.exceptions.ConnectionError("Connection refused"), "could not be reached"),
+    ],
+)
+def test_network_failures_are_retried_then_fatal(
+    plugin, served, url, photo, store, logs, error, words
+):
+    served.add(responses.POST, url, body=error)
+
+    assert plugin.process("item-1", photo) == PluginStatus.FATAL
+
+    assert len(served.calls) == 5
+    assert store.read("item-1") == {}
+    (line,) = problems(logs)
+    assert words in line and "after 5 attempts" in line
+    assert_no_key(logs)
+
+
+def test_timeout_then_success(module, plugin, served, url, photo, store, waits):
+    served.add(responses.POST, url, body=requests.exceptions.ReadTimeout("timed out"))
+    answer(served, module, "found")
+
+    assert plugin.process("item-1", photo) == PluginStatus.SUCCESS
+    assert len(served.calls) == 2 and len(waits) == 1
+
+
+def test_malformed_json_is_fatal_without_retry(plugin, served, url, photo, store, logs):
+    served.add(responses.POST, url, body="<html>gateway says hello</html>", status=200)
+
+    assert plugin.process("item-1", photo) == PluginStatus.FATAL
+
+    assert len(served.calls) == 1
+    assert store.read("item-1") == {}
+    (line,) = problems(logs)
+    assert "answered 200 with a body that is not JSON" in line
+    assert_no_key(logs)
 
 
 def test_vanished_file_is_skipped(plugin, served, tmp_path, logs):

@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 
 import pytest
-import requests
 import responses
 from PIL import Image, ImageChops, ImageOps
 
@@ -256,81 +255,6 @@ def test_404_names_the_detect_iteration_setting(plugin, served, photo, logs):
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
     assert "CUSTOM_VISION_DETECT_ITERATION" in logs.text
-
-
-def test_429_waits_as_the_message_says_then_succeeds(plugin, served, photo, store, waits, logs):
-    answer(served, "customvision-detect-429.handmade.json")
-    answer(served, FOUND)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-
-    assert len(served.calls) == 2
-    assert len(waits) == 1 and 2.0 <= waits[0] <= 2.2  # "Please retry after 2 seconds"
-    assert store.read("item-1", "image")["azure_detected"] == ["logo", "product", "actor stand-in"]
-    assert_no_key(logs)
-
-
-def test_503_then_success_backs_off(plugin, served, photo, store, waits, logs):
-    answer(served, "customvision-503.handmade.json")
-    answer(served, FOUND)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-
-    assert len(served.calls) == 2
-    assert len(waits) == 1 and 0.5 <= waits[0] <= 1.0  # first backoff: half to all of 1 s
-    assert json.loads(store.read("item-1", "image")["azure_detected_boxes"]) == FOUND_BOXES
-    assert_no_key(logs)
-
-
-def test_503_for_ever_gives_up_after_bounded_attempts(plugin, served, photo, store, waits, logs):
-    rec = recording("customvision-503.handmade.json")
-    served.add(responses.POST, URL, json=rec["body"], status=503)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-
-    assert len(served.calls) == 5  # PIXSTOR_AZURE_ATTEMPTS default
-    assert len(waits) == 4
-    assert store.read("item-1") == {}
-    (line,) = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert "ErrorPredictionServiceUnavailable" in line and "after 5 attempts" in line
-    assert_no_key(logs)
-
-
-@pytest.mark.parametrize(
-    ("error", "words"),
-    [
-        (requests.exceptions.ReadTimeout("timed out"), "read timeout of 60 s"),
-        (requests.exceptions.ConnectTimeout("timed out"), "connect timeout of 5 s"),
-        (requests.exceptions.ConnectionError("Connection refused"), "could not be reached"),
-    ],
-)
-def test_network_failures_are_retried_then_fatal(plugin, served, photo, store, logs, error, words):
-    served.add(responses.POST, URL, body=error)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-
-    assert len(served.calls) == 5
-    assert store.read("item-1") == {}
-    assert words in logs.text
-    assert_no_key(logs)
-
-
-def test_timeout_then_success(plugin, served, photo, store, waits):
-    served.add(responses.POST, URL, body=requests.exceptions.ReadTimeout("timed out"))
-    answer(served, FOUND)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-    assert len(served.calls) == 2 and len(waits) == 1
-
-
-def test_malformed_json_is_fatal_without_retry(plugin, served, photo, store, logs):
-    served.add(responses.POST, URL, body="<html>gateway says hello</html>", status=200)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert len(served.calls) == 1
-    assert "not JSON" in logs.text
-    assert store.read("item-1") == {}
-    assert_no_key(logs)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ import threading
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import requests
 import responses
 from PIL import Image, ImageChops
 
@@ -869,62 +868,6 @@ def test_429_for_ever_names_the_rate_setting(plugin, served, photo, monkeypatch,
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
     assert len(served.calls) == 2
     assert "AZURE_VISION_REQUESTS_PER_SECOND" in logs.text
-
-
-def test_503_then_success_backs_off(plugin, served, api, photo, store, waits):
-    answer(served, "imageanalysis-503.handmade.json", api=api)
-    answer(served, EXAMPLE[api], api=api)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-    assert len(served.calls) == 2
-    assert len(waits) == 1 and 0.5 <= waits[0] <= 1.0
-    assert store.read("item-1", "image")["azure_caption"]
-
-
-def test_503_for_ever_gives_up_after_bounded_attempts(
-    plugin, served, api, photo, store, waits, logs
-):
-    rec = recording("imageanalysis-503.handmade.json")
-    served.add(responses.POST, URLS[api], json=rec["body"], status=503)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-
-    assert len(served.calls) == 5
-    assert len(waits) == 4
-    assert store.read("item-1") == {}
-    assert "after 5 attempts" in logs.text and "ServiceUnavailable" in logs.text
-    assert_no_key(logs)
-
-
-@pytest.mark.parametrize(
-    ("error", "words"),
-    [
-        (requests.exceptions.ReadTimeout("timed out"), "read timeout of 60 s"),
-        (requests.exceptions.ConnectTimeout("timed out"), "connect timeout of 5 s"),
-        (requests.exceptions.ConnectionError("Connection refused"), "could not be reached"),
-    ],
-)
-def test_network_failures_are_retried_then_fatal(
-    plugin, served, api, photo, store, logs, error, words
-):
-    served.add(responses.POST, URLS[api], body=error)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-
-    assert len(served.calls) == 5
-    assert store.read("item-1") == {}
-    assert words in logs.text and "Azure AI Vision" in logs.text
-    assert_no_key(logs)
-
-
-def test_malformed_json_is_fatal_without_retry(plugin, served, api, photo, store, logs):
-    served.add(responses.POST, URLS[api], body="<html>gateway says hello</html>", status=200)
-
-    assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert len(served.calls) == 1
-    assert "not JSON" in logs.text
-    assert store.read("item-1") == {}
-    assert_no_key(logs)
 
 
 @pytest.mark.parametrize(
