@@ -283,6 +283,44 @@ def test_malformed_json_is_fatal_without_retry(plugin, served, url, photo, store
     assert_no_key(logs)
 
 
+@pytest.mark.parametrize(
+    ("name", "status", "words"),
+    [
+        ("customvision-401.handmade.json", PluginStatus.FATAL, "refused the key (401)"),
+        (
+            "customvision-404-iteration.handmade.json",
+            PluginStatus.FATAL,
+            f'iteration "MyModel1" is not published in project {PROJECT}',
+        ),
+        (
+            "customvision-400-image-format.handmade.json",
+            PluginStatus.SKIPPED,
+            "refused the image: Custom Vision answered 400 BadRequestImageFormat",
+        ),
+        (
+            "customvision-400-image-size.handmade.json",
+            PluginStatus.SKIPPED,
+            "refused the image: Custom Vision answered 400 BadRequestImageSizeBytes",
+        ),
+    ],
+)
+@pytest.mark.parametrize("module", ["azureclassification", "azureobjectdetection"], indirect=True)
+def test_custom_vision_refusals(
+    module, plugin, served, url, photo, store, logs, name, status, words
+):
+    rec = recording(name)
+    served.add(responses.POST, url, json=rec["body"], status=rec["status"])
+
+    assert plugin.process("item-1", photo) == status
+
+    assert len(served.calls) == 1  # a refusal is not retried
+    assert store.read("item-1") == {}
+    (line,) = problems(logs)
+    assert line.startswith(f"{photo}: {module.__name__}: {status.name}: ") and words in line
+    assert "Traceback" not in logs.text
+    assert_no_key(logs)
+
+
 def test_vanished_file_is_skipped(plugin, served, tmp_path, logs):
     assert plugin.process("item-1", str(tmp_path / "gone.jpg")) == PluginStatus.SKIPPED
     assert not served.calls

@@ -215,41 +215,6 @@ def test_iteration_name_is_quoted_into_the_path(plugin, served, photo, monkeypat
 # --------------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize(
-    ("name", "status", "words"),
-    [
-        ("customvision-401.handmade.json", PluginStatus.FATAL, "refused the key (401)"),
-        (
-            "customvision-404-iteration.handmade.json",
-            PluginStatus.FATAL,
-            f'iteration "MyModel1" is not published in project {PROJECT}',
-        ),
-        (
-            "customvision-400-image-format.handmade.json",
-            PluginStatus.SKIPPED,
-            "BadRequestImageFormat",
-        ),
-        (
-            "customvision-400-image-size.handmade.json",
-            PluginStatus.SKIPPED,
-            "BadRequestImageSizeBytes",
-        ),
-    ],
-)
-def test_service_refusals(plugin, served, photo, store, logs, name, status, words):
-    answer(served, name)
-
-    assert plugin.process("item-1", str(photo)) == status
-
-    assert len(served.calls) == 1  # a refusal is not retried
-    assert store.read("item-1") == {}
-    lines = [r.getMessage() for r in logs.records if r.levelname in ("WARNING", "ERROR")]
-    assert len(lines) == 1
-    assert str(photo) in lines[0] and "azureobjectdetection" in lines[0] and words in lines[0]
-    assert "Traceback" not in logs.text
-    assert_no_key(logs)
-
-
 def test_404_names_the_detect_iteration_setting(plugin, served, photo, logs):
     answer(served, "customvision-404-iteration.handmade.json")
 
