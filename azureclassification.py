@@ -7,6 +7,7 @@ threshold nothing is written and the file is SKIPPED. Settings: see README.md.
 
 import os
 import sys
+from typing import Any, Optional
 
 # PixStor loads this file through a link in its enabled/ folder: find common/ beside the
 # real file, with no installation of our own code.
@@ -14,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
 from common import customvision, fields, runner
 from common.images import handles
-from common.pixstor import Plugin
+from common.pixstor import Plugin, PluginStatus
 
 SCHEMA = [
     fields.string("azure_class", "Most probable Custom Vision class"),
@@ -34,14 +35,14 @@ def extract(path: str) -> dict:
 
 
 class AzureClassificationPlugin(Plugin):
-    def namespace(self):
+    def namespace(self) -> str:
         return "image"
 
-    def handles(self, ext=None, mimetype=None):
+    def handles(self, ext: Optional[str] = None, mimetype: Optional[str] = None) -> bool:
         return handles(ext, mimetype)
 
-    def schema(self):
+    def schema(self) -> list:
         return SCHEMA
 
-    def process(self, id_, file_, fileinfo=None):
+    def process(self, id_: Any, file_: str, fileinfo: Optional[dict] = None) -> PluginStatus:
         return runner.process(self, id_, file_, extract)

@@ -9,6 +9,7 @@ writes no field; when nothing was found at all the file is SKIPPED. Settings: se
 
 import os
 import sys
+from typing import Any, Optional
 
 # PixStor loads this file through a link in its enabled/ folder: find common/ beside the
 # real file, with no installation of our own code.
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 
 from common import boxes, fields, runner, vision
 from common.images import handles
-from common.pixstor import Plugin
+from common.pixstor import Plugin, PluginStatus
 
 SCHEMA = [
     fields.strings("azure_tags", "Azure AI Vision tags, most confident first"),
@@ -44,14 +45,14 @@ def extract(path: str) -> dict:
 
 
 class AzureVisionPlugin(Plugin):
-    def namespace(self):
+    def namespace(self) -> str:
         return "image"
 
-    def handles(self, ext=None, mimetype=None):
+    def handles(self, ext: Optional[str] = None, mimetype: Optional[str] = None) -> bool:
         return handles(ext, mimetype)
 
-    def schema(self):
+    def schema(self) -> list:
         return SCHEMA
 
-    def process(self, id_, file_, fileinfo=None):
+    def process(self, id_: Any, file_: str, fileinfo: Optional[dict] = None) -> PluginStatus:
         return runner.process(self, id_, file_, extract)

@@ -23,7 +23,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from . import boxes, images
 from .draw import draw_file
@@ -36,7 +36,7 @@ PLUGINS = {
 }
 
 
-def load_plugin(name: str):
+def load_plugin(name: str) -> Any:
     """An instance of the named plugin, imported from the folder that holds ``common/``."""
     module_name, class_name = PLUGINS[name]
     root = str(Path(__file__).resolve().parent.parent)
