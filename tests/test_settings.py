@@ -161,3 +161,32 @@ def test_secret_never_shows_itself():
     with pytest.raises(TypeError):
         pickle.dumps(secret)
     assert not Secret("")
+
+
+def test_an_ini_with_keys_readable_by_everyone_is_warned_about_once(tmp_path, monkeypatch, logs):
+    path = write_ini(tmp_path, "[custom_vision]\nkey = abc-secret-123\n", monkeypatch)
+    path.chmod(0o644)
+
+    Settings.load()
+    Settings.load()
+    os.utime(path, ns=(1, 2_000_000_000_000_000_000))  # read again: still one warning
+    Settings.load()
+
+    warnings = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{path} holds keys and any user of this machine can read it (mode 644): chmod 600 {path}"
+    ]
+    assert "abc-secret-123" not in logs.text
+
+
+def test_a_private_ini_or_one_without_keys_is_not_warned_about(tmp_path, monkeypatch, logs):
+    path = write_ini(tmp_path, "[custom_vision]\nkey = abc-secret-123\n", monkeypatch)
+    path.chmod(0o600)
+    Settings.load()
+    other = tmp_path / "public.ini"
+    other.write_text("[azure_vision]\nlanguage = es\n")
+    other.chmod(0o644)
+    monkeypatch.setenv("PIXSTOR_AZURE_CONFIG", str(other))
+    Settings.load()
+
+    assert not [r for r in logs.records if r.levelname == "WARNING"]

@@ -52,16 +52,6 @@ MAXIMUMSET_CAPTION = "a woman wearing a mask sitting at a table with a laptop"
 MAXIMUMSET_TEXT = ["Sample text", "Hand writing", "123 456"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_vision():
-    """Forget the features regions turned down and the notes already logged."""
-    vision._unavailable.clear()
-    vision._said.clear()
-    yield
-    vision._unavailable.clear()
-    vision._said.clear()
-
-
 @pytest.fixture
 def plugin():
     return azurevision.AzureVisionPlugin()
