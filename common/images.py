@@ -101,7 +101,7 @@ class Decoded:
 
 _CACHE_SIZE = 3
 _AS_IS_MAX_BYTES = max(lim.max_bytes for lim in (CUSTOM_VISION, VISION_40, VISION_32))
-_cache: OrderedDict[tuple, Decoded] = OrderedDict()
+_cache: OrderedDict[tuple, Decoded | ImageError] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -136,15 +136,21 @@ def load(path: str | os.PathLike, max_edge: int) -> Decoded:
         raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
     key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, max_edge)
     with _cache_lock:
-        if key in _cache:
+        entry = _cache.get(key)
+        if entry is not None:
             _cache.move_to_end(key)
-            return _cache[key]
-    decoded = _decode(path, stat.st_size, max_edge)
-    with _cache_lock:
-        _cache[key] = decoded
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return decoded
+    if entry is None:
+        try:
+            entry = _decode(path, stat.st_size, max_edge)
+        except ImageError as exc:
+            entry = exc  # a broken file is tried once, not once per plugin
+        with _cache_lock:
+            _cache[key] = entry
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    if isinstance(entry, ImageError):
+        raise ImageError(str(entry))
+    return entry
 
 
 def set_cache_size(size: int) -> None:

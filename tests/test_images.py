@@ -373,6 +373,19 @@ def test_three_plugins_on_one_file_decode_it_once(tmp_path, opens):
         assert prepared.data == path.read_bytes()
 
 
+def test_a_broken_file_is_tried_once_for_three_plugins(tmp_path, opens):
+    path = factory.truncated_jpeg(tmp_path)
+
+    messages = set()
+    for limits in (images.CUSTOM_VISION, images.CUSTOM_VISION, images.VISION_40):
+        with pytest.raises(ImageError) as caught:
+            images.prepare(path, limits, MAX_EDGE, 16)
+        messages.add(str(caught.value))
+
+    assert len(opens) == 1
+    assert len(messages) == 1 and "corrupt or truncated image data" in messages.pop()
+
+
 def test_a_changed_file_is_decoded_again(tmp_path, opens):
     path = factory.jpeg(tmp_path, size=(640, 480), color=(0, 128, 0))
     before = images.prepare(path, images.CUSTOM_VISION, 320)
