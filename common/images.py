@@ -110,7 +110,7 @@ def prepare(
 ) -> PreparedImage:
     """The image at ``path`` made acceptable to ``limits``; raises ImageError when it cannot be.
 
-    ``max_edge`` caps the long side sent; images whose short side (as stored) is under
+    ``max_edge`` caps the long side sent; images whose short side is under
     ``min_edge`` are refused as too small to be worth a call.
     """
     decoded = load(path, max_edge)
