@@ -8,15 +8,12 @@ per process, not once per file: PixStor calls the plugin for every new image.
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from .errors import PixstorAzureError, SettingsError, StoreError
+from .logonce import log_once
 from .pixstor import Metadata, PluginStatus
-
-_said: set[tuple[str, str]] = set()
-_said_lock = threading.Lock()
 
 _LEVELS = {"SKIPPED": logging.WARNING, "FATAL": logging.ERROR, "ERRORED": logging.ERROR}
 
@@ -39,7 +36,9 @@ def process(plugin: Any, id_: Any, path: str, extract: Callable[[str], dict]) ->
         logger.debug("%s: %s: SUCCESS: %s", path, name, data)
         return PluginStatus.SUCCESS
     except SettingsError as exc:
-        _once(logger, name, f"{name}: FATAL: {exc} (every file fails until it is fixed)")
+        log_once(
+            logger, logging.ERROR, f"{name}: FATAL: {exc} (every file fails until it is fixed)"
+        )
         logger.debug("%s: %s: FATAL: %s", path, name, exc)
         return PluginStatus.FATAL
     except PixstorAzureError as exc:
@@ -58,11 +57,3 @@ def _label(plugin: Any, extract: Callable) -> str:
     """The plugin's file name (what administrators link), else its class name."""
     code = getattr(extract, "__code__", None)
     return Path(code.co_filename).stem if code is not None else type(plugin).__name__
-
-
-def _once(logger: logging.Logger, plugin: str, message: str) -> None:
-    with _said_lock:
-        if (plugin, message) in _said:
-            return
-        _said.add((plugin, message))
-    logger.error(message)

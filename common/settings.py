@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .errors import SettingsError
+from .logonce import log_once
 
 log = logging.getLogger(__name__)
 
@@ -87,25 +88,16 @@ def _read_ini(path: Path) -> dict[str, str]:
         for option, value in parser.items(section):
             values[f"{section}_{option}".upper()] = value
     if stat.st_mode & 0o004 and any(name.endswith("_KEY") and v for name, v in values.items()):
-        _warn_once(
+        log_once(
+            log,
+            logging.WARNING,
             f"{path} holds keys and any user of this machine can read it "
-            f"(mode {stat.st_mode & 0o777:o}): chmod 600 {path}"
+            f"(mode {stat.st_mode & 0o777:o}): chmod 600 {path}",
         )
     with _ini_lock:
         _ini_cache.clear()
         _ini_cache[key] = values
     return values
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    with _ini_lock:
-        if message in _warned:
-            return
-        _warned.add(message)
-    log.warning(message)
 
 
 class Settings:

@@ -19,6 +19,7 @@ from . import http, images
 from .boxes import Box
 from .errors import ImageRejected, ServiceError, SettingsError
 from .fields import passing
+from .logonce import log_once
 from .settings import Secret, Settings
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,16 @@ class Config:
                     "(text needs the default API, 4.0)",
                 )
             if "read" in asked:
-                _debug_once("AZURE_VISION_API=3.2 reads no text through analyze: read is dropped")
+                log_once(
+                    log,
+                    logging.DEBUG,
+                    "AZURE_VISION_API=3.2 reads no text through analyze: read is dropped",
+                )
             if gender_neutral:
-                _debug_once(
-                    "AZURE_VISION_GENDER_NEUTRAL_CAPTION applies to 4.0 only: 3.2 ignores it"
+                log_once(
+                    log,
+                    logging.DEBUG,
+                    "AZURE_VISION_GENDER_NEUTRAL_CAPTION applies to 4.0 only: 3.2 ignores it",
                 )
         max_edge, min_edge = images.edge_settings(settings)
         return cls(
@@ -167,7 +174,6 @@ class Analysis:
 
 # Features a resource's region turned down, per (endpoint, API), for the life of the process.
 _unavailable: dict[tuple[str, str], set[str]] = {}
-_said: set[str] = set()
 _lock = threading.Lock()
 
 
@@ -372,14 +378,6 @@ def _turned_down(config: Config, feature: str, exc: ServiceError) -> None:
             advice,
             exc.message,
         )
-
-
-def _debug_once(message: str) -> None:
-    with _lock:
-        if message in _said:
-            return
-        _said.add(message)
-    log.debug(message)
 
 
 def _explain(exc: ServiceError, config: Config) -> ServiceError:

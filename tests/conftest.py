@@ -19,7 +19,7 @@ RECORDINGS = Path(__file__).resolve().parent / "recordings"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import http, images, runner, settings, vision  # noqa: E402
+from common import http, images, logonce, vision  # noqa: E402
 from common.store import MetadataStore  # noqa: E402
 
 KEY = "test-key-5f2b9c1e7a3d4b8f"
@@ -49,10 +49,8 @@ def clean_state(monkeypatch, tmp_path):
     monkeypatch.setenv("AZURE_VISION_REQUESTS_PER_SECOND", "0")
     images.clear_cache()
     images.set_cache_size(3)
-    runner._said.clear()
-    settings._warned.clear()
+    logonce.forget()
     vision._unavailable.clear()  # features a region turned down
-    vision._said.clear()
     http._limiters.clear()
     MetadataStore._instances.clear()
     yield

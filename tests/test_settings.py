@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -40,12 +41,13 @@ def test_environment_wins_and_blank_environment_falls_back(tmp_path, monkeypatch
 
 
 def test_default_location_is_next_to_the_plugins(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parent.parent
+    assert root / "pixstor-azure.ini" == settings_module.DEFAULT_CONFIG  # beside common/
     default = tmp_path / "pixstor-azure.ini"
     default.write_text("[custom_vision]\nendpoint = https://example.cognitiveservices.azure.com\n")
     monkeypatch.delenv("PIXSTOR_AZURE_CONFIG")
     monkeypatch.setattr(settings_module, "DEFAULT_CONFIG", default)
     assert Settings.load().endpoint("CUSTOM_VISION_ENDPOINT").startswith("https://example.")
-    assert settings_module.DEFAULT_CONFIG.name == "pixstor-azure.ini"
 
 
 def test_missing_default_file_is_fine_but_a_named_missing_file_is_not(tmp_path, monkeypatch):
