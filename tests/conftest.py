@@ -7,12 +7,15 @@ waiting between retries (the waits asked for are recorded in ``waits`` instead).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
 from pathlib import Path
 
 import pytest
+import responses
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
@@ -21,6 +24,8 @@ if str(ROOT) not in sys.path:
 
 from common import http, images, logonce, vision  # noqa: E402
 from common.store import MetadataStore  # noqa: E402
+from tests import imagefactory  # noqa: E402
+from tests.fakeazure import FakeAzure  # noqa: E402
 
 KEY = "test-key-5f2b9c1e7a3d4b8f"
 PROJECT = "64b822c5-8082-4b36-a426-27225f4aa18c"
@@ -31,6 +36,18 @@ _PREFIXES = ("CUSTOM_VISION_", "AZURE_VISION_", "PIXSTOR_AZURE_")
 def recording(name: str) -> dict:
     """A recorded response from tests/recordings (see each file's ``origin``)."""
     return json.loads((RECORDINGS / name).read_text(encoding="utf-8"))
+
+
+def serve(mock: responses.RequestsMock, url: str, name: str, headers: dict | None = None) -> None:
+    """Queue recording ``name`` as the answer to a POST to ``url``; ``headers`` adds to its own."""
+    rec = recording(name)
+    headers = {**rec["headers"], **(headers or {})}
+    mock.add(responses.POST, url, json=rec["body"], status=rec["status"], headers=headers)
+
+
+def sent_image(call) -> Image.Image:
+    """The image a recorded call uploaded."""
+    return Image.open(io.BytesIO(call.request.body))
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +84,25 @@ def waits(monkeypatch):
 @pytest.fixture
 def store(clean_state):
     return MetadataStore.default()
+
+
+@pytest.fixture
+def photo(tmp_path):
+    """A real 640x480 JPEG, well within every service's limits."""
+    return imagefactory.jpeg(tmp_path, size=(640, 480))
+
+
+@pytest.fixture
+def fake_classifier(monkeypatch):
+    """A local server behaving like Custom Vision, with a published classifier set up to use."""
+    with FakeAzure() as server:
+        project = "3c9a1f0e-5b7d-4e2a-9f1c-8d6b4a2e0c17"
+        server.add_project(project, "classify", published=["production"])
+        monkeypatch.setenv("CUSTOM_VISION_ENDPOINT", server.url)
+        monkeypatch.setenv("CUSTOM_VISION_KEY", server.key)
+        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_PROJECT", project)
+        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "production")
+        yield server
 
 
 @pytest.fixture

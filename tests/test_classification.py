@@ -17,7 +17,7 @@ import azureclassification
 from common.pixstor import PluginStatus
 from common.standin import check
 from tests import imagefactory
-from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording
+from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, sent_image, serve
 
 URL = (
     f"{ENDPOINT}/customvision/v3.0/Prediction/{PROJECT}/classify/iterations/MyModel1/image/nostore"
@@ -30,24 +30,13 @@ def plugin():
 
 
 @pytest.fixture
-def photo(tmp_path):
-    return imagefactory.jpeg(tmp_path, size=(640, 480))
-
-
-@pytest.fixture
 def served(classify_env):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 
 
 def answer(mock, name, url=URL, headers=None):
-    rec = recording(name)
-    headers = {**rec["headers"], **(headers or {})}
-    mock.add(responses.POST, url, json=rec["body"], status=rec["status"], headers=headers)
-
-
-def sent_image(call) -> Image.Image:
-    return Image.open(io.BytesIO(call.request.body))
+    serve(mock, url, name, headers)
 
 
 def test_classes_at_or_above_threshold_most_probable_first(plugin, served, photo, store, logs):
@@ -123,31 +112,6 @@ def test_unexpected_json_shape_is_fatal(plugin, served, photo, store, logs):
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
     assert "unexpected body" in logs.text
     assert store.read("item-1") == {}
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "words"),
-    [
-        ("CUSTOM_VISION_CLASSIFY_PROJECT", "my-project", "must be the project id"),
-        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "high", "must be a number"),
-        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "1.5", "must be 0 to 1"),
-        ("CUSTOM_VISION_CLASSIFY_MAX_TAGS", "0", "must be 1 to 1000"),
-        ("CUSTOM_VISION_ENDPOINT", "http://westus.api.cognitive.microsoft.com", "plain http"),
-        ("CUSTOM_VISION_ENDPOINT", "westus.api.cognitive.microsoft.com", "must be a URL"),
-        ("CUSTOM_VISION_STORE_IMAGES", "perhaps", "must be true or false"),
-        ("CUSTOM_VISION_KEY", "two words", "spaces"),
-    ],
-)
-def test_malformed_setting_is_fatal_naming_it(
-    plugin, classify_env, photo, monkeypatch, logs, name, value, words
-):
-    monkeypatch.setenv(name, value)
-    with responses.RequestsMock() as mock:
-        assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-        assert not mock.calls
-    (line,) = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert name in line and words in line
-    assert "two words" not in logs.text  # a malformed key is not echoed either
 
 
 def test_settings_from_ini_file_with_environment_winning(

@@ -13,21 +13,12 @@ from common import http
 from common.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ROOT, assert_no_key
-from tests.fakeazure import FakeAzure
-
-PROJECT = "3c9a1f0e-5b7d-4e2a-9f1c-8d6b4a2e0c17"
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    with FakeAzure() as server:
-        server.add_project(PROJECT, "classify", published=["production"])
-        monkeypatch.setenv("CUSTOM_VISION_ENDPOINT", server.url)
-        monkeypatch.setenv("CUSTOM_VISION_KEY", server.key)
-        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_PROJECT", PROJECT)
-        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "production")
-        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
-        yield server
+def fake(fake_classifier, monkeypatch):
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
+    return fake_classifier
 
 
 @pytest.fixture

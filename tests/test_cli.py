@@ -11,20 +11,6 @@ from PIL import Image
 from common import cli
 from tests import imagefactory
 from tests.conftest import ROOT
-from tests.fakeazure import FakeAzure
-
-PROJECT = "a1b2c3d4-0000-4000-8000-000000000001"
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    with FakeAzure() as server:
-        server.add_project(PROJECT, "classify", published=["live"])
-        monkeypatch.setenv("CUSTOM_VISION_ENDPOINT", server.url)
-        monkeypatch.setenv("CUSTOM_VISION_KEY", server.key)
-        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_PROJECT", PROJECT)
-        monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "live")
-        yield server
 
 
 @pytest.fixture
@@ -38,13 +24,14 @@ def folder(tmp_path):
     return root
 
 
-def test_tag_then_show(fake, folder, store, capsys):
+def test_tag_then_show(fake_classifier, folder, store, capsys):
     assert cli.main(["tag", "-p", "classification", "--no-progress", str(folder)]) == 0
 
     summary = capsys.readouterr().err
     assert "azureclassification: SUCCESS 1" in summary  # the blue PNG
     assert "azureclassification: SKIPPED 2" in summary  # coffee under 0.5, the truncated JPEG
-    assert len(fake.requests) == 2  # notes.txt was not handled, the truncated file not sent
+    # notes.txt was not handled, the truncated file not sent
+    assert len(fake_classifier.requests) == 2
     blue = folder / "day1" / "plain.png"
     assert store.read(str(blue.resolve()), "image")["azure_class"] == "blue"
 
@@ -54,7 +41,7 @@ def test_tag_then_show(fake, folder, store, capsys):
     assert shown[str(blue)]["image.azure_classes"] == ["blue"]
 
 
-def test_fatal_files_make_a_failing_exit_status(fake, folder, monkeypatch, capsys):
+def test_fatal_files_make_a_failing_exit_status(fake_classifier, folder, monkeypatch, capsys):
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "unpublished")
 
     assert cli.main(["tag", "-p", "classification", "--no-progress", "-j", "2", str(folder)]) == 1

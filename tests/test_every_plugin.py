@@ -18,7 +18,7 @@ import responses
 
 from common.pixstor import PluginStatus
 from tests import imagefactory
-from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording
+from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, serve
 
 PLUGINS = {
     "azureclassification": (
@@ -103,9 +103,7 @@ def photo(tmp_path):
 def answer(mock, module, which: str, headers=None) -> None:
     """Queue the plugin's recorded answer: "found", "429" or "503"."""
     url, *names = SERVICE[module.__name__]
-    rec = recording(names[("found", "429", "503").index(which)])
-    headers = {**rec["headers"], **(headers or {})}
-    mock.add(responses.POST, url, json=rec["body"], status=rec["status"], headers=headers)
+    serve(mock, url, names[("found", "429", "503").index(which)], headers)
 
 
 def one_value_per_field(schema: list) -> dict:
@@ -373,6 +371,63 @@ def test_missing_setting_is_fatal_and_logged_once(
     (line,) = problems(logs)  # once per process, not once per file
     assert f"{module.__name__}: FATAL: setting {missing} is not set" in line
     assert "Traceback" not in logs.text
+
+
+# Per plugin: a setting, a malformed value, and words the one log line must say about it.
+MALFORMED = {
+    "azureclassification": [
+        ("CUSTOM_VISION_CLASSIFY_PROJECT", "my-project", "must be the project id"),
+        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "high", "must be a number"),
+        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "1.5", "must be 0 to 1"),
+        ("CUSTOM_VISION_CLASSIFY_MAX_TAGS", "0", "must be 1 to 1000"),
+        ("CUSTOM_VISION_ENDPOINT", "http://westus.api.cognitive.microsoft.com", "plain http"),
+        ("CUSTOM_VISION_ENDPOINT", "westus.api.cognitive.microsoft.com", "must be a URL"),
+        ("CUSTOM_VISION_STORE_IMAGES", "perhaps", "must be true or false"),
+        ("CUSTOM_VISION_KEY", "two words", "spaces"),
+    ],
+    "azureobjectdetection": [
+        ("CUSTOM_VISION_DETECT_PROJECT", "my-detector", "must be the project id"),
+        ("CUSTOM_VISION_DETECT_THRESHOLD", "high", "must be a number"),
+        ("CUSTOM_VISION_DETECT_THRESHOLD", "-0.1", "must be 0 to 1"),
+        ("CUSTOM_VISION_DETECT_MAX_BOXES", "0", "must be 1 to 1000"),
+        ("CUSTOM_VISION_DETECT_MAX_BOXES", "ten", "must be a whole number"),
+        ("CUSTOM_VISION_KEY", "two words", "spaces"),
+    ],
+    "azurevision": [
+        ("AZURE_VISION_API", "5.0", "must be one of 4.0, 3.2"),
+        ("AZURE_VISION_API_VERSION", "latest", "must be a date"),
+        ("AZURE_VISION_FEATURES", "tags,faces", "comma-separated"),
+        ("AZURE_VISION_FEATURES", "read", "4.0"),  # with AZURE_VISION_API=3.2, see below
+        ("AZURE_VISION_LANGUAGE", "english please", "language code"),
+        ("AZURE_VISION_GENDER_NEUTRAL_CAPTION", "maybe", "true or false"),
+        ("AZURE_VISION_TAG_THRESHOLD", "1.5", "must be 0 to 1"),
+        ("AZURE_VISION_MAX_TAGS", "0", "must be 1 to 1000"),
+        ("AZURE_VISION_OBJECT_THRESHOLD", "high", "a number"),
+        ("AZURE_VISION_MAX_OBJECTS", "-3", "must be 1 to 1000"),
+        ("AZURE_VISION_ENDPOINT", "http://westus.example.com", "plain http"),
+        ("AZURE_VISION_KEY", "two words", "spaces"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "value", "words"),
+    [(module, *case) for module, cases in MALFORMED.items() for case in cases],
+    indirect=["module"],
+)
+def test_malformed_setting_is_fatal_naming_it(
+    module, plugin, served, photo, monkeypatch, logs, name, value, words
+):
+    monkeypatch.setenv(name, value)
+    if (name, value) == ("AZURE_VISION_FEATURES", "read"):
+        monkeypatch.setenv("AZURE_VISION_API", "3.2")  # text is read by 4.0 only
+
+    assert plugin.process("item-1", photo) == PluginStatus.FATAL
+
+    assert not served.calls
+    (line,) = problems(logs)
+    assert name in line and words in line
+    assert "two words" not in logs.text  # a malformed key is not echoed either
 
 
 @pytest.mark.parametrize(

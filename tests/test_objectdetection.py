@@ -26,7 +26,7 @@ from common import boxes
 from common.pixstor import PluginStatus
 from common.standin import check
 from tests import imagefactory
-from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording
+from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, sent_image, serve
 
 URL = f"{ENDPOINT}/customvision/v3.0/Prediction/{PROJECT}/detect/iterations/MyModel1/image/nostore"
 FOUND = "customvision-detect-nostore-200.handmade.json"
@@ -59,24 +59,13 @@ def plugin():
 
 
 @pytest.fixture
-def photo(tmp_path):
-    return imagefactory.jpeg(tmp_path, size=(640, 480))
-
-
-@pytest.fixture
 def served(detect_env):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 
 
 def answer(mock, name, url=URL, headers=None):
-    rec = recording(name)
-    headers = {**rec["headers"], **(headers or {})}
-    mock.add(responses.POST, url, json=rec["body"], status=rec["status"], headers=headers)
-
-
-def sent_image(call) -> Image.Image:
-    return Image.open(io.BytesIO(call.request.body))
+    serve(mock, url, name, headers)
 
 
 # --------------------------------------------------------------------------- success
@@ -238,29 +227,6 @@ def test_unexpected_json_shape_is_fatal(plugin, served, photo, store, logs, pred
     assert "unexpected body" in logs.text
     assert store.read("item-1") == {}
     assert_no_key(logs)
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "words"),
-    [
-        ("CUSTOM_VISION_DETECT_PROJECT", "my-detector", "must be the project id"),
-        ("CUSTOM_VISION_DETECT_THRESHOLD", "high", "must be a number"),
-        ("CUSTOM_VISION_DETECT_THRESHOLD", "-0.1", "must be 0 to 1"),
-        ("CUSTOM_VISION_DETECT_MAX_BOXES", "0", "must be 1 to 1000"),
-        ("CUSTOM_VISION_DETECT_MAX_BOXES", "ten", "must be a whole number"),
-        ("CUSTOM_VISION_KEY", "two words", "spaces"),
-    ],
-)
-def test_malformed_setting_is_fatal_naming_it(
-    plugin, detect_env, photo, monkeypatch, logs, name, value, words
-):
-    monkeypatch.setenv(name, value)
-    with responses.RequestsMock() as mock:
-        assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-        assert not mock.calls
-    (line,) = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert name in line and words in line
-    assert "two words" not in logs.text  # a malformed key is not echoed either
 
 
 # --------------------------------------------------------------------------- geometry

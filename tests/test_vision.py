@@ -25,7 +25,7 @@ from common.errors import ServiceError
 from common.pixstor import PluginStatus
 from common.standin import check
 from tests import imagefactory
-from tests.conftest import ENDPOINT, KEY, assert_no_key, recording
+from tests.conftest import ENDPOINT, KEY, assert_no_key, recording, sent_image, serve
 
 URLS = {
     "4.0": f"{ENDPOINT}/computervision/imageanalysis:analyze",
@@ -89,17 +89,11 @@ def photo_40mp(tmp_path_factory):
 
 
 def answer(mock, name, api="4.0", headers=None):
-    rec = recording(name)
-    headers = {**rec["headers"], **(headers or {})}
-    mock.add(responses.POST, URLS[api], json=rec["body"], status=rec["status"], headers=headers)
+    serve(mock, URLS[api], name, headers)
 
 
 def query(call) -> dict:
     return dict(parse_qsl(urlsplit(call.request.url).query, keep_blank_values=True))
-
-
-def sent_image(call) -> Image.Image:
-    return Image.open(io.BytesIO(call.request.body))
 
 
 def warnings_and_errors(logs) -> list[str]:
@@ -881,48 +875,6 @@ def test_unexpected_json_shape_is_fatal(plugin, served, api, photo, store, logs,
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
     assert "unexpected body" in logs.text
     assert store.read("item-1") == {}
-
-
-@pytest.mark.parametrize(
-    ("settings", "name", "words"),
-    [
-        ({"AZURE_VISION_API": "5.0"}, "AZURE_VISION_API", "must be one of 4.0, 3.2"),
-        ({"AZURE_VISION_API_VERSION": "latest"}, "AZURE_VISION_API_VERSION", "must be a date"),
-        ({"AZURE_VISION_FEATURES": "tags,faces"}, "AZURE_VISION_FEATURES", "comma-separated"),
-        (
-            {"AZURE_VISION_API": "3.2", "AZURE_VISION_FEATURES": "read"},
-            "AZURE_VISION_FEATURES",
-            "4.0",
-        ),
-        ({"AZURE_VISION_LANGUAGE": "english please"}, "AZURE_VISION_LANGUAGE", "language code"),
-        (
-            {"AZURE_VISION_GENDER_NEUTRAL_CAPTION": "maybe"},
-            "AZURE_VISION_GENDER_NEUTRAL_CAPTION",
-            "true or false",
-        ),
-        ({"AZURE_VISION_TAG_THRESHOLD": "1.5"}, "AZURE_VISION_TAG_THRESHOLD", "must be 0 to 1"),
-        ({"AZURE_VISION_MAX_TAGS": "0"}, "AZURE_VISION_MAX_TAGS", "must be 1 to 1000"),
-        ({"AZURE_VISION_OBJECT_THRESHOLD": "high"}, "AZURE_VISION_OBJECT_THRESHOLD", "a number"),
-        ({"AZURE_VISION_MAX_OBJECTS": "-3"}, "AZURE_VISION_MAX_OBJECTS", "must be 1 to 1000"),
-        (
-            {"AZURE_VISION_ENDPOINT": "http://westus.example.com"},
-            "AZURE_VISION_ENDPOINT",
-            "plain http",
-        ),
-        ({"AZURE_VISION_KEY": "two words"}, "AZURE_VISION_KEY", "spaces"),
-    ],
-)
-def test_malformed_setting_is_fatal_naming_it(
-    plugin, vision_env, photo, monkeypatch, logs, settings, name, words
-):
-    for setting, value in settings.items():
-        monkeypatch.setenv(setting, value)
-    with responses.RequestsMock() as mock:
-        assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-        assert not mock.calls
-    (line,) = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert name in line and words in line
-    assert "two words" not in logs.text
 
 
 def test_settings_from_ini_file_with_environment_winning(
