@@ -5,17 +5,27 @@ Writes ``image.azure_class`` (the most probable class at or above the threshold)
 threshold nothing is written and the file is SKIPPED. Settings: see README.md.
 """
 
+import importlib.util
 import os
 import sys
 from typing import Any, Optional
 
-# PixStor loads this file through a link in its enabled/ folder: find common/ beside the
-# real file, with no installation of our own code.
-sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+# PixStor loads this file through a link in its enabled/ folder. Load common/ from beside the
+# real file under a name of our own: other vendors' plugins may bring a "common" of their own,
+# and sys.path stays as PixStor set it.
+_COMMON = os.path.join(os.path.dirname(os.path.realpath(__file__)), "common", "__init__.py")
+if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
+    _spec = importlib.util.spec_from_file_location("pixstor_azure", _COMMON)
+    sys.modules["pixstor_azure"] = importlib.util.module_from_spec(_spec)
+    try:
+        _spec.loader.exec_module(sys.modules["pixstor_azure"])
+    except BaseException:
+        del sys.modules["pixstor_azure"]
+        raise
 
-from common import customvision, fields, runner
-from common.images import handles
-from common.pixstor import Plugin, PluginStatus
+from pixstor_azure import customvision, fields, runner
+from pixstor_azure.images import handles
+from pixstor_azure.pixstor import Plugin, PluginStatus
 
 SCHEMA = [
     fields.string("azure_class", "Most probable Custom Vision class"),

@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
 
 from PIL import Image, ImageOps  # noqa: E402
 
-from common import images  # noqa: E402
+from pixstor_azure import images  # noqa: E402
 from tests import imagefactory  # noqa: E402
 
 MAX_EDGE = 2048

@@ -5,17 +5,13 @@ fractions (0..1) of the image *as displayed* (EXIF orientation applied). Fractio
 the downscaling done before sending, so a box maps onto the original file at any size.
 """
 
-from __future__ import annotations
-
 import json
-from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, List, NamedTuple, Tuple
 
 DIGITS = 4  # 1/10000 of the frame: under a pixel even on an 8K image
 
 
-@dataclass(frozen=True)
-class Box:
+class Box(NamedTuple):
     tag: str
     probability: float
     left: float
@@ -26,7 +22,7 @@ class Box:
     @classmethod
     def from_fractions(
         cls, tag: str, probability: float, left: float, top: float, width: float, height: float
-    ) -> Box:
+    ) -> "Box":
         """Clamp to the frame: services return boxes that overhang the edge by a hair."""
         # The far edges from the unclamped origin: a box overhanging the left or top is cut,
         # not shifted.
@@ -45,7 +41,7 @@ class Box:
         h: float,
         image_width: int,
         image_height: int,
-    ) -> Box:
+    ) -> "Box":
         """From a pixel rectangle on an image of the given size (the image the service saw)."""
         return cls.from_fractions(
             tag, probability, x / image_width, y / image_height, w / image_width, h / image_height
@@ -61,7 +57,7 @@ class Box:
             "height": round(self.height, DIGITS),
         }
 
-    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+    def pixels(self, width: int, height: int) -> Tuple[int, int, int, int]:
         """(left, top, right, bottom) in pixels of an image of that size, as displayed."""
         return (
             round(self.left * width),
@@ -77,7 +73,7 @@ def to_json(boxes: Iterable[Box]) -> str:
     return json.dumps([b.as_dict() for b in ordered], ensure_ascii=False, separators=(",", ":"))
 
 
-def from_json(text: str) -> list[Box]:
+def from_json(text: str) -> List[Box]:
     return [Box(**item) for item in json.loads(text)]
 
 

@@ -11,11 +11,9 @@ with its stored boxes drawn on it, to check detections by eye. Exit status: 0 wh
 FATAL or ERRORED, 1 otherwise, 2 for bad arguments.
 """
 
-from __future__ import annotations
-
 import argparse
 import collections
-import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -23,7 +21,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from . import boxes, images
 from .draw import draw_file
@@ -37,12 +35,16 @@ PLUGINS = {
 
 
 def load_plugin(name: str) -> Any:
-    """An instance of the named plugin, imported from the folder that holds ``common/``."""
+    """An instance of the named plugin, loaded from its file beside ``common/`` as PixStor does."""
     module_name, class_name = PLUGINS[name]
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return getattr(importlib.import_module(module_name), class_name)()
+    module = sys.modules.get(module_name)
+    if module is None:
+        path = Path(__file__).resolve().parent.parent / (module_name + ".py")
+        spec = importlib.util.spec_from_file_location(module_name, str(path))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[module_name] = module
+    return getattr(module, class_name)()
 
 
 def files_under(paths: Iterable[str]) -> Iterator[Path]:
@@ -117,7 +119,7 @@ def _progress(total: int):
     return tqdm(total=total, unit="file")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="pixstor-azure", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -4,12 +4,9 @@ Both plugins call ``predict(path, CLASSIFY | DETECT)``; the settings, the reques
 reading of the answer and the plain-words explanation of failures live here once.
 """
 
-from __future__ import annotations
-
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, List, NamedTuple, Optional
 from urllib.parse import quote
 
 from . import http, images
@@ -23,8 +20,7 @@ log = logging.getLogger(__name__)
 SERVICE = "Custom Vision"
 
 
-@dataclass(frozen=True)
-class Task:
+class Task(NamedTuple):
     name: str  # the path segment: "classify" or "detect"
     max_setting: str
     default_max: int
@@ -37,8 +33,7 @@ CLASSIFY = Task("classify", "CUSTOM_VISION_CLASSIFY_MAX_TAGS", 5)
 DETECT = Task("detect", "CUSTOM_VISION_DETECT_MAX_BOXES", 50)
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     endpoint: str
     key: Secret
     project: str
@@ -51,7 +46,7 @@ class Config:
     http: http.HttpConfig
 
     @classmethod
-    def load(cls, task: Task, settings: Settings | None = None) -> Config:
+    def load(cls, task: Task, settings: Optional[Settings] = None) -> "Config":
         settings = settings or Settings.load()
         project = settings.text(task.setting("PROJECT"))
         try:
@@ -84,14 +79,13 @@ class Config:
         return url if self.store_images else url + "/nostore"
 
 
-@dataclass(frozen=True)
-class Prediction:
+class Prediction(NamedTuple):
     tag: str
     probability: float
-    box: Box | None = None
+    box: Optional[Box] = None
 
 
-def predict(path: str, task: Task, config: Config | None = None) -> list[Prediction]:
+def predict(path: str, task: Task, config: Optional[Config] = None) -> List[Prediction]:
     """The predictions for the image at ``path`` that pass the threshold, most probable first."""
     config = config or Config.load(task)
     image = images.prepare(path, images.CUSTOM_VISION, config.max_edge, config.min_edge)
@@ -120,7 +114,7 @@ def predict(path: str, task: Task, config: Config | None = None) -> list[Predict
     return kept
 
 
-def parse(body: Any, with_boxes: bool) -> list[Prediction]:
+def parse(body: Any, with_boxes: bool) -> List[Prediction]:
     """Read an ImagePrediction answer; keys are matched case-insensitively."""
     try:
         answer = {k.lower(): v for k, v in body.items()}

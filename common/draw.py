@@ -5,10 +5,8 @@ Not used by the plugins themselves: it is for administrators and for the README.
 file upright by its EXIF orientation, through the same decoding the plugins use, before drawing.
 """
 
-from __future__ import annotations
-
 import os
-from typing import Iterable
+from typing import Dict, Iterable, List, Tuple, Union
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -58,9 +56,9 @@ def draw_boxes(image: Image.Image, boxes: Iterable[Box]) -> Image.Image:
 
 
 def draw_file(
-    path: str | os.PathLike,
+    path: Union[str, os.PathLike],
     boxes: Iterable[Box],
-    out_path: str | os.PathLike,
+    out_path: Union[str, os.PathLike],
     max_edge: int = 2048,
 ) -> None:
     """Draw ``boxes`` on the picture at ``path`` as displayed and save it to ``out_path``.
@@ -74,10 +72,10 @@ def draw_file(
     draw_boxes(picture, boxes).save(out_path, quality=90)
 
 
-def _colors_by_tag(boxes: list[Box]) -> dict[str, tuple[int, int, int]]:
+def _colors_by_tag(boxes: List[Box]) -> Dict[str, Tuple[int, int, int]]:
     """Tags (compared case-insensitively, as the labels field does) to colours, most probable
     tag first, so the same picture always gets the same colours."""
-    colors: dict[str, tuple[int, int, int]] = {}
+    colors: Dict[str, Tuple[int, int, int]] = {}
     for box in sorted(boxes, key=lambda b: -b.probability):
         colors.setdefault(box.tag.lower(), COLORS[len(colors) % len(COLORS)])
     return colors
@@ -94,10 +92,10 @@ def _font(size: int):
 
 def _label(
     draw: ImageDraw.ImageDraw,
-    size: tuple[int, int],
+    size: Tuple[int, int],
     text: str,
-    corner: tuple[int, int],
-    color: tuple[int, int, int],
+    corner: Tuple[int, int],
+    color: Tuple[int, int, int],
     font,
     pad: int,
 ) -> None:
@@ -113,7 +111,7 @@ def _label(
     draw.text((left + pad - text_left, top + pad - text_top), text, fill=ink, font=font)
 
 
-def _text_box(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int, int, int]:
+def _text_box(draw: ImageDraw.ImageDraw, text: str, font) -> Tuple[int, int, int, int]:
     if hasattr(draw, "textbbox"):  # Pillow >= 8.0
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         return round(left), round(top), round(right), round(bottom)

@@ -4,7 +4,7 @@ The runner turns an exception into a status and one log line, so every module ra
 these with a message written for a storage administrator, not a developer.
 """
 
-from __future__ import annotations
+from typing import Optional
 
 
 class PixstorAzureError(Exception):
@@ -43,10 +43,10 @@ class ServiceError(PixstorAzureError):
         self,
         service: str,
         message: str,
-        http_status: int | None = None,
-        code: str | None = None,
-        detail: str | None = None,
-        inner_code: str | None = None,
+        http_status: Optional[int] = None,
+        code: Optional[str] = None,
+        detail: Optional[str] = None,
+        inner_code: Optional[str] = None,
     ) -> None:
         self.service = service
         self.http_status = http_status

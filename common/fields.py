@@ -1,8 +1,6 @@
 """Helpers for the fields plugins write: schema entries and picking what passes a threshold."""
 
-from __future__ import annotations
-
-from typing import Iterable, Sequence, TypeVar
+from typing import Iterable, List, Sequence, Set, TypeVar
 
 T = TypeVar("T")
 
@@ -17,16 +15,16 @@ def strings(name: str, prompt: str) -> dict:
 
 def passing(
     items: Iterable[T], threshold: float, limit: int, score=lambda i: i.probability
-) -> list[T]:
+) -> List[T]:
     """The items scoring at or above ``threshold``, best first, at most ``limit`` of them."""
     kept = [i for i in items if score(i) >= threshold]
     kept.sort(key=score, reverse=True)
     return kept[:limit]
 
 
-def distinct(names: Sequence[str]) -> list[str]:
+def distinct(names: Sequence[str]) -> List[str]:
     """``names`` without repeats (compared case-insensitively), first spelling and order kept."""
-    seen: set[str] = set()
+    seen: Set[str] = set()
     out = []
     for name in names:
         if name.lower() not in seen:

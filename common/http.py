@@ -7,22 +7,18 @@ service's own word on when to come back. Retries are written here rather than wi
 where ``Retry`` cannot see it, and PixStor's shared environment may hold an old urllib3.
 """
 
-from __future__ import annotations
-
 import email.utils
 import json
 import logging
-import os
 import random
 import re
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Dict, NamedTuple, Optional
 
 import requests
 
-from . import __version__
+from . import __version__, runtime
 from .errors import ServiceError
 from .settings import Settings
 
@@ -35,8 +31,7 @@ USER_AGENT = f"pixstor-azure/{__version__}"
 sleep = time.sleep
 
 
-@dataclass(frozen=True)
-class HttpConfig:
+class HttpConfig(NamedTuple):
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     attempts: int = 5
@@ -47,7 +42,7 @@ class HttpConfig:
     @classmethod
     def from_settings(
         cls, settings: Settings, rate_setting: str, default_rate: float
-    ) -> HttpConfig:
+    ) -> "HttpConfig":
         return cls(
             connect_timeout=settings.number("PIXSTOR_AZURE_CONNECT_TIMEOUT", 5.0, 0.1, 300),
             read_timeout=settings.number("PIXSTOR_AZURE_READ_TIMEOUT", 60.0, 0.1, 3600),
@@ -76,26 +71,25 @@ class RateLimiter:
             sleep(start - now)
 
 
-_limiters: dict[str, RateLimiter] = {}
-_session: requests.Session | None = None
-_session_pid = 0
-_lock = threading.Lock()
+class Connections:
+    """This process's HTTP session and one rate limiter per service."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.limiters = {}  # type: Dict[str, RateLimiter]
+        self._lock = threading.Lock()
+
+    def limiter(self, service: str) -> RateLimiter:
+        with self._lock:
+            return self.limiters.setdefault(service, RateLimiter())
+
+    def close(self) -> None:
+        self.session.close()
 
 
-def limiter(service: str) -> RateLimiter:
-    with _lock:
-        return _limiters.setdefault(service, RateLimiter())
-
-
-def session() -> requests.Session:
-    """The process's session, made anew in a forked child (sockets must not be shared)."""
-    global _session, _session_pid
-    with _lock:
-        if _session is None or _session_pid != os.getpid():
-            _session = requests.Session()
-            _session.headers["User-Agent"] = USER_AGENT
-            _session_pid = os.getpid()
-        return _session
+def connections() -> Connections:
+    return runtime.current().get(Connections)
 
 
 def post(
@@ -103,9 +97,9 @@ def post(
     url: str,
     config: HttpConfig,
     *,
-    headers: dict[str, str],
+    headers: Dict[str, str],
     data: bytes,
-    params: dict[str, str] | None = None,
+    params: Optional[Dict[str, str]] = None,
 ) -> Any:
     """POST the image bytes ``data`` and return the decoded JSON answer, or raise ServiceError.
 
@@ -115,9 +109,10 @@ def post(
     # Content-Type of image/jpeg is refused with 415.
     headers = {"Accept": "application/json", "Content-Type": "application/octet-stream", **headers}
     for attempt in range(1, config.attempts + 1):
-        limiter(service).wait(config.requests_per_second)
+        pool = connections()
+        pool.limiter(service).wait(config.requests_per_second)
         try:
-            response = session().post(
+            response = pool.session.post(
                 url,
                 params=params,
                 headers=headers,
@@ -182,7 +177,7 @@ def _backoff(config: HttpConfig, attempt: int) -> float:
 _RETRY_IN_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNORECASE)
 
 
-def _retry_after(response: requests.Response, message: str) -> float | None:
+def _retry_after(response: requests.Response, message: str) -> Optional[float]:
     header = response.headers.get("Retry-After", "").strip()
     if header:
         try:

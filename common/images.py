@@ -7,8 +7,6 @@ is decoded at a quarter of its size), turned upright by its EXIF orientation and
 already fits and needs nothing done.
 """
 
-from __future__ import annotations
-
 import functools
 import io
 import logging
@@ -19,12 +17,12 @@ import struct
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, Optional, Tuple, Union
 
 from PIL import Image, ImageOps
 
-from . import pixstor
+from . import pixstor, runtime
 from .errors import ImageError
 from .settings import Settings
 
@@ -37,8 +35,7 @@ _ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
 _NOT_PICTURES = {"PDF", "EPS", "MPEG", "WMF", "BUFR", "GRIB", "HDF5", "IPTC", "FITS"}
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     """What one service accepts. Sizes in pixels, counts in bytes."""
 
     service: str
@@ -46,7 +43,7 @@ class Limits:
     max_bytes: int
     max_side: int
     min_side: int = 1
-    max_aspect: float | None = None
+    max_aspect: Optional[float] = None
 
 
 CUSTOM_VISION = Limits(
@@ -72,8 +69,7 @@ VISION_32 = Limits(
 )
 
 
-@dataclass(frozen=True)
-class PreparedImage:
+class PreparedImage(NamedTuple):
     """The bytes to send, and the geometry needed to map results back onto the file."""
 
     data: bytes
@@ -85,28 +81,47 @@ class PreparedImage:
     as_is: bool  # the file's own bytes, untouched
 
 
-@dataclass
 class Decoded:
     """A file decoded once: upright, RGB or L, no larger than ``max_edge`` on its long side."""
 
-    path: str
-    format: str | None
-    file_size: int
-    display_size: tuple[int, int]
-    image: Image.Image
-    untouched: bool  # pixels as stored in the file: no rotation, conversion or resize
-    raw: bytes | None  # the file's bytes, kept when small enough to be sent as they are
-    prepared: dict[Limits, PreparedImage] = field(default_factory=dict)
+    def __init__(
+        self,
+        path: str,
+        format: Optional[str],
+        file_size: int,
+        display_size: Tuple[int, int],
+        image: Image.Image,
+        untouched: bool,
+        raw: Optional[bytes],
+    ) -> None:
+        self.path = path
+        self.format = format
+        self.file_size = file_size
+        self.display_size = display_size
+        self.image = image
+        self.untouched = untouched  # pixels as stored in the file: no rotation, conversion...
+        self.raw = raw  # the file's bytes, kept when small enough to be sent as they are
+        self.prepared = {}  # type: Dict[Limits, PreparedImage]
 
 
-_CACHE_SIZE = 3
 _AS_IS_MAX_BYTES = max(lim.max_bytes for lim in (CUSTOM_VISION, VISION_40, VISION_32))
-_cache: OrderedDict[tuple, Decoded | ImageError] = OrderedDict()
-_cache_lock = threading.Lock()
+
+
+class DecodedFiles:
+    """The last few files this process decoded (or found broken), for the other plugins."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.size = size
+        self.entries = OrderedDict()  # type: OrderedDict
+        self.lock = threading.Lock()
+
+
+def _decoded() -> DecodedFiles:
+    return runtime.current().get(DecodedFiles)
 
 
 def prepare(
-    path: str | os.PathLike, limits: Limits, max_edge: int, min_edge: int = 1
+    path: Union[str, os.PathLike], limits: Limits, max_edge: int, min_edge: int = 1
 ) -> PreparedImage:
     """The image at ``path`` made acceptable to ``limits``; raises ImageError when it cannot be.
 
@@ -119,35 +134,37 @@ def prepare(
             f"{_size(decoded.display_size)} is too small to analyse "
             f"(PIXSTOR_AZURE_MIN_SIDE is {min_edge} px)"
         )
-    with _cache_lock:
+    files = _decoded()
+    with files.lock:
         prepared = decoded.prepared.get(limits)
     if prepared is None:
         prepared = _encode(decoded, limits, max_edge)
-        with _cache_lock:
+        with files.lock:
             decoded.prepared[limits] = prepared
     return prepared
 
 
-def load(path: str | os.PathLike, max_edge: int) -> Decoded:
+def load(path: Union[str, os.PathLike], max_edge: int) -> Decoded:
     path = os.fspath(path)
     try:
         stat = os.stat(path)
     except OSError as exc:
         raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
     key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, max_edge)
-    with _cache_lock:
-        entry = _cache.get(key)
+    files = _decoded()
+    with files.lock:
+        entry = files.entries.get(key)
         if entry is not None:
-            _cache.move_to_end(key)
+            files.entries.move_to_end(key)
     if entry is None:
         try:
             entry = _decode(path, stat.st_size, max_edge)
         except ImageError as exc:
             entry = exc  # a broken file is tried once, not once per plugin
-        with _cache_lock:
-            _cache[key] = entry
-            while len(_cache) > _CACHE_SIZE:
-                _cache.popitem(last=False)
+        with files.lock:
+            files.entries[key] = entry
+            while len(files.entries) > files.size:
+                files.entries.popitem(last=False)
     if isinstance(entry, ImageError):
         raise ImageError(str(entry))
     return entry
@@ -155,13 +172,15 @@ def load(path: str | os.PathLike, max_edge: int) -> Decoded:
 
 def set_cache_size(size: int) -> None:
     """How many decoded files to keep: at least the number of files worked on at once."""
-    global _CACHE_SIZE
-    _CACHE_SIZE = max(1, size)
+    files = _decoded()
+    with files.lock:
+        files.size = max(1, size)
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    files = _decoded()
+    with files.lock:
+        files.entries.clear()
 
 
 def _decode(path: str, file_size: int, max_edge: int) -> Decoded:
@@ -197,7 +216,7 @@ def _decode(path: str, file_size: int, max_edge: int) -> Decoded:
 
 
 def _decode_open(
-    im: Image.Image, path: str, file_size: int, max_edge: int, raw: bytes | None
+    im: Image.Image, path: str, file_size: int, max_edge: int, raw: Optional[bytes]
 ) -> Decoded:
     stored = im.size
     if min(stored) < 1:
@@ -324,7 +343,7 @@ def _jpeg(image: Image.Image, quality: int) -> bytes:
 
 
 def _prepared(
-    decoded: Decoded, data: bytes, fmt: str, size: tuple[int, int], as_is: bool
+    decoded: Decoded, data: bytes, fmt: str, size: Tuple[int, int], as_is: bool
 ) -> PreparedImage:
     prepared = PreparedImage(data, fmt, size[0], size[1], *decoded.display_size, as_is=as_is)
     log.debug(
@@ -341,7 +360,7 @@ def _prepared(
     return prepared
 
 
-def _size(size: tuple[int, int]) -> str:
+def _size(size: Tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]} px"
 
 
@@ -353,7 +372,7 @@ def _short(exc: BaseException) -> str:
 _PIXSTOR_EXTENSIONS = (".dpx", ".exr", ".cin", ".hdr", ".cr2", ".nef", ".dng", ".arw")
 
 
-def handles(ext: str | None = None, mimetype: str | None = None) -> bool:
+def handles(ext: Optional[str] = None, mimetype: Optional[str] = None) -> bool:
     """Whether a file of this extension (``.jpg``) or else mimetype can be prepared. No I/O."""
     extensions, types = _readable(pixstor.load_image is not None)
     if ext:
@@ -365,7 +384,7 @@ def handles(ext: str | None = None, mimetype: str | None = None) -> bool:
 
 
 @functools.lru_cache(maxsize=2)
-def _readable(with_pixstor: bool) -> tuple[frozenset, frozenset]:
+def _readable(with_pixstor: bool) -> Tuple[frozenset, frozenset]:
     Image.init()
     formats = {f for f in Image.OPEN if f not in _NOT_PICTURES}
     extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in formats}
@@ -377,7 +396,7 @@ def _readable(with_pixstor: bool) -> tuple[frozenset, frozenset]:
     return frozenset(extensions), frozenset(types)
 
 
-def edge_settings(settings: Settings) -> tuple[int, int]:
+def edge_settings(settings: Settings) -> Tuple[int, int]:
     """(max_edge, min_edge) for ``prepare``, shared by every plugin."""
     return (
         settings.integer("PIXSTOR_AZURE_MAX_LONG_EDGE", 2048, 64, 16000),

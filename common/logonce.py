@@ -1,26 +1,34 @@
 """Log a message once per process: PixStor calls a plugin for every file, and a problem that
 holds for every file (a setting, a region, a file mode) is worth one line, not a million."""
 
-from __future__ import annotations
-
 import logging
 import threading
 
-_seen: set[tuple[str, str]] = set()
-_lock = threading.Lock()
+from . import runtime
+
+
+class Logged:
+    """The (logger, message) pairs this process has logged once already."""
+
+    def __init__(self) -> None:
+        self.seen = set()  # type: Set[Tuple[str, str]]
+        self.lock = threading.Lock()
+
+    def first(self, logger: logging.Logger, message: str) -> bool:
+        with self.lock:
+            if (logger.name, message) in self.seen:
+                return False
+            self.seen.add((logger.name, message))
+            return True
+
+    def forget(self, logger: logging.Logger, message: str) -> None:
+        with self.lock:
+            self.seen.discard((logger.name, message))
 
 
 def log_once(logger: logging.Logger, level: int, message: str) -> bool:
     """Log ``message`` unless ``logger`` already logged it; True when it was logged now."""
-    with _lock:
-        if (logger.name, message) in _seen:
-            return False
-        _seen.add((logger.name, message))
+    if not runtime.current().get(Logged).first(logger, message):
+        return False
     logger.log(level, message)
     return True
-
-
-def forget() -> None:
-    """Let every message be logged again (for tests)."""
-    with _lock:
-        _seen.clear()

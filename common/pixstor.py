@@ -4,10 +4,6 @@ Plugins import ``Plugin``, ``PluginStatus`` and ``Metadata`` from here and never
 ``arcapix`` directly, so the same file runs inside PixStor Search, in tests and on a laptop.
 """
 
-from __future__ import annotations
-
-from typing import Any, Callable
-
 try:
     from arcapix.search.metadata.helpers import Metadata
     from arcapix.search.metadata.plugins.base import Plugin, PluginStatus
@@ -18,7 +14,7 @@ except ImportError:
 
     IN_PIXSTOR = False
 
-load_image: Callable[[str], Any] | None
+load_image = None  # type: Optional[Callable[[str], Any]]
 try:
     # PixStor's own loader reads DPX, EXR and other formats Pillow cannot.
     from arcapix.search.metadata.utils import load_image

@@ -5,8 +5,6 @@ and the reason in plain words; details go to the debug level. Settings errors ar
 per process, not once per file: PixStor calls the plugin for every new image.
 """
 
-from __future__ import annotations
-
 import logging
 from pathlib import Path
 from typing import Any, Callable

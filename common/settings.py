@@ -10,15 +10,13 @@ The INI file is ``$PIXSTOR_AZURE_CONFIG`` when set, else ``pixstor-azure.ini`` n
 plugins (the folder holding ``common/``).
 """
 
-from __future__ import annotations
-
 import configparser
 import ipaddress
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from .errors import SettingsError
@@ -57,11 +55,11 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-_ini_cache: dict[tuple[str, int, int], dict[str, str]] = {}
+_ini_cache: Dict[Tuple[str, int, int], Dict[str, str]] = {}
 _ini_lock = threading.Lock()
 
 
-def _read_ini(path: Path) -> dict[str, str]:
+def _read_ini(path: Path) -> Dict[str, str]:
     """Parse the INI file into {ENV_NAME: value}; cached while the file is unchanged."""
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
@@ -77,7 +75,7 @@ def _read_ini(path: Path) -> dict[str, str]:
         raise SettingsError(
             CONFIG_VARIABLE, f"names {path}, which is not a valid INI file ({type(exc).__name__})"
         ) from None
-    values: dict[str, str] = {}
+    values: Dict[str, str] = {}
     for section in parser.sections():
         if section.lower() not in SECTIONS:
             raise SettingsError(
@@ -103,12 +101,12 @@ def _read_ini(path: Path) -> dict[str, str]:
 class Settings:
     """Typed access to settings. Each accessor names the setting in any error it raises."""
 
-    def __init__(self, environ: Mapping[str, str], ini: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str], ini: Optional[Mapping[str, str]] = None) -> None:
         self._environ = environ
         self._ini = ini or {}
 
     @classmethod
-    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def load(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
         environ = os.environ if environ is None else environ
         explicit = environ.get(CONFIG_VARIABLE, "").strip()
         path = Path(explicit).expanduser() if explicit else DEFAULT_CONFIG
@@ -118,7 +116,7 @@ class Settings:
             return cls(environ)
         return cls(environ, _read_ini(path))
 
-    def raw(self, name: str) -> str | None:
+    def raw(self, name: str) -> Optional[str]:
         value = self._environ.get(name)
         if value is None or not value.strip():
             value = self._ini.get(name)
@@ -126,7 +124,7 @@ class Settings:
             return None
         return value.strip()
 
-    def text(self, name: str, default: str | None = None) -> str:
+    def text(self, name: str, default: Optional[str] = None) -> str:
         value = self.raw(name)
         if value is None:
             if default is None:
@@ -143,7 +141,7 @@ class Settings:
         return Secret(value)
 
     def number(
-        self, name: str, default: float, minimum: float = 0.0, maximum: float | None = None
+        self, name: str, default: float, minimum: float = 0.0, maximum: Optional[float] = None
     ) -> float:
         value = self.raw(name)
         if value is None:
@@ -154,7 +152,9 @@ class Settings:
             raise SettingsError(name, f"must be a number, not {value!r}") from None
         return _within(name, value, number, minimum, maximum)
 
-    def integer(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    def integer(
+        self, name: str, default: int, minimum: int = 0, maximum: Optional[int] = None
+    ) -> int:
         value = self.raw(name)
         if value is None:
             return default
@@ -183,7 +183,7 @@ class Settings:
                 return choice
         raise SettingsError(name, f"must be one of {', '.join(choices)}, not {value!r}")
 
-    def words(self, name: str, default: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    def words(self, name: str, default: Sequence[str], allowed: Sequence[str]) -> List[str]:
         """A comma-separated list drawn from ``allowed`` (matched case-insensitively)."""
         value = self.raw(name)
         if value is None:

@@ -5,11 +5,9 @@ plugin).update(data)`` checks the data against the plugin's schema as PixStor wo
 it to an embedded SQLite store (see ``store``), returning True when the store accepted it.
 """
 
-from __future__ import annotations
-
 import enum
 import logging
-from typing import Any
+from typing import Any, Dict, Optional
 
 from .store import MetadataStore
 
@@ -39,13 +37,13 @@ class Plugin:
     def namespace(self) -> str:
         raise NotImplementedError
 
-    def handles(self, ext: str | None = None, mimetype: str | None = None) -> bool:
+    def handles(self, ext: Optional[str] = None, mimetype: Optional[str] = None) -> bool:
         raise NotImplementedError
 
     def schema(self) -> list:
         raise NotImplementedError
 
-    def process(self, id_: Any, file_: str, fileinfo: dict | None = None) -> PluginStatus:
+    def process(self, id_: Any, file_: str, fileinfo: Optional[dict] = None) -> PluginStatus:
         raise NotImplementedError
 
     def is_async(self) -> bool:
@@ -58,7 +56,7 @@ class SchemaMismatch(ValueError):
 
 def check(data: dict, schema: list) -> None:
     """Raise SchemaMismatch unless every field of ``data`` is declared with its datatype."""
-    declared: dict[str, Any] = {}
+    declared: Dict[str, Any] = {}
     for entry in schema:
         if "name" in entry:
             declared[entry["name"]] = entry["value"]["datatype"]

@@ -5,8 +5,6 @@ plugin's write for an item replaces that plugin's earlier fields for the item, i
 transaction, so a failed write leaves the previous state whole.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import os
@@ -14,7 +12,9 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import List, Optional, Union
+
+from . import runtime
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +34,31 @@ CREATE TABLE IF NOT EXISTS fields (
 """
 
 
-class MetadataStore:
-    _instances: ClassVar[dict[str, MetadataStore]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+class Stores(dict):
+    """This process's open stores, by path."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+class MetadataStore:
+    def __init__(self, path: Union[str, os.PathLike]) -> None:
         self.path = Path(path)
         self._local = threading.local()
         self._setup = threading.Lock()
 
     @classmethod
-    def default(cls) -> MetadataStore:
+    def default(cls) -> "MetadataStore":
         """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
         from .settings import Settings  # late: settings may name the store in the INI file
 
         path = os.path.expanduser(Settings.load().text(STORE_VARIABLE, str(DEFAULT_STORE)))
-        with cls._lock:
-            if path not in cls._instances:
-                cls._instances[path] = cls(path)
-            return cls._instances[path]
+        stores = runtime.current().get(Stores)
+        with stores.lock:
+            if path not in stores:
+                stores[path] = cls(path)
+            return stores[path]
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -89,7 +95,7 @@ class MetadataStore:
             return False
         return True
 
-    def read(self, item: str, namespace: str | None = None) -> dict:
+    def read(self, item: str, namespace: Optional[str] = None) -> dict:
         """The fields of ``item`` as {field: value} (``namespace.field`` when not given one)."""
         query = "SELECT namespace, name, value FROM fields WHERE item = ?"
         args: tuple = (item,)
@@ -101,6 +107,6 @@ class MetadataStore:
             (name if namespace else f"{ns}.{name}"): json.loads(value) for ns, name, value in rows
         }
 
-    def items(self) -> list[str]:
+    def items(self) -> List[str]:
         rows = self._connection().execute("SELECT DISTINCT item FROM fields ORDER BY item")
         return [row[0] for row in rows]

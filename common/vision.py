@@ -7,15 +7,12 @@ picks the API from the settings, prepares the image for that API's limits, and r
 ``Analysis`` whichever of them answered.
 """
 
-from __future__ import annotations
-
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
-from . import http, images
+from . import http, images, runtime
 from .boxes import Box
 from .errors import ImageRejected, ServiceError, SettingsError
 from .fields import passing
@@ -45,13 +42,12 @@ _IMAGE_CODES = {
 }
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     endpoint: str
     key: Secret
     api: str
     api_version: str
-    features: tuple[str, ...]  # ours, as asked for and offered by the API
+    features: Tuple[str, ...]  # ours, as asked for and offered by the API
     language: str
     gender_neutral: bool
     tag_threshold: float
@@ -63,7 +59,7 @@ class Config:
     http: http.HttpConfig
 
     @classmethod
-    def load(cls, settings: Settings | None = None) -> Config:
+    def load(cls, settings: Optional[Settings] = None) -> "Config":
         settings = settings or Settings.load()
         api = settings.choice("AZURE_VISION_API", API_40, (API_40, API_32))
         api_version = settings.text("AZURE_VISION_API_VERSION", "2024-02-01")
@@ -123,10 +119,11 @@ class Config:
     def limits(self) -> images.Limits:
         return images.VISION_40 if self.api == API_40 else images.VISION_32
 
-    def wanted(self) -> list[str]:
+    def wanted(self) -> List[str]:
         """The features to ask for now: those asked for, less any the region turned down."""
-        with _lock:
-            gone = set(_unavailable.get((self.endpoint, self.api), ()))
+        down = _turned_down_features()
+        with down.lock:
+            gone = set(down.features.get((self.endpoint, self.api), ()))
         features = [f for f in self.features if f not in gone]
         if not features:
             hint = " (set AZURE_VISION_API=3.2 for captions)" if self.api == API_40 else ""
@@ -137,7 +134,7 @@ class Config:
             )
         return features
 
-    def request(self, features: list[str]) -> tuple[str, dict[str, str]]:
+    def request(self, features: List[str]) -> Tuple[str, Dict[str, str]]:
         """The URL and query of an analyze call asking for ``features``."""
         if self.api == API_40:
             params = {
@@ -155,29 +152,45 @@ class Config:
         return f"{self.endpoint}/vision/v3.2/analyze", params
 
 
-@dataclass(frozen=True)
-class Tag:
+class Tag(NamedTuple):
     name: str
     confidence: float
 
 
-@dataclass
 class Analysis:
     """What either API found, in one shape. Object boxes are fractions of the image."""
 
-    tags: list[Tag] = field(default_factory=list)  # most confident first
-    caption: str | None = None
-    caption_confidence: float | None = None
-    objects: list[Box] = field(default_factory=list)  # most confident first
-    text: list[str] = field(default_factory=list)  # lines, in reading order
+    def __init__(
+        self,
+        tags: Optional[List[Tag]] = None,
+        caption: Optional[str] = None,
+        caption_confidence: Optional[float] = None,
+        objects: Optional[List[Box]] = None,
+        text: Optional[List[str]] = None,
+    ) -> None:
+        self.tags = tags or []  # most confident first
+        self.caption = caption
+        self.caption_confidence = caption_confidence
+        self.objects = objects or []  # most confident first
+        self.text = text or []  # lines, in reading order
+
+    def __repr__(self) -> str:
+        return f"Analysis({self.__dict__!r})"
 
 
-# Features a resource's region turned down, per (endpoint, API), for the life of the process.
-_unavailable: dict[tuple[str, str], set[str]] = {}
-_lock = threading.Lock()
+class TurnedDown:
+    """Features a resource's region turned down, per (endpoint, API), for the process's life."""
+
+    def __init__(self) -> None:
+        self.features = {}  # type: Dict[Tuple[str, str], Set[str]]
+        self.lock = threading.Lock()
 
 
-def analyze(path: str, config: Config | None = None) -> Analysis:
+def _turned_down_features() -> TurnedDown:
+    return runtime.current().get(TurnedDown)
+
+
+def analyze(path: str, config: Optional[Config] = None) -> Analysis:
     """Tags and objects at or above their thresholds, the caption and the text of ``path``."""
     config = config or Config.load()
     image = images.prepare(path, config.limits, config.max_edge, config.min_edge)
@@ -203,7 +216,7 @@ def analyze(path: str, config: Config | None = None) -> Analysis:
         return _kept(path, found, config)
 
 
-def parse(body: Any, api: str, features: list[str], width: int, height: int) -> Analysis:
+def parse(body: Any, api: str, features: List[str], width: int, height: int) -> Analysis:
     """Read either API's answer for the features asked for; keys are matched case-insensitively.
 
     ``width`` and ``height`` are those of the image sent: the service's pixel boxes are on it.
@@ -223,7 +236,7 @@ def parse(body: Any, api: str, features: list[str], width: int, height: int) -> 
     return found
 
 
-def _parse_40(answer: dict, features: set[str], width: int, height: int) -> Analysis:
+def _parse_40(answer: dict, features: Set[str], width: int, height: int) -> Analysis:
     found = Analysis()
     if "tags" in features:
         for item in _values(answer.get("tagsresult")):
@@ -247,7 +260,7 @@ def _parse_40(answer: dict, features: set[str], width: int, height: int) -> Anal
     return found
 
 
-def _parse_32(answer: dict, features: set[str], width: int, height: int) -> Analysis:
+def _parse_32(answer: dict, features: Set[str], width: int, height: int) -> Analysis:
     found = Analysis()
     if "tags" in features:
         found.tags.extend(_tag(item, "name") for item in answer.get("tags") or [])
@@ -284,7 +297,7 @@ def _box(tag: Tag, rectangle: Any, width: int, height: int) -> Box:
     return Box.from_pixels(tag.name, tag.confidence, r["x"], r["y"], r["w"], r["h"], width, height)
 
 
-def _frame(answer: dict, width: int, height: int) -> tuple[int, int]:
+def _frame(answer: dict, width: int, height: int) -> Tuple[int, int]:
     """The size of the image the boxes are on: the service's own word when it gives one.
 
     It should be the size we sent; when it is not, the boxes are on the service's frame, so
@@ -314,7 +327,7 @@ def _frame(answer: dict, width: int, height: int) -> tuple[int, int]:
 
 def _kept(path: str, found: Analysis, config: Config) -> Analysis:
     tags = []
-    seen: set[str] = set()
+    seen: Set[str] = set()
     for tag in passing(found.tags, config.tag_threshold, len(found.tags), lambda t: t.confidence):
         if tag.name.lower() not in seen:  # 4.0 and 3.2 each name a tag once, but cheap to be sure
             seen.add(tag.name.lower())
@@ -333,7 +346,7 @@ def _kept(path: str, found: Analysis, config: Config) -> Analysis:
     return Analysis(tags, found.caption, found.caption_confidence, objects, found.text)
 
 
-def region_refusal(exc: ServiceError, features: list[str]) -> str | None:
+def region_refusal(exc: ServiceError, features: List[str]) -> Optional[str]:
     """The feature ``exc`` says this resource's region does not offer, if that is what it says.
 
     Azure words it "The feature 'Caption' is not supported in this region." (400
@@ -361,8 +374,9 @@ def _names(text: str, feature: str) -> bool:
 
 
 def _turned_down(config: Config, feature: str, exc: ServiceError) -> None:
-    with _lock:
-        gone = _unavailable.setdefault((config.endpoint, config.api), set())
+    down = _turned_down_features()
+    with down.lock:
+        gone = down.features.setdefault((config.endpoint, config.api), set())
         first = feature not in gone
         gone.add(feature)
     if first:

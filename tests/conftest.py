@@ -22,8 +22,10 @@ RECORDINGS = Path(__file__).resolve().parent / "recordings"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from common import http, images, logonce, vision  # noqa: E402
-from common.store import MetadataStore  # noqa: E402
+# common/ under the name the plugins give it, loaded by the plugins' own bootstrap.
+import azurevision  # noqa: E402, F401
+from pixstor_azure import http, runtime  # noqa: E402
+from pixstor_azure.store import MetadataStore  # noqa: E402
 from tests import imagefactory  # noqa: E402
 from tests.fakeazure import FakeAzure  # noqa: E402
 
@@ -64,13 +66,9 @@ def clean_state(monkeypatch, tmp_path):
     # No client-side rate limit unless a test sets one: then ``waits`` holds only retries.
     monkeypatch.setenv("CUSTOM_VISION_REQUESTS_PER_SECOND", "0")
     monkeypatch.setenv("AZURE_VISION_REQUESTS_PER_SECOND", "0")
-    images.clear_cache()
-    images.set_cache_size(3)
-    logonce.forget()
-    vision._unavailable.clear()  # features a region turned down
-    http._limiters.clear()
-    MetadataStore._instances.clear()
+    runtime.reset()  # a new process, as far as our code can tell
     yield
+    runtime.reset()
 
 
 @pytest.fixture(autouse=True)

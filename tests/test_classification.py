@@ -14,8 +14,8 @@ import responses
 from PIL import Image
 
 import azureclassification
-from common.pixstor import PluginStatus
-from common.standin import check
+from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, sent_image, serve
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 import azureclassification
-from common import http
-from common.pixstor import PluginStatus
+from pixstor_azure import http
+from pixstor_azure.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ROOT, assert_no_key
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from common import cli
+from pixstor_azure import cli
 from tests import imagefactory
 from tests.conftest import ROOT
 

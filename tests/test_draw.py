@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageChops, ImageFont, ImageOps
 
-from common import draw
-from common.boxes import Box
-from common.errors import ImageError
+from pixstor_azure import draw
+from pixstor_azure.boxes import Box
+from pixstor_azure.errors import ImageError
 from tests import imagefactory
 
 GREY = (128, 128, 128)

@@ -59,12 +59,12 @@ LOADER = textwrap.dedent(
     from arcapix.search.metadata.plugins.base import Plugin
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
                if issubclass(c, Plugin) and c is not Plugin]
-    import common, common.pixstor
+    import pixstor_azure, pixstor_azure.pixstor
     plugin = classes[0]()
     print(json.dumps({
         "classes": [c.__name__ for c in classes],
-        "common": common.__file__,
-        "in_pixstor": common.pixstor.IN_PIXSTOR,
+        "common": pixstor_azure.__file__,
+        "in_pixstor": pixstor_azure.pixstor.IN_PIXSTOR,
         "handles": [plugin.handles(".jpg"), plugin.handles(".dpx"), plugin.handles(".svg")],
         "status": plugin.process("item-1", image).name,
         "raw_status": plugin.process("item-2", raw).name,

@@ -9,8 +9,8 @@ import pytest
 import requests
 import responses
 
-from common import http
-from common.errors import ServiceError
+from pixstor_azure import http, runtime
+from pixstor_azure.errors import ServiceError
 
 URL = "https://example.cognitiveservices.azure.com/some/operation"
 CONFIG = http.HttpConfig(requests_per_second=0)
@@ -147,7 +147,7 @@ def test_rate_limits_are_per_service(served, waits, monkeypatch):
 
 
 def test_one_session_per_process_made_anew_after_fork(monkeypatch):
-    first = http.session()
-    assert http.session() is first
-    monkeypatch.setattr(http.os, "getpid", lambda: -1)
-    assert http.session() is not first
+    first = http.connections().session
+    assert http.connections().session is first
+    monkeypatch.setattr(runtime.os, "getpid", lambda: -1)
+    assert http.connections().session is not first

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image, ImageChops, JpegImagePlugin
 
-from common import images, pixstor
-from common.errors import ImageError
+from pixstor_azure import images, pixstor
+from pixstor_azure.errors import ImageError
 from tests import imagefactory as factory
 
 LIMITS = [images.CUSTOM_VISION, images.VISION_40, images.VISION_32]

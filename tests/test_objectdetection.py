@@ -22,9 +22,9 @@ import responses
 from PIL import Image, ImageChops, ImageOps
 
 import azureobjectdetection
-from common import boxes
-from common.pixstor import PluginStatus
-from common.standin import check
+from pixstor_azure import boxes
+from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, sent_image, serve
 

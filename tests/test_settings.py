@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from common import settings as settings_module
-from common.errors import SettingsError
-from common.settings import Secret, Settings, is_loopback
+from pixstor_azure import settings as settings_module
+from pixstor_azure.errors import SettingsError
+from pixstor_azure.settings import Secret, Settings, is_loopback
 
 
 def write_ini(tmp_path, text, monkeypatch):

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from common.standin import Metadata, Plugin, PluginStatus, SchemaMismatch, check
-from common.store import MetadataStore
+from pixstor_azure.standin import Metadata, Plugin, PluginStatus, SchemaMismatch, check
+from pixstor_azure.store import MetadataStore
 
 SCHEMA = [
     {"name": "title", "prompt": "Title", "value": {"datatype": "String"}},

@@ -20,10 +20,10 @@ import responses
 from PIL import Image, ImageChops
 
 import azurevision
-from common import boxes, vision
-from common.errors import ServiceError
-from common.pixstor import PluginStatus
-from common.standin import check
+from pixstor_azure import boxes, vision
+from pixstor_azure.errors import ServiceError
+from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording, sent_image, serve
 
