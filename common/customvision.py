@@ -1,19 +1,23 @@
-"""Azure Custom Vision Prediction v3.0: classify or detect one prepared image.
+"""Azure Custom Vision: classify or detect one image, whichever backend answers.
 
-Both plugins call ``predict(path, CLASSIFY | DETECT)``; the settings, the request, the
-reading of the answer and the plain-words explanation of failures live here once.
+Both plugins call ``predict(path, CLASSIFY | DETECT)``. The backend is chosen per plugin by
+``CUSTOM_VISION_<TASK>_BACKEND``: ``cloud`` (the Prediction v3.0 API, here), ``container`` (an
+exported model's container), ``onnx`` (an exported model run in this process) or, for
+classification, ``openai``. Every Custom Vision backend answers in the cloud's envelope, so
+``parse`` and the thresholds below serve them all.
 """
 
+import importlib
 import logging
 import uuid
 from typing import Any, List, NamedTuple, Optional
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from . import http, images
+from . import answers, http, images
 from .boxes import Box
 from .errors import ImageRejected, ServiceError, SettingsError
 from .fields import passing
-from .settings import Secret, Settings
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,51 +36,10 @@ class Task(NamedTuple):
 CLASSIFY = Task("classify", "CUSTOM_VISION_CLASSIFY_MAX_TAGS", 5)
 DETECT = Task("detect", "CUSTOM_VISION_DETECT_MAX_BOXES", 50)
 
-
-class Config(NamedTuple):
-    endpoint: str
-    key: Secret
-    project: str
-    iteration: str
-    store_images: bool
-    threshold: float
-    max_count: int
-    max_edge: int
-    min_edge: int
-    http: http.HttpConfig
-
-    @classmethod
-    def load(cls, task: Task, settings: Optional[Settings] = None) -> "Config":
-        settings = settings or Settings.load()
-        project = settings.text(task.setting("PROJECT"))
-        try:
-            project = str(uuid.UUID(project))
-        except ValueError:
-            raise SettingsError(
-                task.setting("PROJECT"),
-                "must be the project id, a GUID from the project's settings",
-            ) from None
-        max_edge, min_edge = images.edge_settings(settings)
-        return cls(
-            endpoint=settings.endpoint("CUSTOM_VISION_ENDPOINT"),
-            key=settings.secret("CUSTOM_VISION_KEY"),
-            project=project,
-            iteration=settings.text(task.setting("ITERATION")),
-            store_images=settings.flag("CUSTOM_VISION_STORE_IMAGES", False),
-            threshold=settings.number(task.setting("THRESHOLD"), 0.5, 0.0, 1.0),
-            max_count=settings.integer(task.max_setting, task.default_max, 1, 1000),
-            max_edge=max_edge,
-            min_edge=min_edge,
-            http=http.HttpConfig.from_settings(settings, "CUSTOM_VISION_REQUESTS_PER_SECOND", 10.0),
-        )
-
-    def url(self, task: Task) -> str:
-        url = (
-            f"{self.endpoint}/customvision/v3.0/Prediction/{self.project}/{task.name}"
-            f"/iterations/{quote(self.iteration, safe='')}/image"
-        )
-        # nostore: the customer's picture is not kept in the Custom Vision project.
-        return url if self.store_images else url + "/nostore"
+# Backend name -> module beside this one that holds its ``Backend(task, settings)`` class.
+# Imported only when chosen: the onnx backend needs the optional onnx extra.
+BACKENDS = {"cloud": __name__, "container": ".container", "onnx": ".onnxexport"}
+CLASSIFY_BACKENDS = dict(BACKENDS, openai=".openai")
 
 
 class Prediction(NamedTuple):
@@ -85,22 +48,33 @@ class Prediction(NamedTuple):
     box: Optional[Box] = None
 
 
-def predict(path: str, task: Task, config: Optional[Config] = None) -> List[Prediction]:
-    """The predictions for the image at ``path`` that pass the threshold, most probable first."""
-    config = config or Config.load(task)
-    image = images.prepare(path, images.CUSTOM_VISION, config.max_edge, config.min_edge)
-    try:
-        body = http.post(
-            SERVICE,
-            config.url(task),
-            config.http,
-            headers={"Prediction-Key": config.key.reveal()},
-            data=image.data,
+class Thresholds(NamedTuple):
+    threshold: float
+    max_count: int
+
+    @classmethod
+    def load(cls, task: Task, settings: Settings) -> "Thresholds":
+        return cls(
+            settings.number(task.setting("THRESHOLD"), 0.5, 0.0, 1.0),
+            settings.integer(task.max_setting, task.default_max, 1, 1000),
         )
-    except ServiceError as exc:
-        raise _explain(exc, config, task) from None
-    predictions = parse(body, with_boxes=task is DETECT)
-    kept = passing(predictions, config.threshold, config.max_count)
+
+
+def backend(task: Task, settings: Settings) -> Any:
+    """The backend ``CUSTOM_VISION_<TASK>_BACKEND`` chooses, built from the settings."""
+    choices = CLASSIFY_BACKENDS if task is CLASSIFY else BACKENDS
+    name = settings.choice(task.setting("BACKEND"), "cloud", tuple(choices))
+    module = importlib.import_module(choices[name], __package__)
+    return module.Backend(task, settings)
+
+
+def predict(path: str, task: Task, settings: Optional[Settings] = None) -> List[Prediction]:
+    """The predictions for the image at ``path`` that pass the threshold, most probable first."""
+    settings = settings or Settings.load()
+    chosen = backend(task, settings)
+    limits = Thresholds.load(task, settings)
+    predictions = chosen.parse(answers.fetch(chosen, path))
+    kept = passing(predictions, limits.threshold, limits.max_count)
     if not kept and predictions:
         best = max(predictions, key=lambda p: p.probability)
         log.debug(
@@ -109,9 +83,75 @@ def predict(path: str, task: Task, config: Optional[Config] = None) -> List[Pred
             task.name,
             best.tag,
             best.probability,
-            config.threshold,
+            limits.threshold,
         )
     return kept
+
+
+class Backend:
+    """The Custom Vision Prediction v3.0 API in Azure."""
+
+    service = SERVICE
+
+    def __init__(self, task: Task, settings: Settings) -> None:
+        self.task = task
+        project = settings.text(task.setting("PROJECT"))
+        try:
+            self.project = str(uuid.UUID(project))
+        except ValueError:
+            raise SettingsError(
+                task.setting("PROJECT"),
+                "must be the project id, a GUID from the project's settings",
+            ) from None
+        self.endpoint = settings.endpoint("CUSTOM_VISION_ENDPOINT")
+        self.key = settings.secret("CUSTOM_VISION_KEY")
+        self.iteration = settings.text(task.setting("ITERATION"))
+        self.store_images = settings.flag("CUSTOM_VISION_STORE_IMAGES", False)
+        self.max_edge, self.min_edge = images.edge_settings(settings)
+        self.http = http.HttpConfig.from_settings(
+            settings, "CUSTOM_VISION_REQUESTS_PER_SECOND", 10.0
+        )
+
+    def url(self) -> str:
+        url = (
+            f"{self.endpoint}/customvision/v3.0/Prediction/{self.project}/{self.task.name}"
+            f"/iterations/{quote(self.iteration, safe='')}/image"
+        )
+        # nostore: the customer's picture is not kept in the Custom Vision project.
+        return url if self.store_images else url + "/nostore"
+
+    def identity(self) -> dict:
+        return {
+            "service": "customvision",
+            "host": urlsplit(self.endpoint).hostname,
+            "api": "prediction-v3.0",
+            "task": self.task.name,
+            "project": self.project,
+            "iteration": self.iteration,
+            "edge": self.max_edge,
+        }
+
+    def ask(self, path: str) -> answers.Answer:
+        image = images.prepare(path, images.CUSTOM_VISION, self.max_edge, self.min_edge)
+        try:
+            body = http.post(
+                SERVICE,
+                self.url(),
+                self.http,
+                headers={"Prediction-Key": self.key.reveal()},
+                data=image.data,
+            )
+        except ServiceError as exc:
+            raise _explain(exc, self) from None
+        return answers.answer(
+            body,
+            (image.width, image.height),
+            (image.display_width, image.display_height),
+            bytes_sent=len(image.data),
+        )
+
+    def parse(self, answer: answers.Answer) -> List[Prediction]:
+        return parse(answer.body, with_boxes=self.task is DETECT)
 
 
 def parse(body: Any, with_boxes: bool) -> List[Prediction]:
@@ -143,10 +183,10 @@ def parse(body: Any, with_boxes: bool) -> List[Prediction]:
     return predictions
 
 
-def _explain(exc: ServiceError, config: Config, task: Task) -> ServiceError:
+def _explain(exc: ServiceError, config: Backend) -> ServiceError:
     """The service's error in words an administrator can act on."""
     code = exc.code or ""
-    project, iteration = task.setting("PROJECT"), task.setting("ITERATION")
+    project, iteration = config.task.setting("PROJECT"), config.task.setting("ITERATION")
     if exc.http_status in (401, 403):
         message = (
             f"{SERVICE} refused the key ({exc.http_status}): check CUSTOM_VISION_KEY, and that "

@@ -11,8 +11,9 @@ import logging
 import re
 import threading
 from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
+from urllib.parse import urlsplit
 
-from . import http, images, runtime
+from . import answers, http, images, runtime
 from .boxes import Box
 from .errors import ImageRejected, ServiceError, SettingsError
 from .fields import passing
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 SERVICE = "Azure AI Vision"
 API_40 = "4.0"
 API_32 = "3.2"
+API_OPENAI = "openai"
+APIS = (API_40, API_32, API_OPENAI)
 FEATURES = ("tags", "caption", "objects", "read")
 # v3.2 names of our features; "read" has none: v3.2 reads text only through its Read API.
 _V32_NAMES = {"tags": "Tags", "caption": "Description", "objects": "Objects"}
@@ -50,10 +53,6 @@ class Config(NamedTuple):
     features: Tuple[str, ...]  # ours, as asked for and offered by the API
     language: str
     gender_neutral: bool
-    tag_threshold: float
-    max_tags: int
-    object_threshold: float
-    max_objects: int
     max_edge: int
     min_edge: int
     http: http.HttpConfig
@@ -61,7 +60,7 @@ class Config(NamedTuple):
     @classmethod
     def load(cls, settings: Optional[Settings] = None) -> "Config":
         settings = settings or Settings.load()
-        api = settings.choice("AZURE_VISION_API", API_40, (API_40, API_32))
+        api = settings.choice("AZURE_VISION_API", API_40, APIS)
         api_version = settings.text("AZURE_VISION_API_VERSION", "2024-02-01")
         if not _API_VERSION.match(api_version):
             raise SettingsError(
@@ -106,14 +105,56 @@ class Config(NamedTuple):
             features=features,
             language=language,
             gender_neutral=gender_neutral,
-            tag_threshold=settings.number("AZURE_VISION_TAG_THRESHOLD", 0.6, 0.0, 1.0),
-            max_tags=settings.integer("AZURE_VISION_MAX_TAGS", 20, 1, 1000),
-            object_threshold=settings.number("AZURE_VISION_OBJECT_THRESHOLD", 0.5, 0.0, 1.0),
-            max_objects=settings.integer("AZURE_VISION_MAX_OBJECTS", 50, 1, 1000),
             max_edge=max_edge,
             min_edge=min_edge,
             http=http.HttpConfig.from_settings(settings, "AZURE_VISION_REQUESTS_PER_SECOND", 10.0),
         )
+
+    service = SERVICE
+
+    def identity(self) -> dict:
+        return {
+            "service": "vision",
+            "host": urlsplit(self.endpoint).hostname,
+            "api": self.api,
+            "api-version": self.api_version if self.api == API_40 else "v3.2",
+            "features": ",".join(self.features),
+            "language": self.language,
+            "gender-neutral": self.gender_neutral and self.api == API_40,
+            "edge": self.max_edge,
+        }
+
+    def ask(self, path: str) -> answers.Answer:
+        image = images.prepare(path, self.limits, self.max_edge, self.min_edge)
+        while True:
+            features = self.wanted()
+            url, params = self.request(features)
+            try:
+                body = http.post(
+                    SERVICE,
+                    url,
+                    self.http,
+                    headers={"Ocp-Apim-Subscription-Key": self.key.reveal()},
+                    data=image.data,
+                    params=params,
+                )
+            except ServiceError as exc:
+                refused = region_refusal(exc, features)
+                if refused is None:
+                    raise _explain(exc, self) from None
+                _turned_down(self, refused, exc)
+                continue  # the same image at once, without that feature
+            model = body.get("modelVersion") if isinstance(body, dict) else None
+            return answers.answer(
+                body,
+                (image.width, image.height),
+                (image.display_width, image.display_height),
+                model=str(model) if model else None,
+                bytes_sent=len(image.data),
+            )
+
+    def parse(self, answer: answers.Answer) -> "Analysis":
+        return parse(answer.body, self.api, list(self.features), *answer.sent)
 
     @property
     def limits(self) -> images.Limits:
@@ -190,30 +231,39 @@ def _turned_down_features() -> TurnedDown:
     return runtime.current().get(TurnedDown)
 
 
-def analyze(path: str, config: Optional[Config] = None) -> Analysis:
+class Keep(NamedTuple):
+    """What of an answer is kept: thresholds and counts, applied to stored answers too."""
+
+    tag_threshold: float
+    max_tags: int
+    object_threshold: float
+    max_objects: int
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Keep":
+        return cls(
+            settings.number("AZURE_VISION_TAG_THRESHOLD", 0.6, 0.0, 1.0),
+            settings.integer("AZURE_VISION_MAX_TAGS", 20, 1, 1000),
+            settings.number("AZURE_VISION_OBJECT_THRESHOLD", 0.5, 0.0, 1.0),
+            settings.integer("AZURE_VISION_MAX_OBJECTS", 50, 1, 1000),
+        )
+
+
+def backend(settings: Settings) -> Any:
+    """The backend ``AZURE_VISION_API`` chooses: Image Analysis 4.0 or 3.2 here, or openai."""
+    if settings.choice("AZURE_VISION_API", API_40, APIS) == API_OPENAI:
+        from . import openai
+
+        return openai.VisionBackend(settings)
+    return Config.load(settings)
+
+
+def analyze(path: str, settings: Optional[Settings] = None) -> Analysis:
     """Tags and objects at or above their thresholds, the caption and the text of ``path``."""
-    config = config or Config.load()
-    image = images.prepare(path, config.limits, config.max_edge, config.min_edge)
-    while True:
-        features = config.wanted()
-        url, params = config.request(features)
-        try:
-            body = http.post(
-                SERVICE,
-                url,
-                config.http,
-                headers={"Ocp-Apim-Subscription-Key": config.key.reveal()},
-                data=image.data,
-                params=params,
-            )
-        except ServiceError as exc:
-            refused = region_refusal(exc, features)
-            if refused is None:
-                raise _explain(exc, config) from None
-            _turned_down(config, refused, exc)
-            continue  # the same image at once, without that feature
-        found = parse(body, config.api, features, image.width, image.height)
-        return _kept(path, found, config)
+    settings = settings or Settings.load()
+    chosen, keep = backend(settings), Keep.load(settings)
+    found = chosen.parse(answers.fetch(chosen, path))
+    return _kept(path, found, keep)
 
 
 def parse(body: Any, api: str, features: List[str], width: int, height: int) -> Analysis:
@@ -325,7 +375,7 @@ def _frame(answer: dict, width: int, height: int) -> Tuple[int, int]:
     return seen
 
 
-def _kept(path: str, found: Analysis, config: Config) -> Analysis:
+def _kept(path: str, found: Analysis, config: Keep) -> Analysis:
     tags = []
     seen: Set[str] = set()
     for tag in passing(found.tags, config.tag_threshold, len(found.tags), lambda t: t.confidence):
