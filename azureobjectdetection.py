@@ -26,7 +26,7 @@ if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
         raise
 
 from pixstor_azure import boxes, customvision, fields, runner
-from pixstor_azure.images import handles
+from pixstor_azure.formats import handles
 from pixstor_azure.pixstor import Plugin, PluginStatus
 
 SCHEMA = [

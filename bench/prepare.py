@@ -22,8 +22,6 @@ baseline (below 1.00 is faster or smaller than the baseline):
 Images are written to a temporary folder, removed at the end. Needs Pillow only.
 """
 
-from __future__ import annotations
-
 import argparse
 import io
 import json
@@ -35,6 +33,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -124,14 +123,15 @@ def run_child(variant: str, path: Path) -> str:
     out = subprocess.run(
         [sys.executable, __file__, "--child", variant, str(path)],
         check=True,
-        capture_output=True,
-        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
         cwd=ROOT,
     ).stdout
     return out.strip().splitlines()[-1]
 
 
-def peak_rss(variant: str, path: Path) -> dict | None:
+def peak_rss(variant: str, path: Path) -> Optional[dict]:
     try:
         import resource  # noqa: F401  (POSIX only)
     except ImportError:

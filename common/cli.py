@@ -122,7 +122,8 @@ def _progress(total: int):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="pixstor-azure", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="count", default=0, help="-v info, -vv debug")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
+    commands.required = True  # the keyword exists only from Python 3.7
     tag_parser = commands.add_parser("tag", help="run plugins over files and folders")
     tag_parser.add_argument("paths", nargs="+", metavar="PATH")
     tag_parser.add_argument(

@@ -7,11 +7,9 @@ is decoded at a quarter of its size), turned upright by its EXIF orientation and
 already fits and needs nothing done.
 """
 
-import functools
 import io
 import logging
 import math
-import mimetypes
 import os
 import struct
 import threading
@@ -31,8 +29,6 @@ log = logging.getLogger(__name__)
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
 _ORIENTATION = 0x0112
 _ROTATED = {5, 6, 7, 8}  # orientations that swap width and height
-# Registered with Pillow but useless here: write-only, identify-only stubs, documents, video.
-_NOT_PICTURES = {"PDF", "EPS", "MPEG", "WMF", "BUFR", "GRIB", "HDF5", "IPTC", "FITS"}
 
 
 class Limits(NamedTuple):
@@ -366,34 +362,6 @@ def _size(size: Tuple[int, int]) -> str:
 
 def _short(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__).splitlines()[0][:200]
-
-
-# Formats PixStor's own loader adds (through ImageMagick) when it is there.
-_PIXSTOR_EXTENSIONS = (".dpx", ".exr", ".cin", ".hdr", ".cr2", ".nef", ".dng", ".arw")
-
-
-def handles(ext: Optional[str] = None, mimetype: Optional[str] = None) -> bool:
-    """Whether a file of this extension (``.jpg``) or else mimetype can be prepared. No I/O."""
-    extensions, types = _readable(pixstor.load_image is not None)
-    if ext:
-        ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
-        return ext in extensions
-    if mimetype:
-        return mimetype.split(";")[0].strip().lower() in types
-    return False
-
-
-@functools.lru_cache(maxsize=2)
-def _readable(with_pixstor: bool) -> Tuple[frozenset, frozenset]:
-    Image.init()
-    formats = {f for f in Image.OPEN if f not in _NOT_PICTURES}
-    extensions = {ext for ext, fmt in Image.registered_extensions().items() if fmt in formats}
-    if with_pixstor:
-        extensions.update(_PIXSTOR_EXTENSIONS)
-    types = {t for f, t in Image.MIME.items() if f in formats}
-    types.update(t for t in (mimetypes.guess_type("x" + e)[0] for e in extensions) if t)
-    types = {t for t in types if t.startswith("image/") and "svg" not in t}
-    return frozenset(extensions), frozenset(types)
 
 
 def edge_settings(settings: Settings) -> Tuple[int, int]:

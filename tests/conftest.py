@@ -5,13 +5,12 @@ Every test starts from a clean slate: no settings from the machine's environment
 waiting between retries (the waits asked for are recorded in ``waits`` instead).
 """
 
-from __future__ import annotations
-
 import io
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import List, Optional
 
 import pytest
 import responses
@@ -40,7 +39,9 @@ def recording(name: str) -> dict:
     return json.loads((RECORDINGS / name).read_text(encoding="utf-8"))
 
 
-def serve(mock: responses.RequestsMock, url: str, name: str, headers: dict | None = None) -> None:
+def serve(
+    mock: responses.RequestsMock, url: str, name: str, headers: Optional[dict] = None
+) -> None:
     """Queue recording ``name`` as the answer to a POST to ``url``; ``headers`` adds to its own."""
     rec = recording(name)
     headers = {**rec["headers"], **(headers or {})}
@@ -74,7 +75,7 @@ def clean_state(monkeypatch, tmp_path):
 @pytest.fixture(autouse=True)
 def waits(monkeypatch):
     """Seconds each retry or rate-limit pause asked to sleep, in order; nobody sleeps."""
-    asked: list[float] = []
+    asked: List[float] = []
     monkeypatch.setattr(http, "sleep", asked.append)
     return asked
 

@@ -29,8 +29,6 @@ Faults queued with ``fail_next`` are answered first, one per request, in order. 
 delay=...)`` (no body) only delays and then answers normally.
 """
 
-from __future__ import annotations
-
 import collections
 import contextlib
 import datetime
@@ -42,13 +40,14 @@ import json
 import math
 import re
 import socket
+import socketserver
 import threading
 import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from PIL import Image, ImageChops
@@ -142,19 +141,19 @@ def iteration_id(project_id: str, published_name: str) -> str:
 class Received:
     method: str
     path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # lower-cased names
+    query: Dict[str, str]
+    headers: Dict[str, str]  # lower-cased names
     body_size: int
-    image_format: str | None  # Pillow format name, None if the body is not a decodable image
-    image_size: tuple[int, int] | None
+    image_format: Optional[str]  # Pillow format name, None if the body is not a decodable image
+    image_size: Optional[Tuple[int, int]]
     status: int = 0  # what the fake answered (0 while it is still working on it)
 
 
 @dataclass
 class _Fault:
     status: int
-    body: dict | str | bytes | None
-    headers: dict[str, str]
+    body: Optional[Union[dict, str, bytes]]
+    headers: Dict[str, str]
     delay: float
 
 
@@ -163,9 +162,11 @@ class _Image:
     """What the fake made of a request body."""
 
     size_bytes: int
-    format: str | None = None
-    size: tuple[int, int] | None = None
-    small: Image.Image | None = None  # RGB, longest side <= ANALYSIS_SIDE; None: undecodable/huge
+    format: Optional[str] = None
+    size: Optional[Tuple[int, int]] = None
+    small: Optional[Image.Image] = (
+        None  # RGB, longest side <= ANALYSIS_SIDE; None: undecodable/huge
+    )
     decodable: bool = False
 
 
@@ -173,17 +174,17 @@ class _Image:
 class _Analysis:
     width: int
     height: int
-    fractions: dict[str, float] = field(default_factory=dict)
-    boxes: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)  # l,t,w,h
+    fractions: Dict[str, float] = field(default_factory=dict)
+    boxes: Dict[str, Tuple[float, float, float, float]] = field(default_factory=dict)  # l,t,w,h
 
-    def pixel_box(self, colour: str) -> dict[str, int]:
+    def pixel_box(self, colour: str) -> Dict[str, int]:
         left, top, width, height = self.boxes[colour]
         x, y = round(left * self.width), round(top * self.height)
         w = min(round(width * self.width), self.width - x)
         h = min(round(height * self.height), self.height - y)
         return {"x": x, "y": y, "w": max(w, 1), "h": max(h, 1)}
 
-    def dominant(self) -> str | None:
+    def dominant(self) -> Optional[str]:
         present = [c for c in BOX_COLOURS if self.fractions[c] >= 0.001]
         if not present:
             return None
@@ -197,7 +198,7 @@ class _Analysis:
 class _Reply(Exception):
     """Raised inside request handling to answer with an error right away."""
 
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
@@ -205,9 +206,9 @@ class _Reply(Exception):
 
 
 def _wrapped(
-    code: str, message: str, inner: str | None = None, inner_message: str | None = None
+    code: str, message: str, inner: Optional[str] = None, inner_message: Optional[str] = None
 ) -> dict:
-    error: dict[str, Any] = {"code": code, "message": message}
+    error: Dict[str, Any] = {"code": code, "message": message}
     if inner:
         error["innererror"] = {"code": inner, "message": inner_message or message}
     return {"error": error}
@@ -220,7 +221,7 @@ def _resource_not_found() -> _Reply:
 # ---------------------------------------------------------------------------------- images
 
 
-def _probe(data: bytes) -> tuple[str | None, tuple[int, int] | None, bool]:
+def _probe(data: bytes) -> Tuple[Optional[str], Optional[Tuple[int, int]], bool]:
     """(format, size, huge) without decoding pixels; huge = over Pillow's bomb limit."""
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -314,11 +315,11 @@ def _analyse(img: _Image) -> _Analysis:
     return analysis
 
 
-def _box_area(box: tuple[float, float, float, float]) -> float:
+def _box_area(box: Tuple[float, float, float, float]) -> float:
     return box[2] * box[3]
 
 
-def _unsorted(predictions: list[dict]) -> list[dict]:
+def _unsorted(predictions: List[dict]) -> List[dict]:
     """Order by tagId; if that is by chance sorted by probability, rotate it by one."""
     predictions.sort(key=lambda p: p["tagId"])
     probabilities = [p["probability"] for p in predictions]
@@ -327,7 +328,7 @@ def _unsorted(predictions: list[dict]) -> list[dict]:
     return predictions
 
 
-def _multipart_file(content_type: str, body: bytes) -> bytes | None:
+def _multipart_file(content_type: str, body: bytes) -> Optional[bytes]:
     parser = email.parser.BytesParser(policy=email.policy.HTTP)
     message = parser.parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
@@ -344,10 +345,12 @@ def _multipart_file(content_type: str, body: bytes) -> bytes | None:
 # ---------------------------------------------------------------------------------- server
 
 
-class _Server(http.server.ThreadingHTTPServer):
+class _Server(
+    socketserver.ThreadingMixIn, http.server.HTTPServer
+):  # 3.6 has no ThreadingHTTPServer
     daemon_threads = True
     block_on_close = False
-    fake: FakeAzure
+    fake: "FakeAzure"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -374,7 +377,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST
 
-    def read_body(self) -> bytes | None:
+    def read_body(self) -> Optional[bytes]:
         """The request body, or None if it cannot or should not be read."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks = []
@@ -398,7 +401,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length) if length > 0 else b""
 
-    def reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def reply(self, status: int, body: bytes, headers: Dict[str, str]) -> None:
         self.send_response(status)
         names = {k.lower() for k in headers}
         if "content-type" not in names and body:
@@ -415,36 +418,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Bucket:
     def __init__(self) -> None:
-        self.tokens: float | None = None
+        self.tokens: Optional[float] = None
         self.stamp = 0.0
 
 
 class FakeAzure:
     """Fake Custom Vision Prediction v3.0 + Azure AI Vision (4.0 and v3.2) on 127.0.0.1."""
 
-    def __init__(self, key: str = DEFAULT_KEY, tps: float | None = None) -> None:
+    def __init__(self, key: str = DEFAULT_KEY, tps: Optional[float] = None) -> None:
         self.key = key
         self.tps = tps
         self.url = ""
-        self.requests: list[Received] = []
-        self.unsupported_features: set[str] = set()
-        self.read_lines: list[str] = []
-        self.projects: dict[str, tuple[str, str, list[str]]] = {}  # lower id -> (id, kind, names)
+        self.requests: List[Received] = []
+        self.unsupported_features: Set[str] = set()
+        self.read_lines: List[str] = []
+        self.projects: Dict[str, Tuple[str, str, List[str]]] = {}  # lower id -> (id, kind, names)
         self.rate_limited = 0
         self.connections = 0  # TCP connections accepted (keep-alive reuses one)
-        self.errors: list[str] = []  # tracebacks of bugs in the fake itself (answered with 500)
+        self.errors: List[str] = []  # tracebacks of bugs in the fake itself (answered with 500)
         self._lock = threading.Lock()
         self._faults: collections.deque[_Fault] = collections.deque()
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: Dict[str, _Bucket] = {}
         self._counter = 0
-        self._open: dict[socket.socket, threading.Thread] = {}
+        self._open: Dict[socket.socket, threading.Thread] = {}
         self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: Optional[_Server] = None
+        self._thread: Optional[threading.Thread] = None
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeAzure:
+    def start(self) -> "FakeAzure":
         if self._server is not None:
             return self
         self._stopping.clear()
@@ -480,7 +483,7 @@ class FakeAzure:
             self._thread.join(timeout=2)
             self._thread = None
 
-    def __enter__(self) -> FakeAzure:
+    def __enter__(self) -> "FakeAzure":
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -488,7 +491,7 @@ class FakeAzure:
 
     # ------------------------------------------------------------------ configuration
 
-    def add_project(self, project_id: str, kind: str, published: list[str]) -> None:
+    def add_project(self, project_id: str, kind: str, published: List[str]) -> None:
         if kind not in ("classify", "detect"):
             raise ValueError(f"kind must be 'classify' or 'detect', not {kind!r}")
         with self._lock:
@@ -497,8 +500,8 @@ class FakeAzure:
     def fail_next(
         self,
         status: int,
-        body: dict | str | bytes | None = None,
-        headers: dict | None = None,
+        body: Optional[Union[dict, str, bytes]] = None,
+        headers: Optional[dict] = None,
         times: int = 1,
         delay: float = 0.0,
     ) -> None:
@@ -565,7 +568,7 @@ class FakeAzure:
         message = _RATE_TEXT.format(operation=operation, api=name, tier=tier, wait=text)
         return {"error": {"code": "429", "message": message}}
 
-    def _default_body(self, status: int, api: str | None) -> Any:
+    def _default_body(self, status: int, api: Optional[str]) -> Any:
         if status == 429:
             return self._rate_limit_body(api or "customvision", 1.0)
         if status == 401:
@@ -610,7 +613,7 @@ class FakeAzure:
         api = self._api_of(path)
         status: int = 200
         body: Any = None
-        extra: dict[str, str] = {}
+        extra: Dict[str, str] = {}
         try:
             if too_big:
                 raise _Reply(413, {"error": {"code": "413", "message": "Request body too large"}})
@@ -651,7 +654,7 @@ class FakeAzure:
             handler.close_connection = True
 
     @staticmethod
-    def _api_of(path: str) -> str | None:
+    def _api_of(path: str) -> Optional[str]:
         lower = path.lower()
         if lower.startswith("/customvision/"):
             return "customvision"
@@ -661,7 +664,7 @@ class FakeAzure:
             return "cv32"
         return None
 
-    def _check_key(self, headers: dict[str, str], name: str) -> None:
+    def _check_key(self, headers: Dict[str, str], name: str) -> None:
         given = headers.get(name.lower())
         if given is None:
             raise _Reply(401, {"error": {"code": "401", "message": MISSING_KEY}})
@@ -677,10 +680,10 @@ class FakeAzure:
         self,
         method: str,
         path: str,
-        query: dict[str, str],
-        headers: dict[str, str],
+        query: Dict[str, str],
+        headers: Dict[str, str],
         img: _Image,
-        api: str | None,
+        api: Optional[str],
     ) -> dict:
         if api == "customvision":
             match = _CV_PATH_RE.match(path)
@@ -705,7 +708,7 @@ class FakeAzure:
 
     # ------------------------------------------------------------------ Custom Vision
 
-    def _custom_vision(self, match: re.Match, headers: dict[str, str], img: _Image) -> dict:
+    def _custom_vision(self, match: "re.Match", headers: Dict[str, str], img: _Image) -> dict:
         project_id, kind, published_name = match.group(1), match.group(2).lower(), match.group(3)
         with self._lock:
             project = self.projects.get(project_id.lower())
@@ -764,7 +767,7 @@ class FakeAzure:
                 },
             )
         analysis = _analyse(img)
-        predictions: list[dict] = []
+        predictions: List[dict] = []
         if kind == "classify":
             for colour in COLOURS:
                 probability = max(round(analysis.fractions[colour], 8), 0.001)
@@ -806,9 +809,9 @@ class FakeAzure:
 
     # ------------------------------------------------------------------ Image Analysis 4.0
 
-    def _analyze40(self, query: dict[str, str], headers: dict[str, str], img: _Image) -> dict:
+    def _analyze40(self, query: Dict[str, str], headers: Dict[str, str], img: _Image) -> dict:
         def invalid(
-            message: str, inner: str | None = None, inner_message: str | None = None
+            message: str, inner: Optional[str] = None, inner_message: Optional[str] = None
         ) -> _Reply:
             body = _wrapped("InvalidRequest", message, inner, inner_message)
             return _Reply(400, body, {"x-ms-error-code": "InvalidRequest"})
@@ -860,7 +863,7 @@ class FakeAzure:
             raise invalid(
                 "Analyze query is invalid.", "BadArgument", "'model-version' is not valid"
             )
-        ratios: list[float] = []
+        ratios: List[float] = []
         if query.get("smartcrops-aspect-ratios"):
             try:
                 ratios = [float(r) for r in query["smartcrops-aspect-ratios"].split(",")]
@@ -889,7 +892,7 @@ class FakeAzure:
             )
         self._check_dimensions(img, invalid)
         analysis = _analyse(img)
-        result: dict[str, Any] = {
+        result: Dict[str, Any] = {
             "modelVersion": IA40_MODEL_VERSION if model_version == "latest" else model_version,
             "metadata": {"width": analysis.width, "height": analysis.height},
         }
@@ -940,7 +943,7 @@ class FakeAzure:
             )
 
     @staticmethod
-    def _tags(analysis: _Analysis, language: str = "en") -> list[dict]:
+    def _tags(analysis: _Analysis, language: str = "en") -> List[dict]:
         tags = [(c, round(analysis.fractions[c], 6)) for c in COLOURS if analysis.fractions[c] > 0]
         tags.append(("abstract", 0.3))
         tags.sort(key=lambda t: -t[1])
@@ -948,19 +951,19 @@ class FakeAzure:
         return [{"name": names.get(n, n), "confidence": c} for n, c in tags]
 
     @staticmethod
-    def _objects(analysis: _Analysis) -> list[tuple[str, float]]:
+    def _objects(analysis: _Analysis) -> List[Tuple[str, float]]:
         return [
             (colour, 0.9 if _box_area(box) >= 0.01 else 0.3)
             for colour, box in analysis.boxes.items()
         ]
 
-    def _read_blocks(self, analysis: _Analysis) -> list[dict]:
+    def _read_blocks(self, analysis: _Analysis) -> List[dict]:
         lines = list(self.read_lines)
         if not lines:
             return []
         w, h = analysis.width, analysis.height
 
-        def polygon(x0: int, y0: int, x1: int, y1: int) -> list[dict]:
+        def polygon(x0: int, y0: int, x1: int, y1: int) -> List[dict]:
             x0, x1 = min(x0, w - 1), min(x1, w - 1)
             y0, y1 = min(y0, h - 1), min(y1, h - 1)
             return [{"x": x0, "y": y0}, {"x": x1, "y": y0}, {"x": x1, "y": y1}, {"x": x0, "y": y1}]
@@ -989,7 +992,7 @@ class FakeAzure:
         return [{"lines": out}]
 
     @staticmethod
-    def _smart_crops(analysis: _Analysis, ratios: list[float]) -> list[dict]:
+    def _smart_crops(analysis: _Analysis, ratios: List[float]) -> List[dict]:
         w, h = analysis.width, analysis.height
         if not ratios:
             ratios = [round(min(2.0, max(0.5, w / float(h))), 2)]
@@ -1004,11 +1007,11 @@ class FakeAzure:
 
     # ------------------------------------------------------------------ Computer Vision v3.2
 
-    def _analyze32(self, query: dict[str, str], headers: dict[str, str], img: _Image) -> dict:
+    def _analyze32(self, query: Dict[str, str], headers: Dict[str, str], img: _Image) -> dict:
         def invalid(
             message: str,
-            inner: str | None = None,
-            inner_message: str | None = None,
+            inner: Optional[str] = None,
+            inner_message: Optional[str] = None,
             status: int = 400,
         ) -> _Reply:
             return _Reply(status, _wrapped("InvalidRequest", message, inner, inner_message))
@@ -1048,7 +1051,7 @@ class FakeAzure:
         self._check_dimensions(img, invalid)
         analysis = _analyse(img)
         fmt = "Jpeg" if img.format in ("JPEG", "MPO") else (img.format or "").title()
-        result: dict[str, Any] = {}
+        result: Dict[str, Any] = {}
         if "Categories" in features:
             result["categories"] = [{"name": "abstract_", "score": 0.5}]
         if "Adult" in features:

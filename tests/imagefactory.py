@@ -8,8 +8,6 @@ here uses unseeded randomness, so the same call always writes the same file
 Only the standard library and Pillow are used: numpy is not available in CI.
 """
 
-from __future__ import annotations
-
 import os
 import random
 import struct
@@ -17,6 +15,7 @@ import sys
 import zlib
 from array import array
 from pathlib import Path
+from typing import Tuple, Union
 
 from PIL import Image, ImageChops, ImageDraw
 
@@ -52,13 +51,13 @@ EXIF_ORIENTATION = 0x0112
 _SEED = 20240531
 
 
-def _folder(folder: str | os.PathLike[str]) -> Path:
+def _folder(folder: Union[str, os.PathLike]) -> Path:
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _noise(size: tuple[int, int], seed: int, amplitude: int = 255) -> Image.Image:
+def _noise(size: Tuple[int, int], seed: int, amplitude: int = 255) -> Image.Image:
     """Seeded RGB noise; each channel spans 128 +/- amplitude/2 (clamped to 0..255)."""
     w, h = size
     n = w * h * 3
@@ -70,7 +69,7 @@ def _noise(size: tuple[int, int], seed: int, amplitude: int = 255) -> Image.Imag
     return im
 
 
-def _scene(size: tuple[int, int], color: tuple[int, int, int]) -> Image.Image:
+def _scene(size: Tuple[int, int], color: Tuple[int, int, int]) -> Image.Image:
     """A solid colour with a horizontal grey gradient band and a contrasting rectangle."""
     w, h = size
     im = Image.new("RGB", size, color)
@@ -86,11 +85,11 @@ def _scene(size: tuple[int, int], color: tuple[int, int, int]) -> Image.Image:
 
 
 def jpeg_exif_rotated(
-    folder: str | os.PathLike[str],
+    folder: Union[str, os.PathLike],
     orientation: int = 6,
-    size: tuple[int, int] = (400, 300),
-    rect: tuple[int, int, int, int] = (40, 30, 160, 120),
-    color: tuple[int, int, int] = (255, 0, 0),
+    size: Tuple[int, int] = (400, 300),
+    rect: Tuple[int, int, int, int] = (40, 30, 160, 120),
+    color: Tuple[int, int, int] = (255, 0, 0),
 ) -> Path:
     """A JPEG of ``size`` stored pixels: ``rect`` filled with ``color`` on mid-grey,
     tagged with EXIF Orientation ``orientation``.
@@ -111,8 +110,8 @@ def jpeg_exif_rotated(
 
 
 def displayed_rect(
-    size: tuple[int, int], rect: tuple[int, int, int, int], orientation: int
-) -> tuple[float, float, float, float]:
+    size: Tuple[int, int], rect: Tuple[int, int, int, int], orientation: int
+) -> Tuple[float, float, float, float]:
     """Where ``rect`` (stored pixel box in an image of stored ``size``) appears once the
     image is displayed according to EXIF ``orientation`` (as ``ImageOps.exif_transpose``
     does), as fractions (left, top, width, height) of the displayed image."""
@@ -143,7 +142,7 @@ def displayed_rect(
 # --------------------------------------------------------------------------- unusual modes
 
 
-def cmyk_jpeg(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)) -> Path:
+def cmyk_jpeg(folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200)) -> Path:
     """A CMYK JPEG: left half cyan, right half magenta+yellow (red), a black bar below."""
     w, h = size
     im = Image.new("CMYK", size, (255, 0, 0, 0))  # cyan
@@ -154,7 +153,7 @@ def cmyk_jpeg(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)
     return path
 
 
-def tiff_16bit(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)) -> Path:
+def tiff_16bit(folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200)) -> Path:
     """A 16-bit grayscale ("I;16") TIFF: a left-to-right gradient from 0 to 65535."""
     w, h = size
     row = array("H", (x * 65535 // max(1, w - 1) for x in range(w)))
@@ -166,7 +165,7 @@ def tiff_16bit(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200
     return path
 
 
-def png_alpha(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)) -> Path:
+def png_alpha(folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200)) -> Path:
     """An RGBA PNG: fully transparent black (0, 0, 0, 0) background, opaque orange ellipse."""
     w, h = size
     im = Image.new("RGBA", size, (0, 0, 0, 0))
@@ -177,7 +176,7 @@ def png_alpha(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)
 
 
 def gif_palette(
-    folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200), frames: int = 1
+    folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200), frames: int = 1
 ) -> Path:
     """A palette ("P") GIF.  The first frame is red; with ``frames`` > 1 it is animated
     and every later frame is blue.  Each frame carries a small white square at a
@@ -204,14 +203,14 @@ def gif_palette(
 # --------------------------------------------------------------------------- ordinary formats
 
 
-def bmp(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)) -> Path:
+def bmp(folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200)) -> Path:
     """An RGB BMP: yellow with a blue rectangle and a grey gradient band."""
     path = _folder(folder) / "plain.bmp"
     _scene(size, (255, 255, 0)).save(path, "BMP")
     return path
 
 
-def webp(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)) -> Path:
+def webp(folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200)) -> Path:
     """A lossy RGB WebP: teal with a rectangle and a grey gradient band."""
     path = _folder(folder) / "plain.webp"
     _scene(size, (0, 160, 160)).save(path, "WEBP", quality=85)
@@ -219,9 +218,9 @@ def webp(folder: str | os.PathLike[str], size: tuple[int, int] = (300, 200)) -> 
 
 
 def png(
-    folder: str | os.PathLike[str],
-    size: tuple[int, int] = (300, 200),
-    color: tuple[int, int, int] = (0, 0, 255),
+    folder: Union[str, os.PathLike],
+    size: Tuple[int, int] = (300, 200),
+    color: Tuple[int, int, int] = (0, 0, 255),
 ) -> Path:
     """An RGB PNG: ``color`` with a rectangle of the inverse colour and a grey gradient band."""
     path = _folder(folder) / "plain.png"
@@ -230,9 +229,9 @@ def png(
 
 
 def jpeg(
-    folder: str | os.PathLike[str],
-    size: tuple[int, int] = (300, 200),
-    color: tuple[int, int, int] = (0, 128, 0),
+    folder: Union[str, os.PathLike],
+    size: Tuple[int, int] = (300, 200),
+    color: Tuple[int, int, int] = (0, 128, 0),
     name: str = "plain.jpg",
     quality: int = 90,
 ) -> Path:
@@ -242,7 +241,7 @@ def jpeg(
     return path
 
 
-def jpeg_40mp(folder: str | os.PathLike[str]) -> Path:
+def jpeg_40mp(folder: Union[str, os.PathLike]) -> Path:
     """A 7728x5152 (39.8 MP) baseline JPEG at quality 95, over 4 MiB on disk.
 
     Colour gradients and shapes with seeded noise added everywhere, so it does not
@@ -278,14 +277,14 @@ def jpeg_40mp(folder: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------- extreme sizes
 
 
-def tiny(folder: str | os.PathLike[str]) -> Path:
+def tiny(folder: Union[str, os.PathLike]) -> Path:
     """A 1x1 RGB PNG (one orange pixel)."""
     path = _folder(folder) / "tiny.png"
     Image.new("RGB", (1, 1), (255, 128, 0)).save(path, "PNG")
     return path
 
 
-def strip(folder: str | os.PathLike[str]) -> Path:
+def strip(folder: Union[str, os.PathLike]) -> Path:
     """A 60000x50 RGB PNG: a horizontal colour gradient with a dark bar every 1000 px."""
     w, h = 60000, 50
     ramp = Image.linear_gradient("L").rotate(90).resize((w, h))
@@ -301,7 +300,7 @@ def strip(folder: str | os.PathLike[str]) -> Path:
 # --------------------------------------------------------------------------- broken or hostile
 
 
-def truncated_jpeg(folder: str | os.PathLike[str]) -> Path:
+def truncated_jpeg(folder: Union[str, os.PathLike]) -> Path:
     """A valid noisy 640x480 JPEG (a few hundred KB) cut to 60% of its bytes.
 
     ``Image.open`` succeeds (the header is intact) but loading the pixels fails
@@ -316,14 +315,14 @@ def truncated_jpeg(folder: str | os.PathLike[str]) -> Path:
     return path
 
 
-def random_bytes_jpg(folder: str | os.PathLike[str]) -> Path:
+def random_bytes_jpg(folder: Union[str, os.PathLike]) -> Path:
     """4096 bytes of seeded random data named ``noise.jpg``."""
     path = _folder(folder) / "noise.jpg"
     path.write_bytes(random.Random(_SEED + 2).getrandbits(4096 * 8).to_bytes(4096, "little"))
     return path
 
 
-def text_file_png(folder: str | os.PathLike[str]) -> Path:
+def text_file_png(folder: Union[str, os.PathLike]) -> Path:
     """A plain UTF-8 text file misleadingly named ``notes.png``."""
     path = _folder(folder) / "notes.png"
     path.write_text(
@@ -342,7 +341,7 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     )
 
 
-def decompression_bomb(folder: str | os.PathLike[str]) -> Path:
+def decompression_bomb(folder: Union[str, os.PathLike]) -> Path:
     """A genuine 20000x20000 8-bit grayscale PNG of all-black pixels, about 380 KiB.
 
     It declares 400 million pixels, more than twice ``Image.MAX_IMAGE_PIXELS``'s
@@ -377,7 +376,7 @@ def decompression_bomb(folder: str | os.PathLike[str]) -> Path:
     return path
 
 
-def svg(folder: str | os.PathLike[str]) -> Path:
+def svg(folder: Union[str, os.PathLike]) -> Path:
     """A tiny SVG drawing (a red circle on a white square)."""
     path = _folder(folder) / "vector.svg"
     path.write_text(

@@ -4,8 +4,6 @@ Answers are recorded responses from tests/recordings, served with ``responses``;
 checks what the plugin sent, the status ``process`` returned, and what reached the store.
 """
 
-from __future__ import annotations
-
 import io
 import re
 

@@ -1,8 +1,6 @@
 """azureclassification.py over real sockets against a server that behaves like Custom Vision:
 its limits, error bodies and rate limiting (tests/fakeazure.py), with real photographs."""
 
-from __future__ import annotations
-
 import threading
 import time
 

@@ -1,7 +1,5 @@
 """The command-line tool: the plugins over a folder, outside PixStor, into the SQLite store."""
 
-from __future__ import annotations
-
 import json
 import shutil
 

@@ -1,6 +1,6 @@
 """common/draw.py: boxes and labels drawn on a copy of a picture, for checking by eye."""
 
-from __future__ import annotations
+from typing import Tuple
 
 import pytest
 from PIL import Image, ImageChops, ImageFont, ImageOps
@@ -20,7 +20,7 @@ def grey(size=SIZE, mode="RGB", color=GREY) -> Image.Image:
     return Image.new(mode, size, color)
 
 
-def changed(before: Image.Image, after: Image.Image, xy: tuple[int, int]) -> bool:
+def changed(before: Image.Image, after: Image.Image, xy: Tuple[int, int]) -> bool:
     return before.convert("RGB").getpixel(xy) != after.getpixel(xy)
 
 

@@ -7,8 +7,6 @@ image against a local server that behaves like Azure. Our own code is not on tha
 interpreter's path: the plugin must find ``common/`` beside its real file.
 """
 
-from __future__ import annotations
-
 import json
 import os
 import shutil
@@ -138,8 +136,9 @@ def test_plugin_loads_from_enabled_link_and_writes_through_metadata(tmp_path, se
         ],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
         timeout=120,
     )
 

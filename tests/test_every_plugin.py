@@ -7,10 +7,9 @@ unexpected escapes ``process``; ``handles`` answers without I/O. Each plugin's o
 tests what it asks its service, how it reads the answer and what it writes.
 """
 
-from __future__ import annotations
-
 import importlib
 import re
+from typing import List
 
 import pytest
 import requests
@@ -111,7 +110,7 @@ def one_value_per_field(schema: list) -> dict:
     return {f["name"]: ["x"] if f["value"]["datatype"] == "[String]" else "x" for f in schema}
 
 
-def problems(logs) -> list[str]:
+def problems(logs) -> List[str]:
     return [r.getMessage() for r in logs.records if r.levelname in ("WARNING", "ERROR")]
 
 

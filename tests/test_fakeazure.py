@@ -1,7 +1,5 @@
 """Tests of the fake Azure itself (tests/fakeazure.py), spoken to with plain ``requests``."""
 
-from __future__ import annotations
-
 import io
 import time
 import uuid

@@ -1,7 +1,5 @@
 """The shared HTTP client: error bodies, retries and their waits, the rate limit, the session."""
 
-from __future__ import annotations
-
 import email.utils
 import time
 

@@ -1,7 +1,5 @@
 """The test image factory writes what it claims to write."""
 
-from __future__ import annotations
-
 import struct
 import xml.etree.ElementTree as ET
 import zlib

@@ -4,8 +4,6 @@ Every image comes from tests/imagefactory.py (or is built here with Pillow); eac
 what would be sent and checks its pixels and size, not only that nothing raised.
 """
 
-from __future__ import annotations
-
 import io
 import os
 import random
@@ -639,59 +637,3 @@ def test_image_that_cannot_fit_the_byte_limit_is_an_image_error(tmp_path, monkey
         images.prepare(factory.png(tmp_path, size=(300, 200)), limits, MAX_EDGE)
 
     assert min(encodes[-1]) == 1  # shrunk as far as it goes before giving up
-
-
-# --------------------------------------------------------------------------- handles
-
-
-@pytest.mark.parametrize(
-    ("ext", "expected"),
-    [
-        (".jpg", True),
-        ("JPEG", True),
-        (".png", True),
-        (".gif", True),
-        (".bmp", True),
-        (".webp", True),
-        (".tif", True),
-        (".tiff", True),
-        (".svg", False),
-        (".pdf", False),
-        (".eps", False),
-        (".txt", False),
-        (".dpx", False),
-    ],
-)
-def test_handles_extensions(monkeypatch, ext, expected):
-    monkeypatch.setattr(pixstor, "load_image", None)
-    assert images.handles(ext=ext) is expected
-
-
-@pytest.mark.parametrize(
-    ("mimetype", "expected"),
-    [
-        ("image/jpeg", True),
-        ("image/png; charset=binary", True),
-        ("IMAGE/GIF", True),
-        ("image/webp", True),
-        ("image/tiff", True),
-        ("image/svg+xml", False),
-        ("application/pdf", False),
-        ("text/plain", False),
-    ],
-)
-def test_handles_mimetypes(monkeypatch, mimetype, expected):
-    monkeypatch.setattr(pixstor, "load_image", None)
-    assert images.handles(mimetype=mimetype) is expected
-
-
-def test_handles_pixstor_formats_only_with_pixstor_loader(monkeypatch):
-    monkeypatch.setattr(pixstor, "load_image", None)
-    assert not images.handles(ext=".dpx")
-
-    monkeypatch.setattr(pixstor, "load_image", lambda name: None)
-
-    assert images.handles(ext=".dpx")
-    assert images.handles(ext=".EXR")
-    assert not images.handles(ext=".svg")
-    assert not images.handles()

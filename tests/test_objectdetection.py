@@ -10,12 +10,11 @@ as Custom Vision would. The field must then put the box where the rectangle is i
 displayed, whatever the preparation did on the way (EXIF rotation, downscaling, conversion).
 """
 
-from __future__ import annotations
-
 import io
 import json
 import re
 from pathlib import Path
+from typing import List, Optional, Tuple
 
 import pytest
 import responses
@@ -234,7 +233,7 @@ def test_unexpected_json_shape_is_fatal(plugin, served, photo, store, logs, pred
 RED = (255, 0, 0)
 
 
-def red_bbox(image: Image.Image) -> tuple[int, int, int, int] | None:
+def red_bbox(image: Image.Image) -> Optional[Tuple[int, int, int, int]]:
     """(left, top, right, bottom), right and bottom exclusive, of the clearly red pixels."""
     r, g, b = image.convert("RGB").split()
     high = r.point(lambda v: 255 if v > 200 else 0)
@@ -243,10 +242,10 @@ def red_bbox(image: Image.Image) -> tuple[int, int, int, int] | None:
     return ImageChops.multiply(ImageChops.multiply(high, low_g), low_b).getbbox()
 
 
-def answer_where_the_red_is(mock, url=URL) -> list[Image.Image]:
+def answer_where_the_red_is(mock, url=URL) -> List[Image.Image]:
     """Answer every request with one detection boxing the red pixels of the image it carries,
     as fractions of that image; returns the images sent, decoded."""
-    sent: list[Image.Image] = []
+    sent: List[Image.Image] = []
     template = recording("customvision-detect-200.json")["body"]
 
     def callback(request):
@@ -281,7 +280,7 @@ def displayed(path) -> Image.Image:
 
 
 def assert_box_is_the_rectangle(
-    path, expected: tuple[float, float, float, float], tolerance: float = 0.01
+    path, expected: Tuple[float, float, float, float], tolerance: float = 0.01
 ) -> None:
     """``tolerance``: a fraction of the frame; a pixel of a small sent image is more."""
     fields = azureobjectdetection.extract(str(path))

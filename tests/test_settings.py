@@ -1,7 +1,5 @@
 """Settings: environment over INI file, typed values, errors that name the setting only."""
 
-from __future__ import annotations
-
 import os
 import pickle
 from pathlib import Path

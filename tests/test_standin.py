@@ -1,7 +1,5 @@
 """The stand-in for PixStor's runtime: schema checks as PixStor's index would make, the store."""
 
-from __future__ import annotations
-
 import sqlite3
 
 import pytest

@@ -6,13 +6,12 @@ sent, the status ``process`` returned, and what reached the store. Tests taking 
 fixture run once for each API, chosen by setting.
 """
 
-from __future__ import annotations
-
 import io
 import json
 import logging
 import shutil
 import threading
+from typing import List, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -96,7 +95,7 @@ def query(call) -> dict:
     return dict(parse_qsl(urlsplit(call.request.url).query, keep_blank_values=True))
 
 
-def warnings_and_errors(logs) -> list[str]:
+def warnings_and_errors(logs) -> List[str]:
     return [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]
 
 
@@ -513,7 +512,7 @@ def test_service_size_that_differs_from_the_sent_one_is_used_and_reported(
 # --------------------------------------------------------------------------- boxes
 
 
-def red_rectangle(image: Image.Image) -> tuple[int, int, int, int]:
+def red_rectangle(image: Image.Image) -> Tuple[int, int, int, int]:
     """(x, y, w, h) in pixels of the red area of ``image``."""
     r, g, b = image.convert("RGB").split()
     mask = ImageChops.multiply(
