@@ -195,7 +195,7 @@ class _Analysis:
         return f"a picture with a {colour} box" if colour else "a plain picture"
 
 
-class _Reply(Exception):
+class _Reply(Exception):  # public as Reply, for mounted APIs
     """Raised inside request handling to answer with an error right away."""
 
     def __init__(self, status: int, body: Any, headers: Optional[Dict[str, str]] = None) -> None:
@@ -203,6 +203,9 @@ class _Reply(Exception):
         self.status = status
         self.body = body
         self.headers = headers or {}
+
+
+Reply = _Reply
 
 
 def _wrapped(
@@ -444,6 +447,19 @@ class FakeAzure:
         self._stopping = threading.Event()
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
+        self._mounts: List[Tuple[str, Any]] = []  # (path prefix, API), see ``mount``
+
+    def mount(self, prefix: str, api: Any) -> Any:
+        """Serve another API under ``prefix`` (lower case), in its own module beside this one.
+
+        ``api.handle(fake, request, raw, img)`` gets the ``Received`` request (with method,
+        path, query and lower-cased headers), the raw body and the decoded image, and returns
+        a body (dict, list, str or bytes) for a 200, or raises ``Reply(status, body, headers)``.
+        ``api.bucket`` (optional) names its rate-limit bucket. Faults queued with
+        ``fail_next`` and the key check helpers work for it as for the built-in APIs.
+        """
+        self._mounts.append((prefix.lower(), api))
+        return api
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -611,6 +627,7 @@ class FakeAzure:
             fault = self._faults.popleft() if self._faults else None
 
         api = self._api_of(path)
+        mounted = next((m for p, m in self._mounts if path.lower().startswith(p)), None)
         status: int = 200
         body: Any = None
         extra: Dict[str, str] = {}
@@ -622,6 +639,8 @@ class FakeAzure:
             if fault is not None and not (fault.status == 200 and fault.body is None):
                 status, extra = fault.status, dict(fault.headers)
                 body = self._default_body(status, api) if fault.body is None else fault.body
+            elif mounted is not None:
+                status, body = 200, mounted.handle(self, received, image_bytes, img)
             else:
                 status, body = 200, self._dispatch(handler.command, path, query, headers, img, api)
                 if fault is not None:
