@@ -4,6 +4,8 @@ Every backend (the Custom Vision cloud, its exported container or ONNX model, Az
 the Read APIs, Azure OpenAI) is an object with:
 
 - ``service``: its name in messages, e.g. "Custom Vision";
+- ``endpoint_setting``: the setting that names the host it calls (e.g.
+  "CUSTOM_VISION_ENDPOINT"), or None when nothing leaves the process (an ONNX model);
 - ``identity()``: a dict of everything that changes what it answers for the same picture
   (endpoint host, API and api-version, features, language, project and iteration, model file
   digest, the long edge sent...), never a key;
@@ -43,4 +45,6 @@ def answer(
 
 def fetch(backend: Any, path: str) -> Answer:
     """The answer of ``backend`` for the file at ``path``."""
-    return backend.ask(path)
+    from . import faults  # faults needs Answer from here
+
+    return faults.ask(backend, path)

@@ -92,6 +92,7 @@ class Backend:
     """The Custom Vision Prediction v3.0 API in Azure."""
 
     service = SERVICE
+    endpoint_setting = "CUSTOM_VISION_ENDPOINT"
 
     def __init__(self, task: Task, settings: Settings) -> None:
         self.task = task

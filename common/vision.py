@@ -111,6 +111,7 @@ class Config(NamedTuple):
         )
 
     service = SERVICE
+    endpoint_setting = "AZURE_VISION_ENDPOINT"
 
     def identity(self) -> dict:
         return {
