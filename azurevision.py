@@ -49,6 +49,8 @@ def extract(path: str) -> dict:
     if found.objects:
         data["azure_objects"] = fields.distinct([b.tag for b in found.objects])
         data["azure_object_boxes"] = boxes.to_json(found.objects)
+    elif found.object_names:  # names without boxes (AZURE_VISION_API=openai)
+        data["azure_objects"] = fields.distinct(found.object_names)
     if found.text:
         data["azure_text"] = found.text
     return data

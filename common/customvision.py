@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from . import answers, http, images
 from .boxes import Box
-from .errors import ImageRejected, ServiceError, SettingsError
+from .errors import ImageRejected, Refused, ServiceError, SettingsError
 from .fields import passing
 from .settings import Settings
 
@@ -108,7 +108,7 @@ class Backend:
         self.key = settings.secret("CUSTOM_VISION_KEY")
         self.iteration = settings.text(task.setting("ITERATION"))
         self.store_images = settings.flag("CUSTOM_VISION_STORE_IMAGES", False)
-        self.max_edge, self.min_edge = images.edge_settings(settings)
+        self.max_edge, self.min_edge = images.edge_settings(settings, custom_vision=True)
         self.http = http.HttpConfig.from_settings(
             settings, "CUSTOM_VISION_REQUESTS_PER_SECOND", 10.0
         )
@@ -162,6 +162,8 @@ def parse(body: Any, with_boxes: bool) -> List[Prediction]:
         predictions = []
         for item in answer["predictions"]:
             item = {k.lower(): v for k, v in item.items()}
+            if str(item.get("tagtype") or "").lower() == "negative":
+                continue  # a classifier's "none of these": not a class, never written
             tag, probability = str(item["tagname"]), float(item["probability"])
             if not 0.0 <= probability <= 1.0:  # NaN and Infinity too: they are not JSON
                 raise ValueError(f"probability {probability} of {tag!r} is not in 0..1")
@@ -185,13 +187,25 @@ def parse(body: Any, with_boxes: bool) -> List[Prediction]:
 
 
 def _explain(exc: ServiceError, config: Backend) -> ServiceError:
-    """The service's error in words an administrator can act on."""
+    """The service's error in words an administrator can act on.
+
+    What holds for every file (the key, the endpoint, the project, the iteration) is
+    ``Refused``: logged once, and files fail without asking until it is asked again.
+    """
     code = exc.code or ""
     project, iteration = config.task.setting("PROJECT"), config.task.setting("ITERATION")
-    if exc.http_status in (401, 403):
+    said = f" (the service said: {exc.said})" if exc.said else ""
+    tier = http.resource_tier(exc)
+    if tier is not None:
+        message = (
+            f"CUSTOM_VISION_ENDPOINT is the endpoint of another kind of resource (pricing tier "
+            f"{tier}), not of a Custom Vision prediction resource: set CUSTOM_VISION_ENDPOINT "
+            f"and CUSTOM_VISION_KEY to those of the prediction resource{said}"
+        )
+    elif exc.http_status in (401, 403):
         message = (
             f"{SERVICE} refused the key ({exc.http_status}): check CUSTOM_VISION_KEY, and that "
-            "CUSTOM_VISION_ENDPOINT is the endpoint of the prediction resource"
+            f"CUSTOM_VISION_ENDPOINT is the endpoint of the prediction resource{said}"
         )
     elif code in ("NotFoundIteration", "BadRequestIterationNotPublished"):
         message = (
@@ -207,9 +221,22 @@ def _explain(exc: ServiceError, config: Backend) -> ServiceError:
             exc.http_status,
             code,
             exc.detail,
+            said=exc.said,
+        )
+    elif exc.http_status == 404:
+        message = (
+            f"{SERVICE} has no prediction API at CUSTOM_VISION_ENDPOINT (check it is the "
+            f"endpoint of the prediction resource){said}"
         )
     elif exc.http_status == 429:
-        message = f"{exc.message} (lower CUSTOM_VISION_REQUESTS_PER_SECOND to the resource's tier)"
+        return ServiceError(
+            SERVICE,
+            f"{exc.message} (lower CUSTOM_VISION_REQUESTS_PER_SECOND to the resource's tier)",
+            exc.http_status,
+            code,
+            exc.detail,
+            said=exc.said,
+        )
     else:
         return exc
-    return ServiceError(SERVICE, message, exc.http_status, code, exc.detail)
+    return Refused(SERVICE, message, exc.http_status, code, exc.detail, said=exc.said)

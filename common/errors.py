@@ -33,8 +33,9 @@ class ImageError(PixstorAzureError):
 class ServiceError(PixstorAzureError):
     """The service failed or refused the request (after any retries).
 
-    ``code``, ``inner_code`` and ``message`` are the service's own, read from either error
-    body shape; ``detail`` is the raw body, for debug logs.
+    ``message`` is the line for the log; ``code``, ``inner_code`` and ``said`` (the message
+    of the error body) are the service's own, read from either error body shape; ``detail`` is
+    the raw body, for debug logs.
     """
 
     status = "FATAL"
@@ -47,6 +48,7 @@ class ServiceError(PixstorAzureError):
         code: Optional[str] = None,
         detail: Optional[str] = None,
         inner_code: Optional[str] = None,
+        said: Optional[str] = None,
     ) -> None:
         self.service = service
         self.http_status = http_status
@@ -54,6 +56,7 @@ class ServiceError(PixstorAzureError):
         self.inner_code = inner_code
         self.message = message
         self.detail = detail
+        self.said = said
         super().__init__(message)
 
 
@@ -61,6 +64,39 @@ class ImageRejected(ServiceError):
     """The service refused this one image (format, size, dimensions): other files may pass."""
 
     status = "SKIPPED"
+
+
+class Refused(ServiceError):
+    """The service refuses every request as set up: a wrong key, an endpoint of another kind of
+    resource, an unknown project, an unpublished iteration, an unsupported language, a host name
+    that does not resolve. Every file would fail alike, so it is logged once and files fail
+    without asking until the service is asked again (see ``faults``)."""
+
+    status = "FATAL"
+
+
+class Unresolved(Refused):
+    """The endpoint's host name does not resolve. ``host`` is that name; the message is made
+    to name the setting by the caller, which knows it."""
+
+    def __init__(self, service: str, host: str, reason: str) -> None:
+        self.host = host
+        self.reason = reason
+        super().__init__(service, f"{service}: the host name {host} does not resolve ({reason})")
+
+
+class Unavailable(ServiceError):
+    """The service did not answer, or answered 5xx, after every attempt allowed: an outage
+    when it holds for several files in a row."""
+
+    status = "FATAL"
+
+
+class Held(ServiceError):
+    """The file was not sent: the service is held back after a fault that holds for every file
+    (a refusal, an outage). The fault itself was logged when it was found."""
+
+    status = "FATAL"
 
 
 class StoreError(PixstorAzureError):

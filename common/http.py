@@ -1,34 +1,40 @@
 """The HTTP client every Azure call goes through.
 
-One keep-alive ``requests`` session per process, timeouts on every call, a client-side rate
-limit per service, and bounded retries with exponential backoff and jitter that honour the
-service's own word on when to come back. Retries are written here rather than with urllib3's
-``Retry`` because Azure puts the wait of a 429 in the *body* ("Please retry after 55 seconds")
-where ``Retry`` cannot see it, and PixStor's shared environment may hold an old urllib3.
+One keep-alive ``requests`` session per process, with a connection for each thread at work
+(``connections().fit(jobs)``); timeouts on every call, capped by what is left of the file's
+time budget (``budget``); the client-side rate limit (``ratelimit``); and bounded retries with
+exponential backoff and jitter that honour the service's own word on when to come back.
+Retries are written here rather than with urllib3's ``Retry`` because Azure puts the wait of a
+429 in the *body* as often as in a header ("Please retry after 55 seconds", "Try again in 1
+seconds.") where ``Retry`` cannot see it, and PixStor's shared environment may hold an old
+urllib3.
 """
 
 import email.utils
 import json
 import logging
+import math
 import random
 import re
+import socket
 import threading
-import time
 from typing import Any, Dict, NamedTuple, Optional
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 
-from . import __version__, runtime
-from .errors import ServiceError
+from . import __version__, budget, clock, ratelimit, runtime
+from .errors import Refused, ServiceError, Unavailable, Unresolved
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"pixstor-azure/{__version__}"
-
-# Tests replace this to run without waiting and to see the waits.
-sleep = time.sleep
+POOL = 10  # connections kept per host, at least: requests' own default
+# Less than this left of a file's time budget is not worth a request.
+MIN_SLICE = 0.05
 
 
 class HttpConfig(NamedTuple):
@@ -38,6 +44,7 @@ class HttpConfig(NamedTuple):
     backoff: float = 1.0
     max_wait: float = 120.0
     requests_per_second: float = 10.0
+    rate_file: str = ""  # the node's shared rate limit file; "" for the default
 
     @classmethod
     def from_settings(
@@ -50,39 +57,30 @@ class HttpConfig(NamedTuple):
             backoff=settings.number("PIXSTOR_AZURE_BACKOFF", 1.0, 0.0, 60),
             max_wait=settings.number("PIXSTOR_AZURE_MAX_WAIT", 120.0, 0.0, 3600),
             requests_per_second=settings.number(rate_setting, default_rate, 0.0, 1000),
+            rate_file=settings.text(ratelimit.SETTING, ""),
         )
 
 
-class RateLimiter:
-    """Spaces the starts of requests to one service at least 1/rate apart, across threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self, rate: float) -> None:
-        if rate <= 0:  # 0 means unlimited
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(self._next, now)
-            self._next = start + 1.0 / rate
-        if start > now:
-            sleep(start - now)
-
-
 class Connections:
-    """This process's HTTP session and one rate limiter per service."""
+    """This process's HTTP session, its connection pool sized to the threads that use it."""
 
     def __init__(self) -> None:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self.limiters = {}  # type: Dict[str, RateLimiter]
+        self.size = POOL
         self._lock = threading.Lock()
 
-    def limiter(self, service: str) -> RateLimiter:
+    def fit(self, jobs: int) -> int:
+        """Keep a connection per host for each of ``jobs`` threads (never fewer than ``POOL``):
+        above the pool's size, connections are opened, used once and thrown away. Returns the
+        size now kept."""
         with self._lock:
-            return self.limiters.setdefault(service, RateLimiter())
+            if jobs > self.size:
+                adapter = requests.adapters.HTTPAdapter(pool_maxsize=jobs)
+                self.session.mount("https://", adapter)
+                self.session.mount("http://", adapter)
+                self.size = jobs
+            return self.size
 
     def close(self) -> None:
         self.session.close()
@@ -98,41 +96,56 @@ def post(
     config: HttpConfig,
     *,
     headers: Dict[str, str],
-    data: bytes,
+    data: bytes = b"",
     params: Optional[Dict[str, str]] = None,
+    json_body: Any = None,
 ) -> Any:
     """POST the image bytes ``data`` and return the decoded JSON answer, or raise ServiceError.
 
-    ``service`` names the service in messages and keys the rate limit.
+    ``service`` names the service in messages and, with the URL's host, keys the rate limit.
+    ``json_body``, when given, is sent instead as ``application/json`` (Azure OpenAI takes the
+    image inside it). Raises ``Refused`` when no request can succeed as set up (TLS, a host
+    name that does not resolve), ``Unavailable`` when the service did not answer or answered
+    5xx after every attempt, ``ServiceError`` otherwise.
     """
     # Both services take the image as application/octet-stream whatever its format; a
     # Content-Type of image/jpeg is refused with 415.
-    headers = {"Accept": "application/json", "Content-Type": "application/octet-stream", **headers}
+    content_type = "application/octet-stream"
+    if json_body is not None:
+        data = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
+        content_type = "application/json"
+    headers = {"Accept": "application/json", "Content-Type": content_type, **headers}
+    host = urlsplit(url).hostname or ""
+    failure = None  # type: Optional[ServiceError]
     for attempt in range(1, config.attempts + 1):
-        pool = connections()
-        pool.limiter(service).wait(config.requests_per_second)
+        left = _slot(service, host, config, failure, attempt)
+        connect, read = config.connect_timeout, config.read_timeout
+        if left is not None:
+            connect, read = min(connect, left), min(read, left)
         try:
-            response = pool.session.post(
-                url,
-                params=params,
-                headers=headers,
-                data=data,
-                timeout=(config.connect_timeout, config.read_timeout),
+            response = connections().session.post(
+                url, params=params, headers=headers, data=data, timeout=(connect, read)
             )
         except requests.Timeout as exc:
-            kind = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
-            timeout = config.connect_timeout if kind == "connect" else config.read_timeout
-            failure = ServiceError(
-                service, f"{service} did not answer ({kind} timeout of {timeout:g} s)"
+            kind, timeout = "read", read
+            if isinstance(exc, requests.ConnectTimeout):
+                kind, timeout = "connect", connect
+            capped = left is not None and timeout >= left
+            failure = Unavailable(
+                service,
+                f"{service} did not answer in the {timeout:.2g} s left of the file's time budget"
+                if capped
+                else f"{service} did not answer ({kind} timeout of {timeout:g} s)",
             )
             wait = _backoff(config, attempt)
         except requests.exceptions.SSLError as exc:
             # A certificate that fails today fails in a second too: no retry.
-            raise ServiceError(
-                service, f"{service}: TLS verification failed ({_reason(exc)})"
-            ) from None
+            raise Refused(service, f"{service}: TLS verification failed ({_reason(exc)})") from None
         except requests.ConnectionError as exc:
-            failure = ServiceError(service, f"{service} could not be reached ({_reason(exc)})")
+            unresolved = _unresolved(exc)
+            if unresolved is not None:  # no retry: a minute later is soon enough (see faults)
+                raise Unresolved(service, host, unresolved) from None
+            failure = Unavailable(service, f"{service} could not be reached ({_reason(exc)})")
             wait = _backoff(config, attempt)
         except requests.RequestException as exc:
             raise ServiceError(service, f"{service}: request failed ({_reason(exc)})") from None
@@ -142,7 +155,7 @@ def post(
             failure = error_from_response(service, response)
             if response.status_code not in RETRY_STATUSES:
                 raise failure
-            asked = _retry_after(response, failure.message)
+            asked = retry_after(response.headers, response.text)
             if asked is not None and asked > config.max_wait:
                 raise _given_up(
                     failure,
@@ -152,20 +165,143 @@ def post(
             # A little over what was asked, so a crowd of workers does not return at once.
             wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
         if attempt == config.attempts:
-            raise _given_up(failure, f"after {attempt} attempts")
+            raise _given_up(failure, _attempts(attempt))
+        left = budget.remaining()
+        if left is not None and wait > left - MIN_SLICE:
+            raise _out_of_time(failure, attempt)
         log.debug("%s: attempt %d failed (%s); retrying in %.1f s", service, attempt, failure, wait)
-        sleep(wait)
+        clock.sleep(wait)
     raise AssertionError("unreachable")  # the loop always returns or raises
 
 
+class Exchange(NamedTuple):
+    """A 2xx answer: its status, its headers (names in any case), its JSON body (None if empty)."""
+
+    status: int
+    headers: Any
+    body: Any
+
+
+def exchange(
+    service: str,
+    method: str,
+    url: str,
+    config: HttpConfig,
+    *,
+    headers: Dict[str, str],
+    data: Optional[bytes] = None,
+    params: Optional[Dict[str, str]] = None,
+) -> Exchange:
+    """``method`` ``url`` with the timeouts, rate limit, retries and errors of ``post``, for
+    services whose answer is in the status and headers as much as in a body: the Read APIs
+    answer 202 with an Operation-Location, then GETs of it. ``headers`` are sent as given."""
+    headers = {"Accept": "application/json", **headers}
+    host = urlsplit(url).hostname or ""
+    failure = None  # type: Optional[ServiceError]
+    for attempt in range(1, config.attempts + 1):
+        left = _slot(service, host, config, failure, attempt)
+        connect, read = config.connect_timeout, config.read_timeout
+        if left is not None:
+            connect, read = min(connect, left), min(read, left)
+        try:
+            response = connections().session.request(
+                method, url, params=params, headers=headers, data=data, timeout=(connect, read)
+            )
+        except requests.Timeout as exc:
+            kind, timeout = "read", read
+            if isinstance(exc, requests.ConnectTimeout):
+                kind, timeout = "connect", connect
+            capped = left is not None and timeout >= left
+            failure = Unavailable(
+                service,
+                f"{service} did not answer in the {timeout:.2g} s left of the file's time budget"
+                if capped
+                else f"{service} did not answer ({kind} timeout of {timeout:g} s)",
+            )
+            wait = _backoff(config, attempt)
+        except requests.exceptions.SSLError as exc:
+            raise Refused(service, f"{service}: TLS verification failed ({_reason(exc)})") from None
+        except requests.ConnectionError as exc:
+            unresolved = _unresolved(exc)
+            if unresolved is not None:
+                raise Unresolved(service, host, unresolved) from None
+            failure = Unavailable(service, f"{service} could not be reached ({_reason(exc)})")
+            wait = _backoff(config, attempt)
+        except requests.RequestException as exc:
+            raise ServiceError(service, f"{service}: request failed ({_reason(exc)})") from None
+        else:
+            if response.status_code < 300:
+                body = _json(service, response) if response.content.strip() else None
+                return Exchange(response.status_code, response.headers, body)
+            failure = error_from_response(service, response)
+            if response.status_code not in RETRY_STATUSES:
+                raise failure
+            asked = retry_after(response.headers, response.text)
+            if asked is not None and asked > config.max_wait:
+                raise _given_up(
+                    failure,
+                    f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT "
+                    f"({config.max_wait:g} s)",
+                )
+            wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
+        if attempt == config.attempts:
+            raise _given_up(failure, _attempts(attempt))
+        left = budget.remaining()
+        if left is not None and wait > left - MIN_SLICE:
+            raise _out_of_time(failure, attempt)
+        log.debug("%s: attempt %d failed (%s); retrying in %.1f s", service, attempt, failure, wait)
+        clock.sleep(wait)
+    raise AssertionError("unreachable")  # the loop always returns or raises
+
+
+def _slot(
+    service: str, host: str, config: HttpConfig, failure: Optional[ServiceError], attempt: int
+) -> Optional[float]:
+    """Wait for the rate limit's next slot; the seconds then left of the file's budget."""
+    left = budget.remaining()
+    if left is not None and left < MIN_SLICE:
+        raise _out_of_time(failure or _not_asked(service), attempt - 1)
+    if config.requests_per_second > 0:
+        now = clock.wall()
+        start = ratelimit.limiters().reserve(
+            f"{service} {host}", config.requests_per_second, now, left, config.rate_file
+        )
+        if start is None:
+            why = failure or _not_asked(service, "no request slot of the client-side rate limit")
+            raise _out_of_time(why, attempt - 1)
+        if start > now:
+            clock.sleep(start - now)
+        left = budget.remaining()
+    return left
+
+
+def _not_asked(service: str, why: str = "") -> ServiceError:
+    return Unavailable(service, f"{service} was not asked{': ' + why if why else ''}")
+
+
+def _attempts(count: int) -> str:
+    return "after 1 attempt" if count == 1 else f"after {count} attempts"
+
+
+def _out_of_time(failure: ServiceError, attempts: int) -> ServiceError:
+    spent = f"{_attempts(attempts)}, " if attempts else ""
+    return _given_up(
+        failure,
+        f"{spent}the file's time budget spent (PIXSTOR_AZURE_FILE_TIMEOUT, "
+        f"{budget.total() or 0:g} s)",
+    )
+
+
 def _given_up(failure: ServiceError, why: str) -> ServiceError:
-    return ServiceError(
+    """The same error (same class), saying why no further attempt is made."""
+    return type(failure)(
         failure.service,
-        f"{failure.message}, {why}",
+        f"{failure.message.rstrip('. ')}, {why}",
         failure.http_status,
         failure.code,
         failure.detail,
         failure.inner_code,
+        failure.said,
     )
 
 
@@ -174,24 +310,77 @@ def _backoff(config: HttpConfig, attempt: int) -> float:
     return config.backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
-_RETRY_IN_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNORECASE)
+# Azure's words for a wait: "Please retry after 55 seconds." (the API gateway), "Try again in
+# 1 seconds." (Custom Vision), "retry after 1 second" ... A number without a unit is seconds.
+_WAIT_IN_TEXT = re.compile(
+    r"(?:retry\s+after|try\s+again\s+in)\s+(\d+(?:\.\d+)?)\s*"
+    r"(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?)?\b",
+    re.IGNORECASE,
+)
 
 
-def _retry_after(response: requests.Response, message: str) -> Optional[float]:
-    header = response.headers.get("Retry-After", "").strip()
+def retry_after(headers: Any, text: str) -> Optional[float]:
+    """The seconds the service asks to wait before the next request, if it says so.
+
+    Read from ``x-ms-retry-after-ms`` or ``retry-after-ms`` (milliseconds), ``Retry-After``
+    (seconds or an HTTP date), else from the words of the body ``text``.
+    """
+    for name in ("x-ms-retry-after-ms", "retry-after-ms"):
+        millis = _number((headers.get(name) or "").strip())
+        if millis is not None:
+            return millis / 1000.0
+    header = (headers.get("Retry-After") or "").strip()
     if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            when = email.utils.parsedate_to_datetime(header) if _is_http_date(header) else None
-            if when is not None:
-                return max(0.0, when.timestamp() - time.time())
-    match = _RETRY_IN_TEXT.search(message)
-    return float(match.group(1)) if match else None
+        seconds = _number(header)
+        if seconds is not None:
+            return seconds
+        if email.utils.parsedate_tz(header) is not None:
+            when = email.utils.parsedate_to_datetime(header)
+            return max(0.0, when.timestamp() - clock.wall())
+    match = _WAIT_IN_TEXT.search(text or "")
+    if not match:
+        return None
+    unit = (match.group(2) or "s").lower()
+    if unit.startswith("milli") or unit == "ms":
+        factor = 0.001
+    elif unit.startswith("min"):
+        factor = 60.0
+    else:
+        factor = 1.0
+    return float(match.group(1)) * factor
 
 
-def _is_http_date(text: str) -> bool:
-    return email.utils.parsedate_tz(text) is not None
+def _number(text: str) -> Optional[float]:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return max(0.0, value) if math.isfinite(value) else None
+
+
+_NOT_RESOLVED = re.compile(
+    r"Name or service not known|nodename nor servname provided|getaddrinfo failed|"
+    r"Temporary failure in name resolution|No address associated with hostname|"
+    r"Failed to resolve",
+    re.IGNORECASE,
+)
+
+
+def _unresolved(exc: BaseException) -> Optional[str]:
+    """Why the host name did not resolve, when that is why ``exc`` was raised."""
+    seen = set()
+    pending = [exc]  # requests wraps urllib3's MaxRetryError, which wraps the real cause
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror):
+            return str(error.strerror or error)
+        pending.extend(a for a in getattr(error, "args", ()) if isinstance(a, BaseException))
+        pending.extend([getattr(error, "reason", None), error.__cause__, error.__context__])
+    match = _NOT_RESOLVED.search(str(exc))
+    return match.group(0) if match else None
 
 
 def _reason(exc: Exception) -> str:
@@ -217,8 +406,20 @@ def _lower_keys(value: Any) -> Any:
     return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
 
 
+# Sentences of an error message about when to come back or whom to call: the client does the
+# waiting, and the administrator's line keeps to what went wrong.
+_ADVICE = re.compile(
+    r"\s*[^.]*(?:retry\s+after|try\s+again\s+in|contact\s+azure\s+support)[^.]*(?:\.|$)",
+    re.IGNORECASE,
+)
+
+
 def error_from_response(service: str, response: requests.Response) -> ServiceError:
-    """Read Azure's error body, wrapped ``{"error": {...}}`` or flat ``{"code", "message"}``."""
+    """Read Azure's error body, wrapped ``{"error": {...}}`` or flat ``{"code", "message"}``.
+
+    The message names the status once, and the service's code only where it says more than
+    the status (gateways repeat it: ``"code": "429"``).
+    """
     try:
         body = response.json()
     except ValueError:
@@ -231,15 +432,37 @@ def error_from_response(service: str, response: requests.Response) -> ServiceErr
     inner_code = inner.get("code")
     status = response.status_code
     summary = f"{service} answered {status}"
-    if code:
+    if code and str(code) != str(status):
         summary += f" {code}"
     if inner_code:
         summary += f"/{inner_code}"
-    return ServiceError(
+    text = str(message).strip()
+    if status == 429:
+        text = _ADVICE.sub("", text).strip() or text
+    kind = Unavailable if status >= 500 else ServiceError
+    return kind(
         service,
-        f"{summary}: {str(message).strip()}",
+        f"{summary}: {text}",
         http_status=status,
         code=str(code) if code else None,
         inner_code=str(inner_code) if inner_code else None,
         detail=json.dumps(body)[:1000] if body is not None else None,
+        said=text,
     )
+
+
+# What the API gateway answers a key and endpoint of another kind of resource, e.g. "... not
+# supported with the current subscription key and pricing tier OpenAI.S0."
+_OTHER_TIER = re.compile(
+    r"not supported with the current subscription key and pricing tier\s+([\w.-]*\w)",
+    re.IGNORECASE,
+)
+
+
+def resource_tier(error: ServiceError) -> Optional[str]:
+    """The pricing tier the service names when the endpoint is of another kind of resource."""
+    for text in (error.said, error.message, error.detail):
+        match = _OTHER_TIER.search(text or "")
+        if match:
+            return match.group(1)
+    return None

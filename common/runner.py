@@ -1,17 +1,23 @@
 """What every plugin's ``process`` does: extract the fields, write them, return the status.
 
 It never raises. Each outcome other than success is one log line naming the file, the plugin
-and the reason in plain words; details go to the debug level. Settings errors are logged once
-per process, not once per file: PixStor calls the plugin for every new image.
+and the reason in plain words; details go to the debug level. What holds for every file (a
+setting, a service refusing every request) is logged once per process, not once per file:
+PixStor calls the plugin for every new image. Each file has a time budget across all its
+attempts and waits (``PIXSTOR_AZURE_FILE_TIMEOUT``), and paths are logged so that any byte
+sequence a file name holds can be written by any log handler.
 """
 
 import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import PixstorAzureError, SettingsError, StoreError
+from . import budget
+from .errors import Held, PixstorAzureError, Refused, SettingsError, StoreError
 from .logonce import log_once
+from .logtext import printable
 from .pixstor import Metadata, PluginStatus
+from .settings import Settings
 
 _LEVELS = {"SKIPPED": logging.WARNING, "FATAL": logging.ERROR, "ERRORED": logging.ERROR}
 
@@ -20,10 +26,13 @@ def process(plugin: Any, id_: Any, path: str, extract: Callable[[str], dict]) ->
     """Run ``extract(path)`` for ``plugin`` and write its fields for item ``id_``."""
     name = _label(plugin, extract)
     logger = plugin.logger
+    shown = printable(path)
     try:
-        data = extract(path)
+        seconds = Settings.load().number(budget.SETTING, budget.DEFAULT, 1.0, 3600.0)
+        with budget.limit(seconds):
+            data = extract(path)
         if not data:
-            logger.info("%s: %s: SKIPPED: nothing found at or above the thresholds", path, name)
+            logger.info("%s: %s: SKIPPED: nothing found at or above the thresholds", shown, name)
             return PluginStatus.SKIPPED
         try:
             accepted = Metadata(id_, plugin).update(data)
@@ -31,23 +40,43 @@ def process(plugin: Any, id_: Any, path: str, extract: Callable[[str], dict]) ->
             raise StoreError(f"the metadata store refused the fields ({exc})") from exc
         if not accepted:
             raise StoreError("the metadata store refused the fields")
-        logger.debug("%s: %s: SUCCESS: %s", path, name, data)
+        logger.debug("%s: %s: SUCCESS: %s", shown, name, printable(data))
         return PluginStatus.SUCCESS
     except SettingsError as exc:
         log_once(
-            logger, logging.ERROR, f"{name}: FATAL: {exc} (every file fails until it is fixed)"
+            logger,
+            logging.ERROR,
+            printable(f"{name}: FATAL: {exc} (every file fails until it is fixed)"),
         )
-        logger.debug("%s: %s: FATAL: %s", path, name, exc)
+        logger.debug("%s: %s: FATAL: %s", shown, name, printable(exc))
+        return PluginStatus.FATAL
+    except Refused as exc:
+        # The first file's line names it; the following files fail without asking.
+        log_once(
+            logger,
+            logging.ERROR,
+            printable(
+                f"{shown}: {name}: FATAL: {exc} (files fail without asking until it is "
+                f"fixed; asked again at most once a minute)"
+            ),
+            key=str(exc),
+        )
+        logger.debug("%s: %s: FATAL: %s", shown, name, printable(exc))
+        return PluginStatus.FATAL
+    except Held as exc:  # an outage's pause, logged when it opened
+        logger.debug("%s: %s: FATAL: %s", shown, name, printable(exc))
         return PluginStatus.FATAL
     except PixstorAzureError as exc:
-        logger.log(_LEVELS[exc.status], "%s: %s: %s: %s", path, name, exc.status, exc)
+        logger.log(_LEVELS[exc.status], "%s: %s: %s: %s", shown, name, exc.status, printable(exc))
         detail = getattr(exc, "detail", None)
         if detail:
-            logger.debug("%s: %s: service said: %s", path, name, detail)
+            logger.debug("%s: %s: service said: %s", shown, name, printable(detail))
         return getattr(PluginStatus, exc.status)
     except Exception as exc:
-        logger.error("%s: %s: FATAL: unexpected %s: %s", path, name, type(exc).__name__, exc)
-        logger.debug("%s: %s: traceback", path, name, exc_info=True)
+        logger.error(
+            "%s: %s: FATAL: unexpected %s: %s", shown, name, type(exc).__name__, printable(exc)
+        )
+        logger.debug("%s: %s: traceback", shown, name, exc_info=True)
         return PluginStatus.FATAL
 
 

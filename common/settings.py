@@ -8,17 +8,26 @@ the same setting is the rest of that name under the section named by its prefix:
 
 The INI file is ``$PIXSTOR_AZURE_CONFIG`` when set, else ``pixstor-azure.ini`` next to the
 plugins (the folder holding ``common/``).
+
+PixStor calls a plugin for every new file, so ``Settings.load()`` hands back the same
+``Settings`` while nothing it read has changed: each call compares the environment variables
+that were read (a dictionary look-up each) and looks at the INI file's status at most once a
+second. Objects built from a ``Settings`` (backends) are kept with it by ``built``, so they are
+built again exactly when a setting they read changes.
 """
 
 import configparser
 import ipaddress
 import logging
 import os
+import re
+import stat
 import threading
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from . import clock, runtime
 from .errors import SettingsError
 from .logonce import log_once
 
@@ -26,10 +35,25 @@ log = logging.getLogger(__name__)
 
 CONFIG_VARIABLE = "PIXSTOR_AZURE_CONFIG"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "pixstor-azure.ini"
-SECTIONS = ("custom_vision", "azure_vision", "pixstor_azure")
+SECTIONS = ("custom_vision", "azure_vision", "azure_openai", "pixstor_azure")
+# Hosts (host or host:port, comma-separated) that may be reached over plain http: containers
+# on the local network (an exported Custom Vision model, Read). Everywhere else: https only.
+HTTP_HOSTS = "PIXSTOR_AZURE_HTTP_HOSTS"
+# How often a loaded INI file's status is looked at again: an edit is seen within this time.
+RECHECK_SECONDS = 1.0
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+# What the example file, the README and Azure's documentation put where a value of yours goes:
+# YOUR-RESOURCE, <resource-name>, {endpoint}. No real endpoint, key, GUID or name looks so.
+# Capitals only for YOUR-: a path such as /srv/models/your_model.zip may be real.
+_PLACEHOLDER = re.compile(r"\bYOUR[-_][\w.-]*|//NAME\.|<[^<>]*>|\{[^{}]*\}|\b(?i:change-?me)\b")
+# Handed out for a missing setting while every problem of a plugin is collected (``built``):
+# a value that passes the format checks backends make (a GUID is valid text too), so that
+# building goes on to the settings after it. Never used to call anything.
+_STAND_IN_TEXT = "00000000-0000-0000-0000-000000000000"
+_STAND_IN_ENDPOINT = "https://missing.invalid"
+_UNREAD = object()
 
 
 class Secret:
@@ -55,89 +79,222 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-_ini_cache: Dict[Tuple[str, int, int], Dict[str, str]] = {}
-_ini_lock = threading.Lock()
+class SettingsProblems(SettingsError):
+    """Every missing setting of a plugin (and placeholders left in place) in one line.
 
+    ``setting`` is the first setting named, ``settings`` all of them in order.
+    """
 
-def _read_ini(path: Path) -> Dict[str, str]:
-    """Parse the INI file into {ENV_NAME: value}; cached while the file is unchanged."""
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
-    with _ini_lock:
-        if key in _ini_cache:
-            return _ini_cache[key]
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as f:
-            parser.read_file(f)
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        # configparser messages quote lines of the file, which may hold a key: keep only the kind.
-        raise SettingsError(
-            CONFIG_VARIABLE, f"names {path}, which is not a valid INI file ({type(exc).__name__})"
-        ) from None
-    values: Dict[str, str] = {}
-    for section in parser.sections():
-        if section.lower() not in SECTIONS:
-            raise SettingsError(
-                CONFIG_VARIABLE,
-                f"names {path}, whose section [{section}] is not one of "
-                + ", ".join(f"[{s}]" for s in SECTIONS),
+    def __init__(
+        self,
+        missing: Sequence[str],
+        placeholders: Sequence[SettingsError],
+        other: Optional[SettingsError] = None,
+    ) -> None:
+        parts = []
+        if missing:
+            names = _joined(missing)
+            parts.append(
+                f"settings {names} are not set"
+                if len(missing) > 1
+                else f"setting {names} is not set"
             )
-        for option, value in parser.items(section):
-            values[f"{section}_{option}".upper()] = value
-    if stat.st_mode & 0o004 and any(name.endswith("_KEY") and v for name, v in values.items()):
-        log_once(
-            log,
-            logging.WARNING,
-            f"{path} holds keys and any user of this machine can read it "
-            f"(mode {stat.st_mode & 0o777:o}): chmod 600 {path}",
-        )
-    with _ini_lock:
-        _ini_cache.clear()
-        _ini_cache[key] = values
-    return values
+        parts.extend(str(p) for p in placeholders)
+        if other is not None:
+            parts.append(str(other))
+        self.settings = [*missing, *(p.setting for p in placeholders)]
+        if other is not None:
+            self.settings.append(other.setting)
+        super().__init__(self.settings[0], "")
+        self.problem = "; ".join(parts)
+        self.args = (self.problem,)
+
+
+def _joined(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+class _Collector:
+    """The problems found while building one object in collecting mode (see ``built``)."""
+
+    def __init__(self) -> None:
+        self.missing = []  # type: List[str]
+        self.placeholders = []  # type: List[SettingsError]
+        self.stand_ins = 0
+        self.malformed = None  # type: Optional[SettingsError]
+
+    def seen(self, name: str) -> bool:
+        return name in self.missing or any(p.setting == name for p in self.placeholders)
+
+
+class _Placeholder:
+    """What ``raw`` keeps for a value that is a placeholder: the error to raise or collect."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: SettingsError) -> None:
+        self.error = error
 
 
 class Settings:
-    """Typed access to settings. Each accessor names the setting in any error it raises."""
+    """Typed access to settings. Each accessor names the setting in any error it raises.
+
+    A ``Settings`` answers from the values it first read: each setting is read once, so what
+    was built from it stays true to it, and ``unchanged()`` tells whether the environment still
+    holds those values.
+    """
 
     def __init__(self, environ: Mapping[str, str], ini: Optional[Mapping[str, str]] = None) -> None:
         self._environ = environ
         self._ini = ini or {}
+        self._values = {}  # type: Dict[str, Any]
+        self._built = {}  # type: Dict[Any, Any]
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        # os.environ keeps its values encoded in a plain dict: probing that dict is what makes
+        # ``unchanged()`` cheap enough to run on every call (os.environ.get costs 20x more).
+        data = getattr(environ, "_data", None)
+        self._fast = isinstance(data, dict) and hasattr(environ, "encodekey")
+        self._probe = data.get if self._fast else environ.get  # type: Callable[[Any], Any]
+        self._watch = ()  # type: Tuple[Tuple[Any, Any], ...]
+        self.config = None  # type: Optional[Path]
+        self.config_status = None  # type: Optional[Tuple[int, ...]]
 
     @classmethod
     def load(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
-        environ = os.environ if environ is None else environ
-        explicit = environ.get(CONFIG_VARIABLE, "").strip()
-        path = Path(explicit).expanduser() if explicit else DEFAULT_CONFIG
-        if not path.is_file():
-            if explicit:
-                raise SettingsError(CONFIG_VARIABLE, f"names {path}, which is not a readable file")
-            return cls(environ)
-        return cls(environ, _read_ini(path))
+        """The settings of the environment and the INI file.
+
+        Without ``environ``: this process's settings, the same object while nothing it read
+        has changed. With one: new settings read from that mapping.
+        """
+        if environ is not None:
+            return cls._read(environ, _ini_files().read)
+        loaded = runtime.current().get(Loaded)
+        settings = loaded.current()
+        return settings if settings is not None else loaded.reload(cls)
+
+    @classmethod
+    def _read(cls, environ: Mapping[str, str], read_ini: Callable) -> "Settings":
+        settings = cls(environ)
+        path, explicit = config_path(settings._environment(CONFIG_VARIABLE))
+        settings._ini, settings.config_status = read_ini(path, explicit)
+        settings.config = path
+        return settings
+
+    def unchanged(self) -> bool:
+        """Whether every environment variable read so far still holds the value read."""
+        probe = self._probe
+        for key, value in self._watch:  # noqa: SIM110 (all() over a generator costs more)
+            if probe(key) != value:
+                return False
+        return True
+
+    def built(self, key: Any, build: Callable[[], Any]) -> Any:
+        """What ``build()`` makes from these settings, made once and kept with them.
+
+        While it builds, a missing setting does not stop it: every missing setting (and any
+        placeholder left in place) is collected and the whole list raised as one
+        ``SettingsError``, so that an administrator learns them all at once.
+        """
+        made = self._built.get(key)
+        if made is not None:
+            return made
+        outer = getattr(self._local, "collector", None)
+        collector = outer or _Collector()
+        self._local.collector = collector
+        try:
+            made = build()
+        except SettingsError as exc:
+            if outer is not None or not (collector.missing or collector.placeholders):
+                raise
+            # After a stand-in, an error may be the stand-in's: only one an accessor found
+            # in a real value is kept.
+            other = exc if exc is collector.malformed else None
+            raise SettingsProblems(collector.missing, collector.placeholders, other) from None
+        finally:
+            self._local.collector = outer
+        if outer is None and (collector.missing or collector.placeholders):
+            raise SettingsProblems(collector.missing, collector.placeholders)
+        if collector.stand_ins or collector.missing or collector.placeholders:
+            return made  # built on stand-ins or defaults: the outer build raises; never kept
+        with self._lock:
+            return self._built.setdefault(key, made)
+
+    def _environment(self, name: str) -> Optional[str]:
+        """The environment's value of ``name``, watched from now on by ``unchanged()``."""
+        if self._fast:
+            key = self._environ.encodekey(name)
+            seen = self._probe(key)
+            value = None if seen is None else self._environ.decodevalue(seen)
+        else:
+            key = name
+            seen = value = self._environ.get(name)
+        with self._lock:
+            self._watch += ((key, seen),)
+        return value
 
     def raw(self, name: str) -> Optional[str]:
-        value = self._environ.get(name)
+        """The value of ``name`` (the environment's, else the INI file's), stripped; None when
+        unset or blank."""
+        value = self._values.get(name, _UNREAD)
+        if value is _UNREAD:
+            value = self._values.setdefault(name, self._value(name))
+        if value.__class__ is _Placeholder:
+            collector = getattr(self._local, "collector", None)
+            if collector is None:
+                raise value.error
+            if not collector.seen(name):
+                collector.placeholders.append(value.error)
+            return None
+        return value
+
+    def _value(self, name: str) -> Any:
+        value = self._environment(name)
         if value is None or not value.strip():
             value = self._ini.get(name)
         if value is None or not value.strip():
             return None
-        return value.strip()
+        value = value.strip()
+        found = _PLACEHOLDER.search(value)
+        if found is None:
+            return value
+        shown = "" if name.endswith("_KEY") else f" ({found.group(0)})"
+        return _Placeholder(
+            SettingsError(
+                name, f"still holds a placeholder{shown}, as in the example: set your own value"
+            )
+        )
+
+    def _missing(self, name: str, stand_in: Any) -> Any:
+        collector = getattr(self._local, "collector", None)
+        if collector is None:
+            raise SettingsError(name, "is not set")
+        if not collector.seen(name):
+            collector.missing.append(name)
+        collector.stand_ins += 1
+        return stand_in
+
+    def _malformed(self, name: str, problem: str) -> SettingsError:
+        error = SettingsError(name, problem)
+        collector = getattr(self._local, "collector", None)
+        if collector is not None and collector.malformed is None:
+            collector.malformed = error
+        return error
 
     def text(self, name: str, default: Optional[str] = None) -> str:
         value = self.raw(name)
         if value is None:
             if default is None:
-                raise SettingsError(name, "is not set")
+                return self._missing(name, _STAND_IN_TEXT)
             return default
         return value
 
     def secret(self, name: str) -> Secret:
         value = self.raw(name)
         if value is None:
-            raise SettingsError(name, "is not set")
+            return self._missing(name, Secret(_STAND_IN_TEXT))
         if any(c.isspace() for c in value) or not value.isprintable():
-            raise SettingsError(name, "holds spaces or control characters")
+            raise self._malformed(name, "holds spaces or control characters")
         return Secret(value)
 
     def number(
@@ -149,8 +306,8 @@ class Settings:
         try:
             number = float(value)
         except ValueError:
-            raise SettingsError(name, f"must be a number, not {value!r}") from None
-        return _within(name, value, number, minimum, maximum)
+            raise self._malformed(name, f"must be a number, not {value!r}") from None
+        return self._within(name, value, number, minimum, maximum)
 
     def integer(
         self, name: str, default: int, minimum: int = 0, maximum: Optional[int] = None
@@ -161,8 +318,8 @@ class Settings:
         try:
             number = int(value)
         except ValueError:
-            raise SettingsError(name, f"must be a whole number, not {value!r}") from None
-        return _within(name, value, number, minimum, maximum)
+            raise self._malformed(name, f"must be a whole number, not {value!r}") from None
+        return self._within(name, value, number, minimum, maximum)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)
@@ -172,7 +329,7 @@ class Settings:
             return True
         if value.lower() in _FALSE:
             return False
-        raise SettingsError(name, f"must be true or false, not {value!r}")
+        raise self._malformed(name, f"must be true or false, not {value!r}")
 
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
         value = self.raw(name)
@@ -181,7 +338,7 @@ class Settings:
         for choice in choices:
             if value.lower() == choice.lower():
                 return choice
-        raise SettingsError(name, f"must be one of {', '.join(choices)}, not {value!r}")
+        raise self._malformed(name, f"must be one of {', '.join(choices)}, not {value!r}")
 
     def words(self, name: str, default: Sequence[str], allowed: Sequence[str]) -> List[str]:
         """A comma-separated list drawn from ``allowed`` (matched case-insensitively)."""
@@ -192,34 +349,238 @@ class Settings:
         words = [w.strip() for w in value.split(",") if w.strip()]
         unknown = [w for w in words if w.lower() not in lookup]
         if unknown or not words:
-            raise SettingsError(
+            raise self._malformed(
                 name, f"must be a comma-separated list of {', '.join(allowed)}, not {value!r}"
             )
         return list(dict.fromkeys(lookup[w.lower()] for w in words))
 
     def endpoint(self, name: str) -> str:
-        """A service's base URL: https, or plain http to this machine only (test servers)."""
-        value = self.text(name).rstrip("/")
+        """A service's base URL: https; plain http only to this machine (test servers) or to a
+        host named in ``PIXSTOR_AZURE_HTTP_HOSTS`` (a container on the local network)."""
+        value = self.raw(name)
+        if value is None:
+            return self._missing(name, _STAND_IN_ENDPOINT)
+        value = value.rstrip("/")
         parts = urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise SettingsError(
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("https", "http") or not parts.hostname or port == -1:
+            raise self._malformed(
                 name,
                 f"must be a URL such as https://NAME.cognitiveservices.azure.com, not {value!r}",
             )
         if parts.query or parts.fragment or parts.username or parts.password:
-            raise SettingsError(name, "must be a plain base URL, without query, fragment or user")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise SettingsError(
-                name, "uses plain http to another machine: keys and images must go over https"
+            raise self._malformed(name, "must be a plain base URL, without query, fragment or user")
+        if parts.scheme == "http" and not self.plain_http_allowed(parts.hostname, port or 80):
+            raise self._malformed(
+                name,
+                f"uses plain http to {parts.hostname}, which is not named in {HTTP_HOSTS}: keys "
+                "and images go over https, except to this machine and to the hosts named there "
+                "(containers on your network)",
             )
         return value
 
+    def plain_http_allowed(self, host: str, port: int) -> bool:
+        """Whether plain http may go to ``host``:``port``: this machine, or a host named in
+        ``PIXSTOR_AZURE_HTTP_HOSTS`` (with that port, or any port when it names none)."""
+        if is_loopback(host):
+            return True
+        named = self._memo(HTTP_HOSTS, self._http_hosts)
+        host = host.lower().strip("[]")
+        return (host, None) in named or (host, port) in named
 
-def _within(name: str, text: str, number, minimum, maximum):
-    if not (number >= minimum) or (maximum is not None and number > maximum):  # NaN fails too
-        bounds = f"at least {minimum:g}" if maximum is None else f"{minimum:g} to {maximum:g}"
-        raise SettingsError(name, f"must be {bounds}, not {text!r}")
-    return number
+    def _http_hosts(self) -> FrozenSet[Tuple[str, Optional[int]]]:
+        value = self.raw(HTTP_HOSTS)
+        named = set()
+        for entry in (value or "").split(","):
+            entry = entry.strip()
+            if not entry:
+                continue
+            parts = urlsplit("//" + entry)
+            try:
+                port = parts.port
+            except ValueError:
+                port = -1
+            if (
+                not parts.hostname
+                or port == -1
+                or port == 0
+                or parts.path
+                or parts.query
+                or parts.fragment
+                or parts.username is not None
+                or "*" in entry
+            ):
+                raise self._malformed(
+                    HTTP_HOSTS,
+                    "must be a comma-separated list of host or host:port (such as "
+                    f"10.0.0.5:5000, read-ocr.studio.lan), not {entry!r}",
+                )
+            named.add((parts.hostname.lower(), port))
+        return frozenset(named)
+
+    def _memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, once per ``Settings``; unlike ``built``, it collects nothing."""
+        key = ("memo", key)
+        made = self._built.get(key)
+        if made is None:
+            with self._lock:
+                made = self._built.setdefault(key, make())
+        return made
+
+    def _within(self, name: str, text: str, number, minimum, maximum):
+        if not (number >= minimum) or (maximum is not None and number > maximum):  # NaN too
+            bounds = f"at least {minimum:g}" if maximum is None else f"{minimum:g} to {maximum:g}"
+            raise self._malformed(name, f"must be {bounds}, not {text!r}")
+        return number
+
+
+def config_path(named: Optional[str]) -> Tuple[Path, bool]:
+    """The INI file for a ``PIXSTOR_AZURE_CONFIG`` value, and whether it was named."""
+    named = (named or "").strip()
+    if named:
+        return Path(named).expanduser(), True
+    return DEFAULT_CONFIG, False
+
+
+class Loaded:
+    """This process's settings as last loaded, and what their INI file looked like."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.settings = None  # type: Optional[Settings]
+        self.default = None  # type: Optional[Path]
+        self.checked = 0.0
+
+    def current(self) -> Optional[Settings]:
+        """The settings last loaded, when nothing they read has changed since."""
+        settings = self.settings
+        if settings is None or self.default is not DEFAULT_CONFIG or not settings.unchanged():
+            return None
+        now = clock.now()
+        if not 0.0 <= now - self.checked < RECHECK_SECONDS:
+            if _file_status(settings.config) != settings.config_status:
+                return None
+            self.checked = now
+        return settings
+
+    def reload(self, make: Any) -> Settings:
+        with self.lock:
+            self.settings = None  # until this load succeeds: an unreadable file fails each call
+            default = DEFAULT_CONFIG
+            settings = make._read(os.environ, _ini_files().read)
+            self.default, self.checked = default, clock.now()
+            self.settings = settings
+            return settings
+
+
+def _file_status(path: Path) -> Optional[Tuple[int, ...]]:
+    """What tells that a file changed (None: absent or unreachable)."""
+    try:
+        return _status(os.stat(str(path)))
+    except OSError:
+        return None
+
+
+def _status(found: os.stat_result) -> Tuple[int, ...]:
+    return (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns, found.st_mode)
+
+
+class IniFiles:
+    """The last INI file parsed, kept while its status is unchanged."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.key = None  # type: Optional[Tuple[str, Tuple[int, ...]]]
+        self.values = {}  # type: Dict[str, str]
+
+    def read(self, path: Path, explicit: bool) -> Tuple[Dict[str, str], Optional[Tuple[int, ...]]]:
+        """``{ENV_NAME: value}`` of the INI file at ``path`` ({} for an absent default file),
+        and the file's status as ``_file_status`` gives it."""
+        try:
+            found = os.stat(str(path))
+        except PermissionError:
+            raise _unreadable(path, explicit, folder=True) from None
+        except OSError:
+            found = None
+        if found is None or not stat.S_ISREG(found.st_mode):
+            if explicit:
+                raise SettingsError(CONFIG_VARIABLE, f"names {path}, which is not a readable file")
+            return {}, None
+        status = _status(found)
+        key = (str(path), status)
+        with self.lock:
+            if key == self.key:
+                return self.values, status
+        values = _parse(path, explicit, found.st_mode)
+        with self.lock:
+            self.key, self.values = key, values
+        return values, status
+
+
+def _ini_files() -> IniFiles:
+    return runtime.current().get(IniFiles)
+
+
+def _parse(path: Path, explicit: bool, mode: int) -> Dict[str, str]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(str(path), encoding="utf-8") as f:
+            parser.read_file(f)
+    except PermissionError:
+        raise _unreadable(path, explicit) from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        # configparser messages quote lines of the file, which may hold a key: keep only the kind.
+        raise SettingsError(
+            CONFIG_VARIABLE, f"names {path}, which is not a valid INI file ({type(exc).__name__})"
+        ) from None
+    values = {}  # type: Dict[str, str]
+    for section in parser.sections():
+        if section.lower() not in SECTIONS:
+            raise SettingsError(
+                CONFIG_VARIABLE,
+                f"names {path}, whose section [{section}] is not one of "
+                + ", ".join(f"[{s}]" for s in SECTIONS),
+            )
+        for option, value in parser.items(section):
+            values[f"{section}_{option}".upper()] = value
+    if mode & 0o004 and any(name.endswith("_KEY") and v for name, v in values.items()):
+        log_once(
+            log,
+            logging.WARNING,
+            f"{path} holds keys and any user of this machine can read it "
+            f"(mode {mode & 0o777:o}): chmod 600 {path}",
+        )
+    return values
+
+
+def _unreadable(path: Path, explicit: bool, folder: bool = False) -> SettingsError:
+    """The one line for an INI file this process may not read, with the commands that fix it."""
+    user = _user()
+    which = f"names {path}" if explicit else f"is not set, and the default file {path}"
+    if folder:
+        return SettingsError(
+            CONFIG_VARIABLE,
+            f"{which}, in a folder user {user} may not enter: chown {user} {path.parent} "
+            f"(or chmod o+x {path.parent})",
+        )
+    return SettingsError(
+        CONFIG_VARIABLE,
+        f"{which}, which user {user} may not read: chown {user} {path} and chmod 600 {path}",
+    )
+
+
+def _user() -> str:
+    """The name of the user this process runs as (PixStor's), for the chown it needs."""
+    uid = os.geteuid()
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return str(uid)
 
 
 def is_loopback(host: str) -> bool:

@@ -2,9 +2,10 @@
 
 Two APIs give the same fields. Image Analysis 4.0 (the default) reads text and can make
 captions gender-neutral, but captions only in some regions; Computer Vision v3.2 captions in
-every region and tags in many languages, but reads no text through ``analyze``. ``analyze(path)``
-picks the API from the settings, prepares the image for that API's limits, and returns one
-``Analysis`` whichever of them answered.
+every region and tags in many languages, but reads no text through ``analyze``: its text comes
+from the Read API (``read.py``), as it does in every mode when ``AZURE_VISION_READ_ENDPOINT``
+names a Read resource or container. ``analyze(path)`` picks the backends from the settings and
+returns one ``Analysis`` whichever of them answered.
 """
 
 import logging
@@ -13,9 +14,9 @@ import threading
 from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
-from . import answers, http, images, runtime
+from . import answers, http, images, read, runtime
 from .boxes import Box
-from .errors import ImageRejected, ServiceError, SettingsError
+from .errors import ImageRejected, Refused, ServiceError, SettingsError
 from .fields import passing
 from .logonce import log_once
 from .settings import Secret, Settings
@@ -58,7 +59,9 @@ class Config(NamedTuple):
     http: http.HttpConfig
 
     @classmethod
-    def load(cls, settings: Optional[Settings] = None) -> "Config":
+    def load(cls, settings: Optional[Settings] = None, text_elsewhere: bool = False) -> "Config":
+        """The analyze call's settings; ``text_elsewhere``: a Read API reads the text, so the
+        analyze call does not ask for ``read`` (3.2's never does: it has no such feature)."""
         settings = settings or Settings.load()
         api = settings.choice("AZURE_VISION_API", API_40, APIS)
         api_version = settings.text("AZURE_VISION_API_VERSION", "2024-02-01")
@@ -75,20 +78,14 @@ class Config(NamedTuple):
             )
         asked = settings.words("AZURE_VISION_FEATURES", FEATURES, FEATURES)
         gender_neutral = settings.flag("AZURE_VISION_GENDER_NEUTRAL_CAPTION", False)
-        features = tuple(asked)
+        features = tuple(f for f in asked if f != "read" or not text_elsewhere)
         if api == API_32:
             features = tuple(f for f in asked if f in _V32_NAMES)
             if not features:
                 raise SettingsError(
                     "AZURE_VISION_FEATURES",
-                    "asks only for read, which AZURE_VISION_API=3.2 does not offer "
-                    "(text needs the default API, 4.0)",
-                )
-            if "read" in asked:
-                log_once(
-                    log,
-                    logging.DEBUG,
-                    "AZURE_VISION_API=3.2 reads no text through analyze: read is dropped",
+                    "asks only for read, which AZURE_VISION_API=3.2 reads with the Read API, "
+                    "not with analyze",
                 )
             if gender_neutral:
                 log_once(
@@ -209,12 +206,15 @@ class Analysis:
         caption_confidence: Optional[float] = None,
         objects: Optional[List[Box]] = None,
         text: Optional[List[str]] = None,
+        object_names: Optional[List[str]] = None,
     ) -> None:
         self.tags = tags or []  # most confident first
         self.caption = caption
         self.caption_confidence = caption_confidence
         self.objects = objects or []  # most confident first
         self.text = text or []  # lines, in reading order
+        # Objects named without a box (Azure OpenAI places none reliably), most prominent first.
+        self.object_names = object_names or []
 
     def __repr__(self) -> str:
         return f"Analysis({self.__dict__!r})"
@@ -251,19 +251,91 @@ class Keep(NamedTuple):
 
 
 def backend(settings: Settings) -> Any:
-    """The backend ``AZURE_VISION_API`` chooses: Image Analysis 4.0 or 3.2 here, or openai."""
+    """What answers for ``azurevision.py``: the backend ``AZURE_VISION_API`` chooses (Image
+    Analysis 4.0 or 3.2 here, or openai); when a Read API reads the text (``AZURE_VISION_API=3.2``,
+    or ``AZURE_VISION_READ_ENDPOINT`` set), that one with it (``WithRead``), or alone when only
+    ``read`` is asked for."""
+    asked = settings.words("AZURE_VISION_FEATURES", FEATURES, FEATURES)
+    reader = _reader(settings) if "read" in asked else None
+    if reader is not None and asked == ["read"]:
+        return reader
     if settings.choice("AZURE_VISION_API", API_40, APIS) == API_OPENAI:
         from . import openai
 
-        return openai.VisionBackend(settings)
-    return Config.load(settings)
+        return _with(openai.VisionBackend(settings), reader)
+    return _with(Config.load(settings, text_elsewhere=reader is not None), reader)
+
+
+def _reader(settings: Settings) -> Optional[read.Backend]:
+    """The Read backend, when the text is not read by the analyze call."""
+    api = settings.choice("AZURE_VISION_API", API_40, APIS)
+    return read.load(settings, fallback=api == API_32)
+
+
+def _with(analyzer: Any, reader: Optional[read.Backend]) -> Any:
+    return analyzer if reader is None else WithRead(analyzer, reader)
+
+
+class WithRead:
+    """Two backends for one plugin: ``analyzer`` (tags, caption, objects) and ``reader`` (the
+    text, from a Read API). ``analyze()`` fetches each answer on its own, so that each is cached
+    on its own; ``ask`` and ``parse`` ask both at once, for checks that call a backend."""
+
+    def __init__(self, analyzer: Any, reader: read.Backend) -> None:
+        self.analyzer = analyzer
+        self.reader = reader
+        self.parts = (analyzer, reader)
+        names = dict.fromkeys(p.service for p in self.parts)
+        self.service = " and ".join(names)
+        self.endpoint_setting = analyzer.endpoint_setting
+
+    def identity(self) -> dict:
+        return {
+            "service": "vision",
+            "analyze": self.analyzer.identity(),
+            "read": self.reader.identity(),
+        }
+
+    def ask(self, path: str) -> answers.Answer:
+        got = [part.ask(path) for part in self.parts]
+        body = {
+            "parts": [
+                {"body": a.body, "sent": list(a.sent), "display": list(a.display), "model": a.model}
+                for a in got
+            ]
+        }
+        models = ", ".join(a.model for a in got if a.model) or None
+        first = got[0]
+        sent = sum(a.bytes_sent for a in got)
+        return answers.Answer(body, first.sent, first.display, first.asked, models, sent)
+
+    def parse(self, answer: answers.Answer) -> Analysis:
+        found = []
+        for part, got in zip(self.parts, answer.body["parts"]):
+            one = answer._replace(
+                body=got["body"],
+                sent=tuple(got["sent"]),
+                display=tuple(got["display"]),
+                model=got["model"],
+            )
+            found.append(part.parse(one))
+        return self.merge(*found)
+
+    @staticmethod
+    def merge(analysis: Analysis, text: Analysis) -> Analysis:
+        """What the analyzer found, with the text the reader read (any text of its own out)."""
+        analysis.text = list(text.text)
+        return analysis
 
 
 def analyze(path: str, settings: Optional[Settings] = None) -> Analysis:
     """Tags and objects at or above their thresholds, the caption and the text of ``path``."""
     settings = settings or Settings.load()
     chosen, keep = backend(settings), Keep.load(settings)
-    found = chosen.parse(answers.fetch(chosen, path))
+    if isinstance(chosen, WithRead):  # each answer fetched, and cached, on its own
+        found = chosen.merge(*(part.parse(answers.fetch(part, path)) for part in chosen.parts))
+    else:
+        found = chosen.parse(answers.fetch(chosen, path))
     return _kept(path, found, keep)
 
 
@@ -394,7 +466,8 @@ def _kept(path: str, found: Analysis, config: Keep) -> Analysis:
             best.confidence,
             config.tag_threshold,
         )
-    return Analysis(tags, found.caption, found.caption_confidence, objects, found.text)
+    names = found.object_names[: config.max_objects]
+    return Analysis(tags, found.caption, found.caption_confidence, objects, found.text, names)
 
 
 def region_refusal(exc: ServiceError, features: List[str]) -> Optional[str]:
@@ -446,14 +519,27 @@ def _turned_down(config: Config, feature: str, exc: ServiceError) -> None:
 
 
 def _explain(exc: ServiceError, config: Config) -> ServiceError:
-    """The service's error in words an administrator can act on."""
+    """The service's error in words an administrator can act on.
+
+    What holds for every file (the key, the endpoint, the language, the features) is
+    ``Refused``: logged once, and files fail without asking until it is asked again. A 400
+    that names no setting problem is about this image: ``ImageRejected``.
+    """
     codes = {exc.code, exc.inner_code}
-    if exc.http_status in (401, 403):
+    said = f" (the service said: {exc.said})" if exc.said else ""
+    tier = http.resource_tier(exc)
+    if tier is not None:
+        message = (
+            f"AZURE_VISION_ENDPOINT is the endpoint of another kind of resource (pricing tier "
+            f"{tier}), not of an Azure AI Vision resource: set AZURE_VISION_ENDPOINT and "
+            f"AZURE_VISION_KEY to those of a Computer Vision or AI services resource{said}"
+        )
+    elif exc.http_status in (401, 403):
         message = (
             f"{SERVICE} refused the key ({exc.http_status}): check AZURE_VISION_KEY, and that "
-            "AZURE_VISION_ENDPOINT is the endpoint of the same Azure AI Vision resource"
+            f"AZURE_VISION_ENDPOINT is the endpoint of the same Azure AI Vision resource{said}"
         )
-    elif codes & _IMAGE_CODES:
+    elif codes & _IMAGE_CODES or _about_the_image(exc):
         return ImageRejected(
             SERVICE,
             f"{SERVICE} refused the image: {exc.message}",
@@ -461,12 +547,18 @@ def _explain(exc: ServiceError, config: Config) -> ServiceError:
             exc.code,
             exc.detail,
             exc.inner_code,
+            exc.said,
         )
     elif "NotSupportedLanguage" in codes:
         only_tags = " (4.0 gives only tags in other languages)" if config.api == API_40 else ""
         message = (
             f"{SERVICE} {config.api} does not offer language {config.language!r} for "
-            f"{', '.join(config.features)}: check AZURE_VISION_LANGUAGE{only_tags}"
+            f"{', '.join(config.features)}: check AZURE_VISION_LANGUAGE{only_tags}{said}"
+        )
+    elif codes & _FEATURE_CODES:
+        message = (
+            f"{SERVICE} {config.api} does not offer a feature asked for: check "
+            f"AZURE_VISION_FEATURES ({exc.message})"
         )
     elif exc.http_status == 404:
         what, check = f"v{config.api} analyze", ""
@@ -475,10 +567,39 @@ def _explain(exc: ServiceError, config: Config) -> ServiceError:
             check = ", and AZURE_VISION_API_VERSION"
         message = (
             f"{SERVICE} has no {what} at AZURE_VISION_ENDPOINT (check it is the endpoint of "
-            f"an Azure AI Vision resource{check})"
+            f"an Azure AI Vision resource{check}){said}"
         )
     elif exc.http_status == 429:
-        message = f"{exc.message} (lower AZURE_VISION_REQUESTS_PER_SECOND to the resource's tier)"
+        return ServiceError(
+            SERVICE,
+            f"{exc.message} (lower AZURE_VISION_REQUESTS_PER_SECOND to the resource's tier)",
+            exc.http_status,
+            exc.code,
+            exc.detail,
+            exc.inner_code,
+            exc.said,
+        )
     else:
         return exc
-    return ServiceError(SERVICE, message, exc.http_status, exc.code, exc.detail, exc.inner_code)
+    return Refused(
+        SERVICE, message, exc.http_status, exc.code, exc.detail, exc.inner_code, exc.said
+    )
+
+
+# Words of a 400 about the request as set up rather than the picture sent.
+_ABOUT_SETTINGS = re.compile(
+    r"api-?version|api version|feature|language|query|parameter|subscription|pricing tier|"
+    r"region|model|content-?type|endpoint|deployment",
+    re.IGNORECASE,
+)
+
+
+def _about_the_image(exc: ServiceError) -> bool:
+    """A 400 InvalidRequest without an inner code whose message names no setting problem: the
+    real service answers so when it refuses one picture."""
+    return (
+        exc.http_status == 400
+        and (exc.code or "").lower() == "invalidrequest"
+        and not exc.inner_code
+        and not _ABOUT_SETTINGS.search(exc.said or exc.message)
+    )

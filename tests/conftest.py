@@ -1,14 +1,27 @@
 """Fixtures shared by the whole suite.
 
 Every test starts from a clean slate: no settings from the machine's environment or from a
-``pixstor-azure.ini`` beside the plugins, a fresh SQLite store, no cached decoded images, no
-waiting between retries (the waits asked for are recorded in ``waits`` instead).
+``pixstor-azure.ini`` beside the plugins, a fresh SQLite store, a fresh rate limit file, no
+cached decoded images, and a fake clock: nothing sleeps for real, time passes only when the
+code under test waits (the waits asked for are recorded in ``waits``) or a test moves it on.
+
+``pytest --shuffle`` runs the modules, and the tests of each module, in a random order (the
+seed is printed in the header; ``--shuffle=SEED`` repeats an order): every test must pass
+alone and in any order.
 """
 
+import atexit
+import functools
 import io
 import json
 import logging
+import random
+import shutil
 import sys
+import tempfile
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import List, Optional
 
@@ -23,7 +36,8 @@ if str(ROOT) not in sys.path:
 
 # common/ under the name the plugins give it, loaded by the plugins' own bootstrap.
 import azurevision  # noqa: E402, F401
-from pixstor_azure import http, runtime  # noqa: E402
+from pixstor_azure import clock as pixstor_clock  # noqa: E402
+from pixstor_azure import ratelimit, runtime  # noqa: E402
 from pixstor_azure.store import MetadataStore  # noqa: E402
 from tests import imagefactory  # noqa: E402
 from tests.fakeazure import FakeAzure  # noqa: E402
@@ -64,6 +78,14 @@ def clean_state(monkeypatch, tmp_path):
     empty.write_text("")
     monkeypatch.setenv("PIXSTOR_AZURE_CONFIG", str(empty))
     monkeypatch.setenv("PIXSTOR_AZURE_STORE", str(tmp_path / "store.sqlite3"))
+    monkeypatch.setenv("PIXSTOR_AZURE_RATE_FILE", str(tmp_path / "rate.sqlite3"))
+
+    # Nor the machine's own rate limit file, when a test leaves the setting out.
+    def default_rate_file() -> str:
+        return str(tmp_path / "default-rate.sqlite3")
+
+    default_rate_file.__wrapped__ = ratelimit.default_file  # type: ignore[attr-defined]
+    monkeypatch.setattr(ratelimit, "default_file", default_rate_file)
     # No client-side rate limit unless a test sets one: then ``waits`` holds only retries.
     monkeypatch.setenv("CUSTOM_VISION_REQUESTS_PER_SECOND", "0")
     monkeypatch.setenv("AZURE_VISION_REQUESTS_PER_SECOND", "0")
@@ -72,12 +94,53 @@ def clean_state(monkeypatch, tmp_path):
     runtime.reset()
 
 
+class FakeClock:
+    """Time that passes only when the code under test sleeps, or when a test moves it on.
+
+    ``now`` is the monotonic clock (durations: budgets, pauses), ``wall`` the time of day
+    (the rate limit shared between processes, HTTP dates); both move together, by every
+    sleep in turn: threads that sleep at once move it on each, so that fake time runs at least
+    as fast as real time would and a rate measured on it is never flattered.
+    """
+
+    START = 1000.0
+
+    def __init__(self) -> None:
+        self.monotonic = self.START
+        self.epoch = time.time()
+        self.slept: List[float] = []
+        self.lock = threading.Lock()
+
+    def now(self) -> float:
+        return self.monotonic
+
+    def wall(self) -> float:
+        return self.epoch + (self.monotonic - self.START)
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.slept.append(seconds)
+            self.monotonic += max(0.0, seconds)
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.monotonic += seconds
+
+
 @pytest.fixture(autouse=True)
-def waits(monkeypatch):
+def clock(monkeypatch):
+    """The fake clock every wait, pause and time budget of ours reads."""
+    fake = FakeClock()
+    monkeypatch.setattr(pixstor_clock, "now", fake.now)
+    monkeypatch.setattr(pixstor_clock, "wall", fake.wall)
+    monkeypatch.setattr(pixstor_clock, "sleep", fake.sleep)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def waits(clock):
     """Seconds each retry or rate-limit pause asked to sleep, in order; nobody sleeps."""
-    asked: List[float] = []
-    monkeypatch.setattr(http, "sleep", asked.append)
-    return asked
+    return clock.slept
 
 
 @pytest.fixture
@@ -124,3 +187,75 @@ def assert_no_key(caplog, *extra: str) -> None:
     text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
     for secret in (KEY, *extra):
         assert secret not in text
+
+
+# ------------------------------------------------------------------ the 40 MP photograph
+
+
+def _built_once(build):
+    """``build(folder, ...)`` made once per session; each call gets its own copy (a copy
+    takes milliseconds, building takes seconds)."""
+    made = {}
+    lock = threading.Lock()
+
+    @functools.wraps(build)
+    def cached(folder, *args, **kwargs):
+        key = (args, tuple(sorted(kwargs.items())))
+        with lock:
+            if key not in made:
+                scratch = tempfile.mkdtemp(prefix="pixstor-azure-tests-")
+                atexit.register(shutil.rmtree, scratch, True)
+                made[key] = build(scratch, *args, **kwargs)
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        return Path(shutil.copyfile(made[key], target / made[key].name))
+
+    return cached
+
+
+# Before the test modules are imported, so that those that list it (parametrize) get this one.
+imagefactory.jpeg_40mp = _built_once(imagefactory.jpeg_40mp)
+
+
+# ------------------------------------------------------------------ random order
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--shuffle",
+        nargs="?",
+        const="random",
+        default=None,
+        metavar="SEED",
+        help="run the modules, and the tests of each module, in a random order "
+        "(SEED repeats an order)",
+    )
+
+
+def _shuffle_seed(config) -> Optional[int]:
+    asked = config.getoption("--shuffle", None)
+    if asked is None:
+        return None
+    if not hasattr(config, "_shuffle_seed"):
+        config._shuffle_seed = random.randrange(10**6) if asked == "random" else int(asked)
+    return config._shuffle_seed
+
+
+def pytest_report_header(config):
+    seed = _shuffle_seed(config)
+    return None if seed is None else f"shuffled: --shuffle={seed} repeats this order"
+
+
+def pytest_collection_modifyitems(config, items):
+    seed = _shuffle_seed(config)
+    if seed is None:
+        return
+    rng = random.Random(seed)
+    modules = OrderedDict()  # module-scoped fixtures stay set up once per module
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    order = list(modules.values())
+    rng.shuffle(order)
+    for tests in order:
+        rng.shuffle(tests)
+    items[:] = [item for tests in order for item in tests]

@@ -8,6 +8,7 @@ here uses unseeded randomness, so the same call always writes the same file
 Only the standard library and Pillow are used: numpy is not available in CI.
 """
 
+import io
 import os
 import random
 import struct
@@ -17,7 +18,7 @@ from array import array
 from pathlib import Path
 from typing import Tuple, Union
 
-from PIL import Image, ImageChops, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageOps
 
 # Pillow 9.1 moved these constants into enums; the old names serve Pillow 7 and 8.
 _ADAPTIVE = getattr(Image, "Palette", Image).ADAPTIVE
@@ -388,3 +389,514 @@ def svg(folder: Union[str, os.PathLike]) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+# --------------------------------------------------------------------------- camera-like files
+#
+# The benchmark and the metadata tests need what cameras and editing tools really write:
+# photographs at camera resolution with sensor-like grain, an EXIF block with a GPS position,
+# serial numbers and an artist, XMP naming the master the picture came from, IPTC captions,
+# comments and colour profiles. The sample photographs in images/ give the pixels; the
+# metadata is written here byte by byte, so every Pillow version writes the same files.
+
+SAMPLES = Path(__file__).resolve().parent.parent / "images"
+SAMPLE_PHOTOS = ("coffee.jpg", "rocket.jpg", "astronaut.jpg", "cat.jpg")
+
+# What the metadata below carries: none of it may ever reach a service.
+ARTIST = "Jane Q. Cinematographer"
+SERIAL = "SN-4242-0007"
+MASTER_PATH = "/mnt/stills/reel_07/secret_frame.dpx"
+IPTC_CAPTION = "Unreleased: the villain's reveal, reel 7"
+COMMENT = "graded by Jane at /mnt/stills/reel_07"
+PNG_TEXT = "Author: Jane Q. Cinematographer, source /mnt/stills/reel_07/secret_frame.dpx"
+TRAILER = b"TRAILER:/mnt/stills/reel_07/secret_frame.dpx"
+# 51 deg 30' 26.04" N, 0 deg 7' 39.12" W, as EXIF rationals: a byte pattern found nowhere else.
+GPS_LATITUDE = ((51, 1), (30, 1), (2604, 100))
+GPS_LONGITUDE = ((0, 1), (7, 1), (3912, 100))
+GPS_BYTES = b"".join(struct.pack("<II", n, d) for n, d in GPS_LATITUDE)
+SECRETS = (
+    ARTIST.encode("ascii"),
+    SERIAL.encode("ascii"),
+    b"secret_frame.dpx",
+    b"/mnt/stills",
+    b"villain",
+    b"PixCam",
+    GPS_BYTES,
+)
+
+
+def photo_mosaic(size: Tuple[int, int], columns: int = 3, rows: int = 3) -> Image.Image:
+    """The sample photographs of images/ tiled ``columns`` x ``rows`` and scaled to ``size``.
+
+    Each tile is a real photograph, so at a fraction of the size (what is sent to a service)
+    the picture has a photograph's detail, not a smooth upscale's.
+    """
+    w, h = size
+    canvas = Image.new("RGB", size)
+    for row in range(rows):
+        for column in range(columns):
+            name = SAMPLE_PHOTOS[(row * columns + column) % len(SAMPLE_PHOTOS)]
+            box = (w * column // columns, h * row // rows)
+            end = (w * (column + 1) // columns, h * (row + 1) // rows)
+            with Image.open(SAMPLES / name) as photo:
+                tile = ImageOps.fit(photo.convert("RGB"), (end[0] - box[0], end[1] - box[1]))
+            canvas.paste(tile, box)
+    return canvas
+
+
+def add_grain(im: Image.Image, amplitude: int, seed: int = _SEED) -> Image.Image:
+    """``im`` with seeded zero-mean noise of +/- ``amplitude`` / 2 added, band by band in place.
+
+    Sensor noise is what makes a camera's files large; without it an upscaled photograph
+    compresses to a fraction of a real one.
+    """
+    w, h = im.size
+    tile = _noise((509, 509), seed, amplitude=amplitude)  # a prime size: no 8x8 alignment
+    band = Image.new("RGB", (w, 509))
+    for x in range(0, w, 509):
+        band.paste(tile, (x, 0))
+    for y in range(0, h, 509):
+        box = (0, y, w, min(h, y + 509))
+        part = im.crop(box)
+        im.paste(ImageChops.add(part, band.crop((0, 0, w, box[3] - y)), 1.0, -128), box)
+    return im
+
+
+def _entry(tag: int, kind: int, count: int, payload: bytes) -> Tuple[int, int, int, bytes]:
+    return (tag, kind, count, payload)
+
+
+def _ascii(tag: int, text: str) -> Tuple[int, int, int, bytes]:
+    data = text.encode("ascii") + b"\0"
+    return _entry(tag, 2, len(data), data)
+
+
+def _short(tag: int, value: int) -> Tuple[int, int, int, bytes]:
+    return _entry(tag, 3, 1, struct.pack("<H", value))
+
+
+def _long(tag: int, value: int) -> Tuple[int, int, int, bytes]:
+    return _entry(tag, 4, 1, struct.pack("<I", value))
+
+
+def _rationals(tag: int, values) -> Tuple[int, int, int, bytes]:
+    return _entry(tag, 5, len(values), b"".join(struct.pack("<II", n, d) for n, d in values))
+
+
+def _ifd(entries, offset: int) -> bytes:
+    """One little-endian TIFF IFD written at ``offset``, its long values right after it."""
+    data_at = offset + 2 + 12 * len(entries) + 4
+    head, data = struct.pack("<H", len(entries)), b""
+    for tag, kind, count, payload in sorted(entries):
+        if len(payload) <= 4:
+            value = payload.ljust(4, b"\0")
+        else:
+            value = struct.pack("<I", data_at + len(data))
+            data += payload + b"\0" * (len(payload) % 2)
+        head += struct.pack("<HHI", tag, kind, count) + value
+    return head + struct.pack("<I", 0) + data
+
+
+def exif_block(orientation: int = 1) -> bytes:
+    """A camera's EXIF block (TIFF structure, little-endian): make, model, artist, software,
+    orientation, and the EXIF and GPS sub-IFDs with the body serial number and a position.
+
+    For a JPEG APP1 segment put ``b"Exif\\0\\0"`` in front; PNG's eXIf chunk and WebP's EXIF
+    chunk take it as it is.
+    """
+    camera = [_ascii(0x9003, "2024:05:31 14:02:11"), _ascii(0xA431, SERIAL)]
+    gps = [
+        _entry(0x0000, 1, 4, bytes((2, 3, 0, 0))),
+        _ascii(0x0001, "N"),
+        _rationals(0x0002, GPS_LATITUDE),
+        _ascii(0x0003, "W"),
+        _rationals(0x0004, GPS_LONGITUDE),
+    ]
+
+    def first(exif_at: int, gps_at: int) -> list:
+        return [
+            _ascii(0x010F, "PixCam"),
+            _ascii(0x0110, "PixCam PX-1 Pro"),
+            _short(0x0112, orientation),
+            _ascii(0x0131, "PixCam firmware 1.0.2"),
+            _ascii(0x013B, ARTIST),
+            _long(0x8769, exif_at),
+            _long(0x8825, gps_at),
+        ]
+
+    ifd0_length = len(_ifd(first(0, 0), 8))
+    exif_at = 8 + ifd0_length
+    exif_ifd = _ifd(camera, exif_at)
+    gps_at = exif_at + len(exif_ifd)
+    return (
+        b"II*\0"
+        + struct.pack("<I", 8)
+        + _ifd(first(exif_at, gps_at), 8)
+        + exif_ifd
+        + _ifd(gps, gps_at)
+    )
+
+
+def xmp_packet() -> bytes:
+    """An XMP packet as editing tools write it, naming the master the picture was made from."""
+    return (
+        '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:xmpMM="http://ns.adobe.com/xap/1.0/mm/"'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/"'
+        f' xmpMM:DerivedFrom="{MASTER_PATH}">'
+        f"<dc:creator><rdf:Seq><rdf:li>{ARTIST}</rdf:li></rdf:Seq></dc:creator>"
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+        '<?xpacket end="w"?>'
+    ).encode()
+
+
+def iptc_block() -> bytes:
+    """A Photoshop image resource block (JPEG APP13) holding IPTC by-line and caption."""
+
+    def dataset(number: int, text: str) -> bytes:
+        value = text.encode("utf-8")
+        return struct.pack(">BBBH", 0x1C, 2, number, len(value)) + value
+
+    iptc = dataset(80, ARTIST) + dataset(120, IPTC_CAPTION)
+    resource = b"8BIM" + struct.pack(">H", 0x0404) + b"\0\0" + struct.pack(">I", len(iptc))
+    return b"Photoshop 3.0\0" + resource + iptc + b"\0" * (len(iptc) % 2)
+
+
+def icc_srgb() -> bytes:
+    """An sRGB ICC profile made by Pillow's littleCMS (ImportError when Pillow has none)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    """One JPEG marker segment: 0xFF, ``marker``, the length, ``payload``."""
+    if len(payload) > 65533:
+        raise ValueError("a JPEG segment holds at most 65533 bytes")
+    return bytes((0xFF, marker)) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def insert_jpeg_segments(data: bytes, segments: bytes) -> bytes:
+    """``data`` (a JPEG) with ``segments`` put right after its JFIF header (or SOI)."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    at = 2
+    if data[2:4] == b"\xff\xe0":  # APP0 (JFIF) stays first, as cameras and editors keep it
+        at = 4 + struct.unpack(">H", data[4:6])[0]
+    return data[:at] + segments + data[at:]
+
+
+def _jpeg_bytes(im: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, "JPEG", **options)
+    return buffer.getvalue()
+
+
+def camera_jpeg(
+    folder: Union[str, os.PathLike],
+    size: Tuple[int, int] = (6000, 4000),
+    orientation: int = 1,
+    quality: int = 95,
+    grain: int = 10,
+    name: str = "",
+) -> Path:
+    """A photograph as a camera writes it: ``size`` pixels (24 MP by default, about 6.5 MB)
+    of the sample photographs (2 x 2) with sensor-like grain, quality 95 with 4:2:2 chroma,
+    and an EXIF block with make, model, serial number, artist, GPS position and EXIF
+    ``orientation``.
+
+    The defaults were chosen to behave like the camera files of issue 10: about 6 MB for
+    24 MP, and a 2048 px re-encoding at quality 90 about 7 % of the file.
+    The pixels are stored as the sensor saw them: ``orientation`` only changes the tag.
+    """
+    if orientation not in range(1, 9):
+        raise ValueError(f"EXIF orientation must be 1..8, not {orientation!r}")
+    im = add_grain(photo_mosaic(size, 2, 2), grain)
+    data = _jpeg_bytes(im, quality=quality, subsampling=1)
+    del im
+    data = insert_jpeg_segments(data, jpeg_segment(0xE1, b"Exif\0\0" + exif_block(orientation)))
+    path = _folder(folder) / (name or f"camera_{size[0]}x{size[1]}_o{orientation}.jpg")
+    path.write_bytes(data)
+    return path
+
+
+def with_orientation(path: Union[str, os.PathLike], orientation: int, out: Path) -> Path:
+    """A copy of ``path`` (a JPEG whose EXIF block comes from ``exif_block``) whose EXIF
+    orientation is ``orientation``: the same pixels, the same bytes but one."""
+    data = Path(path).read_bytes()
+    old, new = exif_block(_orientation_of(data)), exif_block(orientation)
+    if data.count(old) != 1:
+        raise ValueError(f"{path} does not hold exif_block()'s EXIF")
+    out.write_bytes(data.replace(old, new))
+    return out
+
+
+def _orientation_of(data: bytes) -> int:
+    for orientation in range(1, 9):
+        if exif_block(orientation) in data:
+            return orientation
+    raise ValueError("no EXIF block of exif_block() in the file")
+
+
+def tiff_48bit(
+    folder: Union[str, os.PathLike], size: Tuple[int, int] = (6000, 4000), grain: int = 10
+) -> Path:
+    """An uncompressed 16-bit-per-channel RGB TIFF (a scan or a raw converter's output),
+    written by hand: Pillow cannot write 16-bit RGB. 24 MP by default, 144 MB.
+
+    Each 8-bit value v of the grainy photo mosaic becomes v * 257, so the 16-bit image scales
+    back to the same 8-bit one.
+    """
+    w, h = size
+    eight = add_grain(photo_mosaic(size, 2, 2), grain).tobytes()
+    sixteen = bytearray(len(eight) * 2)
+    sixteen[0::2] = eight  # little-endian v * 257 is the byte v twice
+    sixteen[1::2] = eight
+    del eight
+    rows = 64
+    stride = w * 6
+    strips = [(y, min(rows, h - y)) for y in range(0, h, rows)]
+
+    def directory(offsets) -> bytes:
+        counts = [n * stride for _, n in strips]
+        return _ifd(
+            [
+                _long(256, w),
+                _long(257, h),
+                _entry(258, 3, 3, struct.pack("<HHH", 16, 16, 16)),
+                _short(259, 1),  # uncompressed
+                _short(262, 2),  # RGB
+                _entry(273, 4, len(strips), struct.pack(f"<{len(strips)}I", *offsets)),
+                _short(277, 3),
+                _long(278, rows),
+                _entry(279, 4, len(strips), struct.pack(f"<{len(strips)}I", *counts)),
+                _short(284, 1),
+            ],
+            8,
+        )
+
+    # Header, then the directory, then the strips: the directory's size is known before
+    # the strips' offsets are.
+    first_strip = 8 + len(directory([0] * len(strips)))
+    path = _folder(folder) / f"scan_{w}x{h}_48bit.tif"
+    with open(path, "wb") as f:
+        f.write(b"II*\0" + struct.pack("<I", 8))
+        f.write(directory([first_strip + y * stride for y, _ in strips]))
+        f.write(sixteen)
+    return path
+
+
+# --------------------------------------------------------------------------- small lettering
+#
+# A clapperboard's lettering is what Azure AI Vision's read must still see once the picture is
+# reduced and compressed. Its glyphs come from the 5x7 font below, drawn as blocks of
+# ``GLYPH_SCALE`` pixels, so every Pillow version draws the same letters and a test can tell
+# each letter from the others by its shape alone.
+
+FONT_5X7 = {
+    "0": ("01110", "10001", "10011", "10101", "11001", "10001", "01110"),
+    "1": ("00100", "01100", "00100", "00100", "00100", "00100", "01110"),
+    "2": ("01110", "10001", "00001", "00010", "00100", "01000", "11111"),
+    "3": ("11111", "00010", "00100", "00010", "00001", "10001", "01110"),
+    "4": ("00010", "00110", "01010", "10010", "11111", "00010", "00010"),
+    "5": ("11111", "10000", "11110", "00001", "00001", "10001", "01110"),
+    "6": ("00110", "01000", "10000", "11110", "10001", "10001", "01110"),
+    "7": ("11111", "00001", "00010", "00100", "01000", "01000", "01000"),
+    "8": ("01110", "10001", "10001", "01110", "10001", "10001", "01110"),
+    "9": ("01110", "10001", "10001", "01111", "00001", "00010", "01100"),
+    "A": ("01110", "10001", "10001", "11111", "10001", "10001", "10001"),
+    "B": ("11110", "10001", "10001", "11110", "10001", "10001", "11110"),
+    "C": ("01110", "10001", "10000", "10000", "10000", "10001", "01110"),
+    "D": ("11100", "10010", "10001", "10001", "10001", "10010", "11100"),
+    "E": ("11111", "10000", "10000", "11110", "10000", "10000", "11111"),
+    "F": ("11111", "10000", "10000", "11110", "10000", "10000", "10000"),
+    "G": ("01110", "10001", "10000", "10111", "10001", "10001", "01111"),
+    "H": ("10001", "10001", "10001", "11111", "10001", "10001", "10001"),
+    "I": ("01110", "00100", "00100", "00100", "00100", "00100", "01110"),
+    "J": ("00111", "00010", "00010", "00010", "00010", "10010", "01100"),
+    "K": ("10001", "10010", "10100", "11000", "10100", "10010", "10001"),
+    "L": ("10000", "10000", "10000", "10000", "10000", "10000", "11111"),
+    "M": ("10001", "11011", "10101", "10101", "10001", "10001", "10001"),
+    "N": ("10001", "10001", "11001", "10101", "10011", "10001", "10001"),
+    "O": ("01110", "10001", "10001", "10001", "10001", "10001", "01110"),
+    "P": ("11110", "10001", "10001", "11110", "10000", "10000", "10000"),
+    "Q": ("01110", "10001", "10001", "10001", "10101", "10010", "01101"),
+    "R": ("11110", "10001", "10001", "11110", "10100", "10010", "10001"),
+    "S": ("01111", "10000", "10000", "01110", "00001", "00001", "11110"),
+    "T": ("11111", "00100", "00100", "00100", "00100", "00100", "00100"),
+    "U": ("10001", "10001", "10001", "10001", "10001", "10001", "01110"),
+    "V": ("10001", "10001", "10001", "10001", "10001", "01010", "00100"),
+    "W": ("10001", "10001", "10001", "10101", "10101", "10101", "01010"),
+    "X": ("10001", "10001", "01010", "00100", "01010", "10001", "10001"),
+    "Y": ("10001", "10001", "10001", "01010", "00100", "00100", "00100"),
+    "Z": ("11111", "00001", "00010", "00100", "01000", "10000", "11111"),
+}
+SLATE_LINES = ("ROLL A013 SCENE 42 TAKE 7", "PROD PIXSTOR DIR J Q C", "CAM B 1O0 8B 5S 2Z")
+GLYPH_SCALE = 4  # master pixels per font dot: 28 px letters on the master
+SLATE_ORIGIN = (600, 600)  # where the first letter's cell starts on the master
+
+
+def glyph_cell(char: str, scale: int = GLYPH_SCALE) -> Image.Image:
+    """One character cell (6 x 9 dots: the glyph with a dot of space right and two below),
+    white on black, each dot ``scale`` pixels square."""
+    cell = Image.new("L", (6, 9), 0)
+    if char != " ":
+        for y, row in enumerate(FONT_5X7[char]):
+            for x, dot in enumerate(row):
+                if dot == "1":
+                    cell.putpixel((x, y), 255)
+    return cell.resize((6 * scale, 9 * scale), Image.NEAREST)
+
+
+def slate_cells(origin: Tuple[int, int] = SLATE_ORIGIN, scale: int = GLYPH_SCALE):
+    """(character, box on the master) of every letter of ``SLATE_LINES``, spaces left out."""
+    x0, y0 = origin
+    for line_number, line in enumerate(SLATE_LINES):
+        for column, char in enumerate(line):
+            if char != " ":
+                left, top = x0 + column * 6 * scale, y0 + line_number * 9 * scale
+                yield char, (left, top, left + 6 * scale, top + 9 * scale)
+
+
+def slate_master(
+    size: Tuple[int, int] = (3072, 2048), grain: int = 10, scale: int = GLYPH_SCALE
+) -> Image.Image:
+    """A film still with a clapperboard in it: the photo mosaic with grain, and a dark slate
+    board whose white lettering (``SLATE_LINES``) is ``scale`` pixels a dot."""
+    im = add_grain(photo_mosaic(size, 2, 2), grain)
+    cells = list(slate_cells(SLATE_ORIGIN, scale))
+    right = max(box[2] for _, box in cells) + 6 * scale
+    bottom = max(box[3] for _, box in cells) + 3 * scale
+    im.paste((28, 30, 34), (SLATE_ORIGIN[0] - 60, SLATE_ORIGIN[1] - 60, right, bottom))
+    for char, box in cells:
+        im.paste((235, 235, 230), box, glyph_cell(char, scale))
+    return im
+
+
+def slate_jpeg(
+    folder: Union[str, os.PathLike],
+    size: Tuple[int, int] = (3072, 2048),
+    quality: int = 95,
+    scale: int = GLYPH_SCALE,
+) -> Path:
+    """``slate_master`` as a camera JPEG (4:2:2, ``quality``) with the camera's EXIF block."""
+    data = _jpeg_bytes(slate_master(size, scale=scale), quality=quality, subsampling=1)
+    data = insert_jpeg_segments(data, jpeg_segment(0xE1, b"Exif\0\0" + exif_block(1)))
+    path = _folder(folder) / "slate.jpg"
+    path.write_bytes(data)
+    return path
+
+
+# --------------------------------------------------------------------------- metadata
+#
+# Files carrying every kind of metadata their format can hold, as cameras, editors and
+# asset managers leave it; what ``SECRETS`` lists must never reach a service.
+
+
+def jpeg_with_metadata(
+    folder: Union[str, os.PathLike],
+    size: Tuple[int, int] = (640, 480),
+    orientation: int = 1,
+    icc: bytes = b"",
+    name: str = "",
+) -> Path:
+    """A JPEG with an EXIF block (GPS, serial, artist, ``orientation``), XMP naming the
+    master, IPTC by-line and caption, a comment, the colour profile ``icc`` if given, and data
+    appended after the end of the image, as some cameras and phones append theirs."""
+    data = _jpeg_bytes(_scene(size, (40, 120, 200)), quality=90)
+    segments = jpeg_segment(0xE1, b"Exif\0\0" + exif_block(orientation))
+    segments += jpeg_segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0" + xmp_packet())
+    segments += jpeg_segment(0xED, iptc_block())
+    segments += jpeg_segment(0xFE, COMMENT.encode("ascii"))
+    if icc:
+        segments += jpeg_segment(0xE2, b"ICC_PROFILE\0\x01\x01" + icc)
+    path = _folder(folder) / (name or f"metadata_o{orientation}.jpg")
+    path.write_bytes(insert_jpeg_segments(data, segments) + TRAILER)
+    return path
+
+
+def png_with_metadata(
+    folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200), icc: bytes = b""
+) -> Path:
+    """A PNG with tEXt, zTXt and iTXt (XMP) text, an eXIf block, a tIME stamp, a private
+    chunk naming the master, the colour profile ``icc`` under a personal profile name if given,
+    and bytes after IEND."""
+    buffer = io.BytesIO()
+    _scene(size, (200, 60, 40)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    chunks = _png_chunk(b"tEXt", b"Author\0" + PNG_TEXT.encode("latin-1"))
+    chunks += _png_chunk(b"zTXt", b"Comment\0\0" + zlib.compress(COMMENT.encode("latin-1")))
+    chunks += _png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp_packet())
+    chunks += _png_chunk(b"eXIf", exif_block(1))
+    chunks += _png_chunk(b"tIME", struct.pack(">HBBBBB", 2024, 5, 31, 14, 2, 11))
+    chunks += _png_chunk(b"prVt", MASTER_PATH.encode("ascii"))
+    if icc:
+        name = ARTIST.encode("latin-1")  # iCCP's name is free text: one more place to leak
+        chunks += _png_chunk(b"iCCP", name + b"\0\0" + zlib.compress(icc))
+    after_header = 8 + 12 + 13
+    path = _folder(folder) / "metadata.png"
+    path.write_bytes(data[:after_header] + chunks + data[after_header:] + TRAILER)
+    return path
+
+
+def webp_with_metadata(
+    folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200), icc: bytes = b""
+) -> Path:
+    """An extended WebP (VP8X) with EXIF and XMP chunks, the colour profile ``icc`` if given,
+    and bytes after the RIFF container."""
+    buffer = io.BytesIO()
+    _scene(size, (0, 160, 160)).save(buffer, "WEBP", quality=85)
+    simple = buffer.getvalue()
+    if simple[12:16] != b"VP8 ":
+        raise ValueError("Pillow wrote an extended WebP: no simple VP8 chunk to wrap")
+    flags = 0x08 | 0x04 | (0x20 if icc else 0)  # EXIF, XMP, ICC
+    w, h = size[0] - 1, size[1] - 1
+    vp8x = bytes((flags, 0, 0, 0)) + struct.pack("<I", w)[:3] + struct.pack("<I", h)[:3]
+    chunks = [_riff_chunk(b"VP8X", vp8x)]
+    if icc:
+        chunks.append(_riff_chunk(b"ICCP", icc))
+    chunks.append(simple[12:])  # the VP8 chunk as Pillow wrote it
+    chunks.append(_riff_chunk(b"EXIF", exif_block(1)))
+    chunks.append(_riff_chunk(b"XMP ", xmp_packet()))
+    content = b"WEBP" + b"".join(chunks)
+    path = _folder(folder) / "metadata.webp"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(content)) + content + TRAILER)
+    return path
+
+
+def _riff_chunk(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("<I", len(body)) + body + b"\0" * (len(body) % 2)
+
+
+def tiff_with_metadata(folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200)) -> Path:
+    """An RGB TIFF whose directory names the artist, the document (the master's path), the
+    image description and the software, as scanners and asset managers write them."""
+    path = _folder(folder) / "metadata.tif"
+    tags = {269: MASTER_PATH, 270: IPTC_CAPTION, 305: "PixScan 2.1", 315: ARTIST}
+    _scene(size, (90, 200, 90)).save(path, "TIFF", tiffinfo=tags)
+    return path
+
+
+def gif_with_metadata(folder: Union[str, os.PathLike], size: Tuple[int, int] = (300, 200)) -> Path:
+    """A GIF with a comment extension and an XMP application extension before its image,
+    and bytes after its trailer."""
+    buffer = io.BytesIO()
+    _scene(size, (255, 255, 0)).convert("P", palette=_ADAPTIVE, colors=16).save(buffer, "GIF")
+    data = buffer.getvalue()
+    flags = data[10]
+    header = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    extensions = b"\x21\xfe" + _sub_blocks(COMMENT.encode("ascii"))
+    extensions += b"\x21\xff\x0bXMP DataXMP" + _sub_blocks(xmp_packet())
+    path = _folder(folder) / "metadata.gif"
+    path.write_bytes(data[:header] + extensions + data[header:] + TRAILER)
+    return path
+
+
+def _sub_blocks(data: bytes) -> bytes:
+    out = b""
+    for start in range(0, len(data), 255):
+        part = data[start : start + 255]
+        out += bytes((len(part),)) + part
+    return out + b"\0"

@@ -72,7 +72,8 @@ def test_40_megapixel_photo_goes_within_the_4mb_limit(plugin, fake, store, tmp_p
     assert received.body_size <= 4_000_000 and max(received.image_size) == 2048
 
 
-def test_keep_alive_one_connection_for_many_files(plugin, fake, tmp_path):
+def test_keep_alive_one_connection_for_many_files(plugin, fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_CACHE", "off")  # the same file each time: asked each time
     path = imagefactory.jpeg(tmp_path)
     for n in range(5):
         plugin.process(f"item-{n}", str(path))
@@ -116,6 +117,7 @@ def test_server_gone(plugin, fake, logs, tmp_path):
 def test_rate_limited_service_with_real_waits(plugin, fake, store, monkeypatch, tmp_path):
     """An F0-like resource (2 per second): a burst of threads gets 429s, waits as told and
     every file ends SUCCESS; with the client-side limit set, no 429 at all."""
+    monkeypatch.setenv("PIXSTOR_AZURE_CACHE", "off")  # one file: every burst must call
     monkeypatch.setattr(http, "sleep", time.sleep)
     fake.tps = 4
     path = imagefactory.png(tmp_path, size=(300, 200), color=(255, 0, 0))

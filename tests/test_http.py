@@ -1,17 +1,34 @@
-"""The shared HTTP client: error bodies, retries and their waits, the rate limit, the session."""
+"""The shared HTTP client: error bodies, retries and their waits in every form Azure writes
+them, the file's time budget, the rate limit, faults that no retry cures, the session and its
+connection pool."""
 
 import email.utils
+import logging
+import socket
+import threading
 import time
 
 import pytest
 import requests
 import responses
 
-from pixstor_azure import http, runtime
-from pixstor_azure.errors import ServiceError
+from pixstor_azure import budget, http, ratelimit, runtime
+from pixstor_azure.errors import Refused, ServiceError, Unavailable, Unresolved
+from tests.fakeazure import FakeAzure
 
 URL = "https://example.cognitiveservices.azure.com/some/operation"
 CONFIG = http.HttpConfig(requests_per_second=0)
+# Custom Vision's 429 (the wait in words of its own) and the API gateway's.
+CUSTOM_VISION_429 = {"code": "429", "message": "Rate limit is exceeded. Try again in 4 seconds."}
+GATEWAY_429 = {
+    "error": {
+        "code": "429",
+        "message": "Requests to the Predict Operation under Custom Vision Prediction API have "
+        "exceeded rate limit of your current F0 pricing tier. Please retry after 3 seconds. "
+        "Please contact Azure support service if you would like to further increase the "
+        "default rate limit.",
+    }
+}
 
 
 @pytest.fixture
@@ -61,6 +78,7 @@ def test_both_error_body_shapes_become_one_exception(served, body, code, inner, 
     error = caught.value
     assert (error.http_status, error.code, error.inner_code) == (400, code, inner)
     assert message in str(error) and str(error).startswith("Test Service answered 400 ")
+    assert error.said == message
     assert len(served.calls) == 1
 
 
@@ -78,6 +96,20 @@ def test_error_without_json_body_uses_text_and_header(served):
     assert "Bad gateway page" in str(caught.value)
 
 
+def test_429_line_names_one_code_in_one_sentence(served):
+    served.add(responses.POST, URL, json=GATEWAY_429, status=429)
+
+    with pytest.raises(ServiceError) as caught:
+        post(http.HttpConfig(requests_per_second=0, attempts=2))
+
+    assert str(caught.value) == (
+        "Test Service answered 429: Requests to the Predict Operation under Custom Vision "
+        "Prediction API have exceeded rate limit of your current F0 pricing tier, "
+        "after 2 attempts"
+    )
+    assert "Please retry after 3 seconds" in caught.value.detail  # kept for the debug line
+
+
 def test_retry_after_as_http_date(served, waits):
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     served.add(responses.POST, URL, status=503, headers={"Retry-After": when})
@@ -91,6 +123,36 @@ def test_retry_after_header_zero_is_honoured(served, waits):
     served.add(responses.POST, URL, json={"ok": True})
     assert post() == {"ok": True}
     assert waits == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "text", "seconds"),
+    [
+        ({"Retry-After": "7"}, "", 7.0),
+        ({"Retry-After": "2.5"}, "", 2.5),
+        ({"retry-after-ms": "1500"}, "", 1.5),
+        ({"x-ms-retry-after-ms": "250"}, "", 0.25),
+        ({"x-ms-retry-after-ms": "250", "Retry-After": "1"}, "", 0.25),  # the finer one
+        ({}, "Please retry after 55 seconds.", 55.0),
+        ({}, "Rate limit is exceeded. Try again in 1 seconds.", 1.0),
+        ({}, "please RETRY AFTER 1 second", 1.0),
+        ({}, "Try again in 500 milliseconds.", 0.5),
+        ({}, "Try again in 2 minutes.", 120.0),
+        ({"Retry-After": "soon"}, "Try again in 3 seconds.", 3.0),
+        ({"Retry-After": "-4"}, "", 0.0),
+        ({}, "Too many requests.", None),
+    ],
+)
+def test_every_form_of_the_wait_azure_writes(headers, text, seconds):
+    assert http.retry_after(requests.structures.CaseInsensitiveDict(headers), text) == seconds
+
+
+def test_custom_vision_wait_in_its_own_words_is_honoured(served, waits):
+    served.add(responses.POST, URL, json=CUSTOM_VISION_429, status=429)
+    served.add(responses.POST, URL, json={"ok": True})
+
+    assert post() == {"ok": True}
+    assert len(waits) == 1 and 4.0 <= waits[0] <= 4.4  # not the first backoff (0.5 to 1 s)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 415])
@@ -109,11 +171,45 @@ def test_transient_statuses_are_retried(served, status, waits):
     assert len(served.calls) == 2 and len(waits) == 1
 
 
-def test_tls_failure_is_not_retried(served):
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"json": {"code": "Busy", "message": "later"}, "status": 503},
+        {"body": requests.exceptions.ReadTimeout("timed out")},
+        {"body": requests.exceptions.ConnectionError("Connection refused")},
+    ],
+    ids=["503", "timeout", "refused"],
+)
+def test_an_outage_is_told_apart_from_other_failures(served, failure):
+    served.add(responses.POST, URL, **failure)
+    with pytest.raises(Unavailable):  # what faults counts towards a pause
+        post(http.HttpConfig(requests_per_second=0, attempts=2))
+    assert len(served.calls) == 2
+
+
+def test_tls_failure_is_refused_without_retry(served):
     served.add(responses.POST, URL, body=requests.exceptions.SSLError("certificate verify failed"))
-    with pytest.raises(ServiceError, match="TLS verification failed"):
+    with pytest.raises(Refused, match="TLS verification failed"):
         post()
     assert len(served.calls) == 1
+
+
+def test_host_name_that_does_not_resolve_is_refused_at_once(monkeypatch, waits):
+    asked = []
+
+    def unknown(host, *args, **kwargs):
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+
+    with pytest.raises(Unresolved) as caught:
+        post()
+
+    assert caught.value.host == "example.cognitiveservices.azure.com"
+    assert "Name or service not known" in str(caught.value)
+    assert asked == ["example.cognitiveservices.azure.com"]  # no retry
+    assert waits == []
 
 
 def test_request_carries_timeouts_and_headers(served):
@@ -126,22 +222,65 @@ def test_request_carries_timeouts_and_headers(served):
     assert request.req_kwargs["verify"] not in (False, None, "")  # True or a CA bundle
 
 
-def test_rate_limit_spaces_requests(served, waits, monkeypatch):
-    monkeypatch.setattr(http.time, "monotonic", lambda: 1000.0)  # time stands still
+# ------------------------------------------------------------------ the file's time budget
+
+
+def test_timeouts_are_capped_by_what_is_left_of_the_file_budget(served, clock):
     served.add(responses.POST, URL, json={})
-    config = http.HttpConfig(requests_per_second=4)
+    with budget.limit(20):
+        clock.advance(18)
+        post(http.HttpConfig(connect_timeout=5, read_timeout=60, requests_per_second=0))
+    assert served.calls[0].request.req_kwargs["timeout"] == pytest.approx((2, 2))
+
+
+def test_no_wait_beyond_the_file_budget(served, waits):
+    served.add(responses.POST, URL, status=503, headers={"Retry-After": "4"})
+
+    with budget.limit(10), pytest.raises(Unavailable) as caught:
+        post()
+
+    assert len(served.calls) == 3  # at 0 s, 4-4.4 s, 8-8.8 s: the next would be past 10 s
+    assert len(waits) == 2
+    assert str(caught.value).endswith(
+        "after 3 attempts, the file's time budget spent (PIXSTOR_AZURE_FILE_TIMEOUT, 10 s)"
+    )
+
+
+def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, waits, tmp_path):
+    served.add(responses.POST, URL, json={})
+    config = http.HttpConfig(requests_per_second=0.05, rate_file=str(tmp_path / "rate"))
+    post(config)  # the next slot is 20.8 s away
+
+    with budget.limit(10), pytest.raises(ServiceError, match="no request slot"):
+        post(config)
+
+    assert len(served.calls) == 1 and waits == []
+
+
+# ------------------------------------------------------------------ the rate limit
+
+
+def test_rate_limit_spaces_requests_with_a_margin(served, waits, tmp_path):
+    served.add(responses.POST, URL, json={})
+    config = http.HttpConfig(requests_per_second=4, rate_file=str(tmp_path / "rate"))
     for _ in range(3):
         post(config)
-    assert waits == [0.25, 0.5]
+    gap = 1 / (4 * (1 - ratelimit.MARGIN))
+    assert waits == [pytest.approx(gap), pytest.approx(gap)]
 
 
-def test_rate_limits_are_per_service(served, waits, monkeypatch):
-    monkeypatch.setattr(http.time, "monotonic", lambda: 1000.0)
+def test_rate_limits_are_per_service_and_host(served, waits, tmp_path):
+    other = "https://other.cognitiveservices.azure.com/some/operation"
     served.add(responses.POST, URL, json={})
-    config = http.HttpConfig(requests_per_second=1)
+    served.add(responses.POST, other, json={})
+    config = http.HttpConfig(requests_per_second=1, rate_file=str(tmp_path / "rate"))
     http.post("A", URL, config, headers={}, data=b"")
     http.post("B", URL, config, headers={}, data=b"")
+    http.post("A", other, config, headers={}, data=b"")
     assert waits == []
+
+
+# ------------------------------------------------------------------ the session
 
 
 def test_one_session_per_process_made_anew_after_fork(monkeypatch):
@@ -149,3 +288,40 @@ def test_one_session_per_process_made_anew_after_fork(monkeypatch):
     assert http.connections().session is first
     monkeypatch.setattr(runtime.os, "getpid", lambda: -1)
     assert http.connections().session is not first
+
+
+def test_pool_is_sized_to_the_jobs():
+    pool = http.connections()
+    assert pool.fit(4) == http.POOL  # never fewer than requests' own default
+    assert pool.fit(32) == 32
+    assert pool.fit(8) == 32  # never shrinks under threads already at work
+    adapter = pool.session.get_adapter("https://example.cognitiveservices.azure.com/")
+    assert adapter._pool_maxsize == 32
+
+
+def test_every_thread_keeps_its_connection(caplog):
+    """More threads at once than requests' default pool of 10: with the pool fitted to them,
+    no connection is opened, used once and thrown away."""
+    jobs = 12
+    http.connections().fit(jobs)
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    with FakeAzure() as fake:
+        start = threading.Barrier(jobs)
+        statuses = []
+
+        def work():
+            start.wait()
+            for _ in range(2):
+                try:
+                    http.post("Fake", fake.url + "/nothing", CONFIG, headers={}, data=b"")
+                except ServiceError as exc:  # the fake answers 404: a full round trip
+                    statuses.append(exc.http_status)
+
+        threads = [threading.Thread(target=work) for _ in range(jobs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [404] * 2 * jobs
+        assert fake.connections <= jobs
+    assert "discarding connection" not in caplog.text  # urllib3's word when the pool is full

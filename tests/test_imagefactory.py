@@ -294,3 +294,92 @@ def test_returns_path_in_folder_and_is_deterministic(tmp_path, name):
     assert first.parent == tmp_path / "one" / "nested"
     assert first.name == second.name
     assert first.read_bytes() == second.read_bytes()
+
+
+# --------------------------------------------------------------------------- camera-like files
+
+
+def test_exif_block_reads_back_as_a_camera_wrote_it(tmp_path):
+    path = factory.camera_jpeg(tmp_path, size=(300, 200), orientation=6)
+    with Image.open(path) as im:
+        assert (im.format, im.size) == ("JPEG", (300, 200))
+        exif = im.getexif()
+        assert exif[factory.EXIF_ORIENTATION] == 6
+        assert exif[0x013B] == factory.ARTIST  # Artist
+        assert exif[0x010F] == "PixCam"  # Make
+        assert 0x8825 in exif and 0x8769 in exif  # GPS and EXIF sub-directories
+    data = path.read_bytes()
+    assert factory.SERIAL.encode() in data and factory.GPS_BYTES in data
+
+
+def test_camera_jpeg_is_a_grainy_photograph(tmp_path):
+    path = factory.camera_jpeg(tmp_path, size=(600, 400))
+    with Image.open(path) as im:
+        im.load()
+        assert im.mode == "RGB"
+        # Real detail and grain: many colours, not a flat fill or a smooth gradient.
+        assert len(im.getcolors(maxcolors=1 << 20) or range(1 << 20)) > 20000
+    assert factory.camera_jpeg(tmp_path / "again", size=(600, 400)).read_bytes() == (
+        path.read_bytes()
+    )
+
+
+def test_with_orientation_changes_the_tag_only(tmp_path):
+    upright = factory.camera_jpeg(tmp_path, size=(300, 200))
+    turned = factory.with_orientation(upright, 8, tmp_path / "turned.jpg")
+    a, b = upright.read_bytes(), turned.read_bytes()
+    assert len(a) == len(b) and sum(x != y for x, y in zip(a, b)) == 1
+    with Image.open(turned) as im:
+        assert im.getexif()[factory.EXIF_ORIENTATION] == 8
+
+
+def test_tiff_48bit_is_16_bits_a_channel(tmp_path):
+    path = factory.tiff_48bit(tmp_path, size=(120, 80))
+    data = path.read_bytes()
+    assert len(data) > 120 * 80 * 6
+    with Image.open(path) as im:
+        assert (im.format, im.size) == ("TIFF", (120, 80))
+        assert im.tag_v2[258] == (16, 16, 16)  # bits per sample
+        im.load()  # Pillow reads it (as 8-bit RGB)
+        assert im.mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    ("maker", "fmt", "least"),
+    [
+        (factory.jpeg_with_metadata, "JPEG", 7),
+        (factory.png_with_metadata, "PNG", 5),
+        (factory.webp_with_metadata, "WEBP", 5),
+        (factory.tiff_with_metadata, "TIFF", 3),
+        (factory.gif_with_metadata, "GIF", 3),
+    ],
+)
+def test_files_with_metadata_open_and_carry_it(tmp_path, maker, fmt, least):
+    path = maker(tmp_path)
+    data = path.read_bytes()
+    assert sum(secret in data for secret in factory.SECRETS) >= least
+    with Image.open(path) as im:
+        assert im.format == fmt
+        im.load()
+
+
+def test_jpeg_with_metadata_holds_each_segment(tmp_path):
+    data = factory.jpeg_with_metadata(tmp_path, icc=b"\0" * 200).read_bytes()
+    for marker in (b"\xff\xe1", b"\xff\xed", b"\xff\xfe", b"\xff\xe2"):
+        assert marker in data
+    assert b'xmpMM:DerivedFrom="' + factory.MASTER_PATH.encode() in data
+    assert data.endswith(factory.TRAILER)
+
+
+def test_the_slate_draws_each_letter_of_the_font(tmp_path):
+    for char, rows in factory.FONT_5X7.items():
+        cell = factory.glyph_cell(char, 1)
+        assert cell.size == (6, 9)
+        dots = [cell.getpixel((x, y)) == 255 for y in range(7) for x in range(5)]
+        assert dots == [bit == "1" for row in rows for bit in row], char
+    master = factory.slate_master((1536, 1024), grain=0, scale=2)
+    (char, box), *_ = factory.slate_cells(factory.SLATE_ORIGIN, 2)
+    assert char == factory.SLATE_LINES[0][0]
+    low, high = master.crop(box).convert("L").getextrema()
+    assert low <= 40 and high >= 225  # white lettering on the dark board
+    assert len(set(factory.FONT_5X7.values())) == len(factory.FONT_5X7)  # no two letters alike

@@ -7,18 +7,22 @@ what would be sent and checks its pixels and size, not only that nothing raised.
 import io
 import os
 import random
+import statistics
 import struct
 from pathlib import Path
 from types import SimpleNamespace
+from typing import List, Tuple
 
 import pytest
-from PIL import Image, ImageChops, JpegImagePlugin
+from PIL import Image, ImageChops, ImageStat, JpegImagePlugin
 
 from pixstor_azure import images, pixstor
 from pixstor_azure.errors import ImageError
 from tests import imagefactory as factory
 
 LIMITS = [images.CUSTOM_VISION, images.VISION_40, images.VISION_32]
+_BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
+_LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
 LIMIT_IDS = ["custom_vision", "vision_40", "vision_32"]
 MAX_EDGE = 2048
 
@@ -33,6 +37,17 @@ def body(prepared: images.PreparedImage) -> Image.Image:
     assert im.format == prepared.format
     assert im.size == (prepared.width, prepared.height)
     return im
+
+
+def without_segment(data: bytes, marker: int) -> bytes:
+    """A JPEG's bytes with every segment of ``marker`` (before the first scan) cut out."""
+    out, pos = bytearray(data[:2]), 2
+    while data[pos + 1] != 0xDA:
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        if data[pos + 1] != marker:
+            out += data[pos : pos + 2 + length]
+        pos += 2 + length
+    return bytes(out + data[pos:])
 
 
 def near(actual, expected, tolerance=24) -> bool:
@@ -109,7 +124,9 @@ def test_exif_orientation_is_applied_before_sending(tmp_path, orientation):
     assert (prepared.display_width, prepared.display_height) == upright
     assert (prepared.width, prepared.height) == upright
     if orientation == 1:
-        assert prepared.as_is and prepared.data == path.read_bytes()
+        # Upright already: the file's own coded pixels go, only the EXIF block is taken out.
+        assert prepared.as_is
+        assert prepared.data == without_segment(path.read_bytes(), 0xE1)
     else:
         assert not prepared.as_is and prepared.format == "JPEG"
     sent = body(prepared)
@@ -625,10 +642,10 @@ def test_image_that_cannot_fit_the_byte_limit_is_an_image_error(tmp_path, monkey
     encodes = []
     real_jpeg = images._jpeg
 
-    def counting_jpeg(image, quality):
+    def counting_jpeg(image, quality, *rest):
         encodes.append(image.size)
         assert len(encodes) < 100, "the shrinking loop does not end"
-        return real_jpeg(image, quality)
+        return real_jpeg(image, quality, *rest)
 
     monkeypatch.setattr(images, "_jpeg", counting_jpeg)
     limits = images.Limits("Tiny", frozenset({"JPEG"}), max_bytes=100, max_side=10000)
@@ -637,3 +654,114 @@ def test_image_that_cannot_fit_the_byte_limit_is_an_image_error(tmp_path, monkey
         images.prepare(factory.png(tmp_path, size=(300, 200)), limits, MAX_EDGE)
 
     assert min(encodes[-1]) == 1  # shrunk as far as it goes before giving up
+
+
+# --------------------------------------------------------------------------- geometry when reduced
+
+BIG = (3000, 1998)  # reduced to 1000 px: exactly a third, so edges land on whole pixels
+BIG_RECT = (300, 198, 1350, 900)  # asymmetric: each orientation puts it somewhere else
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_boxes_stay_exact_after_exif_orientation_and_reduction(tmp_path, orientation):
+    # Draft decode at half size, area reduction to 1000 px, then the turn: the red rectangle
+    # must land where the file shows it, to the pixel.
+    path = factory.jpeg_exif_rotated(tmp_path, orientation=orientation, size=BIG, rect=BIG_RECT)
+
+    prepared = images.prepare(path, images.CUSTOM_VISION, 1000)
+
+    upright = (1000, 666) if orientation <= 4 else (666, 1000)
+    assert (prepared.width, prepared.height) == upright
+    sent = body(prepared)
+    box = red_bbox(sent)
+    assert box is not None
+    left, top, width, height = factory.displayed_rect(BIG, BIG_RECT, orientation)
+    expected = (
+        left * sent.width,
+        top * sent.height,
+        (left + width) * sent.width,
+        (top + height) * sent.height,
+    )
+    assert box == pytest.approx(expected, abs=1.0)
+
+
+# --------------------------------------------------------------------------- small lettering
+#
+# A clapperboard in a film still: letters 28 px high on a 3072x2048 master, 9 px once sent at
+# 1024 px (as a 24 MP still's are at 2048). Each letter is read back by comparing it, brought
+# back to the master's grid the same way for every image, with every letter of the font: the
+# closest must be the right one, by a clear margin.
+
+SLATE_SIZE = (3072, 2048)
+SLATE_EDGE = 1024
+SLATE_INK = 234  # the lettering and the board, as grey levels
+SLATE_BOARD = 30
+
+
+@pytest.fixture(scope="module")
+def slate(tmp_path_factory):
+    return factory.slate_jpeg(tmp_path_factory.mktemp("slate"), SLATE_SIZE)
+
+
+def read_slate(sent: Image.Image) -> Tuple[List[Tuple[str, str]], float]:
+    """(letters misread as (right, read), median margin) of the slate's lettering in ``sent``.
+
+    The margin of a letter is how much further its second-best match is than its best, as a
+    share of the best: 0 means it could as well be another letter.
+    """
+    cells = list(factory.slate_cells())
+    x0, y0 = min(b[0] for _, b in cells), min(b[1] for _, b in cells)
+    x1, y1 = max(b[2] for _, b in cells), max(b[3] for _, b in cells)
+    fx, fy = sent.width / SLATE_SIZE[0], sent.height / SLATE_SIZE[1]
+    board = sent.convert("L").resize(
+        (x1 - x0, y1 - y0), _BICUBIC, box=(x0 * fx, y0 * fy, x1 * fx, y1 * fy)
+    )
+    grey = [SLATE_BOARD + (SLATE_INK - SLATE_BOARD) * v // 255 for v in range(256)]
+    glyphs = {c: factory.glyph_cell(c).point(grey) for c in factory.FONT_5X7}
+    misread, margins = [], []
+    for char, (left, top, right, bottom) in cells:
+        cell = board.crop((left - x0, top - y0, right - x0, bottom - y0))
+        scores = sorted(
+            (ImageStat.Stat(ImageChops.difference(cell, glyph)).sum[0], c)
+            for c, glyph in glyphs.items()
+        )
+        if scores[0][1] != char:
+            misread.append((char, scores[0][1]))
+        margins.append((scores[1][0] - scores[0][0]) / max(1.0, scores[0][0]))
+    return misread, statistics.median(margins)
+
+
+def ideal_margin(size: Tuple[int, int]) -> float:
+    """The margin of the master reduced straight to ``size`` (Lanczos, no JPEG): the best any
+    preparation can do at that size."""
+    misread, margin = read_slate(factory.slate_master(SLATE_SIZE).resize(size, _LANCZOS))
+    assert not misread
+    return margin
+
+
+def test_small_lettering_reads_as_well_as_the_ideal_at_the_quality_vision_gets(slate):
+    prepared = images.prepare(slate, images.VISION_40, SLATE_EDGE)
+
+    assert (prepared.width, prepared.height) == (1024, 683)
+    misread, margin = read_slate(body(prepared))
+    assert misread == []
+    assert margin >= 0.8 * ideal_margin((1024, 683))
+
+
+def test_every_step_of_the_quality_ladder_keeps_the_lettering(slate):
+    reduced = images.load(slate, SLATE_EDGE).image
+    best = ideal_margin(reduced.size)
+
+    for quality in images.QUALITIES:
+        misread, margin = read_slate(Image.open(io.BytesIO(images._jpeg(reduced, quality))))
+        assert misread == [], quality
+        assert margin >= 0.6 * best, quality
+
+
+def test_the_lettering_check_sees_letters_that_are_lost(slate):
+    # Sent at a third of the size, the letters are 3 px high: the check must say so.
+    prepared = images.prepare(slate, images.VISION_40, 340)
+
+    misread, margin = read_slate(body(prepared))
+    assert len(misread) >= 5
+    assert margin < 0.5 * ideal_margin((1024, 683))

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 
 from pixstor_azure.standin import Metadata, Plugin, PluginStatus, SchemaMismatch, check
-from pixstor_azure.store import MetadataStore
+from pixstor_azure.store import MetadataStore, Run, expect, written
 
 SCHEMA = [
     {"name": "title", "prompt": "Title", "value": {"datatype": "String"}},
@@ -98,3 +98,61 @@ def test_statuses_have_pixstors_names():
         "FATAL",
         "INPROGRESS",
     }
+
+
+# ------------------------------------------------------------------ the tool's run records
+
+RUN = Run("id-1", "Sample", "ab" * 32, 10, 20, "sig", "")
+
+
+def test_an_expected_run_is_written_with_the_fields(store):
+    expect(RUN)
+    try:
+        assert Metadata("id-1", Sample()).update({"title": "a"}) is True
+        assert written()
+    finally:
+        expect(None)
+    assert store.run("id-1", "Sample")[:7] == RUN._replace(status="SUCCESS")[:7]
+
+
+def test_a_refused_write_writes_neither_fields_nor_run(store):
+    store._connection().execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON runs BEGIN SELECT RAISE(ABORT, 'no'); END"
+    )
+    expect(RUN)
+    try:
+        assert Metadata("id-1", Sample()).update({"title": "a"}) is False
+        assert not written()
+    finally:
+        expect(None)
+    assert store.read("id-1") == {}  # the fields went back with the run row
+    assert store.run("id-1", "Sample") is None
+
+
+def test_a_run_for_another_item_is_not_written(store):
+    expect(RUN._replace(item="id-2"))
+    try:
+        Metadata("id-1", Sample()).update({"title": "a"})
+        assert not written()
+    finally:
+        expect(None)
+    assert store.run("id-1", "Sample") is None and store.run("id-2", "Sample") is None
+
+
+def test_record_keeps_or_removes_the_fields(store):
+    Metadata("id-1", Sample()).update({"title": "a"})
+
+    assert store.record(RUN._replace(status="FATAL"), "image", None)
+    assert store.read("id-1", "image") == {"title": "a"}  # a failure keeps the last good ones
+    assert store.record(RUN._replace(status="SKIPPED"), "image", {})
+    assert store.read("id-1", "image") == {}
+    assert store.run("id-1", "Sample").status == "SKIPPED"
+    assert store.items_of("Sample") == ["id-1"]
+
+
+def test_search_matches_any_value_of_a_list(store):
+    store.write("id-1", "image", "P", {"tags": ["sky", "sea"]})
+    store.write("id-2", "image", "P", {"tags": ["sand"]})
+
+    assert list(store.search("image", "tags", lambda v: v == "sea")) == ["id-1"]
+    assert list(store.search("image", "tags", lambda v: v.startswith("s"))) == ["id-1", "id-2"]

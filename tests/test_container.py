@@ -1,0 +1,321 @@
+"""The container backend over real sockets, against a server that behaves as the Docker
+container Custom Vision exports (tests/fakecontainer.py mounted in tests/fakeazure.py): its
+routes, 4 MiB limit, unsorted classifications with ``boundingBox: null``, empty ids, and errors
+that come as HTTP 500 text, HTTP 200 text or an HTTP 200 JSON string."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+import azureclassification
+import azureobjectdetection
+from pixstor_azure import customvision, images
+from pixstor_azure.errors import ImageRejected, ServiceError, SettingsError
+from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.settings import Settings
+from tests import imagefactory
+from tests.fakeazure import FakeAzure
+from tests.fakecontainer import HARNESS, FakeContainer
+
+CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
+COLOURS = ["blue", "green", "red", "white", "black"]  # labels.txt order, not by probability
+
+
+def serve(monkeypatch, kind: str, labels, url_suffix: str = ""):
+    task = CLASSIFY if kind == "classify" else DETECT
+    server = FakeAzure().start()
+    api = server.mount("/", FakeContainer(kind, labels))
+    monkeypatch.setenv(task.setting("BACKEND"), "container")
+    monkeypatch.setenv(task.setting("URL"), server.url + url_suffix)
+    return server, api
+
+
+@pytest.fixture
+def classifier(monkeypatch):
+    server, api = serve(monkeypatch, "classify", COLOURS)
+    yield server, api
+    server.stop()
+
+
+@pytest.fixture
+def detector(monkeypatch):
+    server, api = serve(monkeypatch, "detect", ["red", "green", "blue"])
+    yield server, api
+    server.stop()
+
+
+def edge() -> int:
+    """The long edge sent to the container: Custom Vision's, at most the container's 1600."""
+    return min(images.edge_settings(Settings.load(), custom_vision=True)[0], 1600)
+
+
+def stripes(folder: Path, shares, name: str = "s.png") -> Path:
+    im = Image.new("RGB", (400, 300), (128, 128, 128))
+    x = 0
+    for colour, share in shares:
+        width = round(400 * share)
+        im.paste(colour, (x, 0, x + width, 300))
+        x += width
+    path = folder / name
+    im.save(path)
+    return path
+
+
+def test_the_harness_answers_as_the_container_does(classifier):
+    server, _ = classifier
+
+    assert requests.get(server.url + "/", timeout=5).text == HARNESS
+
+
+def test_classifier_plugin_posts_the_picture_to_image_without_a_key(classifier, store, tmp_path):
+    server, api = classifier
+    path = imagefactory.png(tmp_path, size=(800, 600), color=(0, 0, 255))
+
+    status = azureclassification.AzureClassificationPlugin().process("item", str(path))
+
+    assert status == PluginStatus.SUCCESS
+    assert store.read("item", "image") == {"azure_class": "blue", "azure_classes": ["blue"]}
+    (received,) = server.requests
+    assert (received.method, received.path, received.status) == ("POST", "/image", 200)
+    assert received.headers["content-type"] == "application/octet-stream"
+    assert not any("key" in name for name in received.headers)
+    assert received.body_size == path.stat().st_size  # within limits: sent as it is
+    assert api.answered == 1
+
+
+def test_unsorted_classifications_meet_the_thresholds(classifier, tmp_path, monkeypatch):
+    # The container lists blue before red (labels.txt order), whatever the probabilities.
+    path = stripes(tmp_path, [((255, 0, 0), 0.6), ((0, 0, 255), 0.3)])
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
+    backend = customvision.backend(CLASSIFY, Settings.load())
+
+    answer = backend.ask(str(path))
+
+    assert [p["tagName"] for p in answer.body["predictions"]] == ["blue", "red"]
+    assert answer.body["predictions"][0]["boundingBox"] is None
+    assert answer.body["id"] == answer.body["project"] == ""
+    found = customvision.predict(str(path), CLASSIFY)
+    assert [(p.tag, round(p.probability, 2)) for p in found] == [("red", 0.6), ("blue", 0.3)]
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 8])
+def test_detector_boxes_are_where_the_colour_is_as_displayed(
+    detector, store, tmp_path, orientation
+):
+    server, _ = detector
+    size, rect = (400, 300), (40, 30, 160, 120)
+    path = imagefactory.jpeg_exif_rotated(tmp_path, orientation, size, rect, (255, 0, 0))
+
+    status = azureobjectdetection.AzureObjectDetectionPlugin().process("d", str(path))
+
+    assert status == PluginStatus.SUCCESS
+    fields = store.read("d", "image")
+    assert fields["azure_detected"] == ["red"]
+    (box,) = json.loads(fields["azure_detected_boxes"])
+    expected = imagefactory.displayed_rect(size, rect, orientation)
+    found = (box["left"], box["top"], box["width"], box["height"])
+    assert found == pytest.approx(expected, abs=0.01)
+    # The container is sent the picture upright: it cannot be trusted with EXIF.
+    displayed = size if orientation == 1 else size[::-1]
+    assert server.requests[-1].image_size == displayed
+
+
+def noise_png(folder: Path) -> Path:
+    """2400x1600 px of noise, which does not compress: an 11 MB PNG."""
+    count = 2400 * 1600 * 3
+    noise = random.Random(8).getrandbits(count * 8).to_bytes(count, "little")
+    path = folder / "noise.png"
+    Image.frombytes("RGB", (2400, 1600), noise).save(path, compress_level=1)
+    return path
+
+
+def test_a_large_picture_is_sent_within_the_containers_limits(classifier, tmp_path, monkeypatch):
+    server, _ = classifier
+    # Asked for more than the container's own code keeps (1600 px): it gets 1600.
+    monkeypatch.setenv("CUSTOM_VISION_MAX_LONG_EDGE", "4000")
+    path = noise_png(tmp_path)
+    assert path.stat().st_size > 4 * 1024 * 1024
+    backend = customvision.backend(CLASSIFY, Settings.load())
+
+    backend.ask(str(path))
+
+    received = server.requests[-1]
+    assert received.status == 200
+    assert received.body_size <= 4 * 1024 * 1024
+    assert received.image_format == "JPEG" and received.image_size == (1600, 1067)
+    assert backend.identity()["edge"] == 1600
+
+
+def test_by_default_the_custom_vision_long_edge_is_sent(classifier, tmp_path):
+    server, _ = classifier
+
+    customvision.backend(CLASSIFY, Settings.load()).ask(str(noise_png(tmp_path)))
+
+    assert max(server.requests[-1].image_size) == edge()
+
+
+def test_a_json_string_with_200_skips_the_picture(classifier, tmp_path):
+    _, api = classifier
+    api.quirk = "preprocess"
+    plugin = azureclassification.AzureClassificationPlugin()
+
+    path = stripes(tmp_path, [((255, 0, 0), 1.0)])
+
+    with pytest.raises(ImageRejected) as caught:
+        customvision.backend(CLASSIFY, Settings.load()).ask(str(path))
+    assert "could not read the picture: Error: Could not preprocess image" in str(caught.value)
+    assert plugin.process("p", str(path)) == PluginStatus.SKIPPED
+
+
+def test_text_with_200_is_an_error_not_an_empty_answer(classifier, tmp_path, logs):
+    _, api = classifier
+    api.quirk = "text"
+    plugin = azureclassification.AzureClassificationPlugin()
+
+    status = plugin.process("t", str(stripes(tmp_path, [((255, 0, 0), 1.0)])))
+
+    assert status == PluginStatus.FATAL
+    assert any(
+        "answered with an error instead of predictions: Error processing image" in r.getMessage()
+        for r in logs.records
+    )
+
+
+def test_text_with_500_is_retried_then_an_error(classifier, tmp_path, waits, logs):
+    server, _ = classifier
+    server.fail_next(500, "Error processing image", {"Content-Type": "text/html"}, times=5)
+    plugin = azureclassification.AzureClassificationPlugin()
+
+    status = plugin.process("e", str(stripes(tmp_path, [((255, 0, 0), 1.0)])))
+
+    assert status == PluginStatus.FATAL
+    assert len(server.requests) == 5 and len(waits) == 4
+    assert any(
+        "500" in r.getMessage() and "Error processing image" in r.getMessage() for r in logs.records
+    )
+
+
+def test_413_is_a_refused_picture(classifier, tmp_path):
+    server, _ = classifier
+    server.fail_next(
+        413, "<title>413 Request Entity Too Large</title>", {"Content-Type": "text/html"}
+    )
+    plugin = azureclassification.AzureClassificationPlugin()
+
+    status = plugin.process("big", str(stripes(tmp_path, [((255, 0, 0), 1.0)])))
+
+    assert status == PluginStatus.SKIPPED
+
+
+@pytest.mark.parametrize("body", [["not", "an", "envelope"], {"predictions": "none"}, {}])
+def test_a_body_without_predictions_is_an_error(classifier, tmp_path, body):
+    server, _ = classifier
+    server.fail_next(200, body)
+
+    with pytest.raises(ServiceError) as caught:
+        customvision.backend(CLASSIFY, Settings.load()).ask(str(stripes(tmp_path, [])))
+
+    assert "answered with an error instead of predictions" in str(caught.value)
+
+
+def test_the_url_of_the_route_itself_is_taken(monkeypatch, tmp_path):
+    server, _ = serve(monkeypatch, "classify", COLOURS, url_suffix="/image")
+    try:
+        found = customvision.predict(str(stripes(tmp_path, [((0, 255, 0), 1.0)])), CLASSIFY)
+        assert [p.tag for p in found] == ["green"]
+        assert server.requests[-1].path == "/image"
+    finally:
+        server.stop()
+
+
+def test_a_url_where_no_container_answers_is_a_settings_error(monkeypatch, tmp_path, logs):
+    server, _ = serve(monkeypatch, "classify", COLOURS, url_suffix="/v1/predict")
+    try:
+        plugin = azureclassification.AzureClassificationPlugin()
+        statuses = [plugin.process(n, str(stripes(tmp_path, [], name=f"{n}.png"))) for n in "ab"]
+    finally:
+        server.stop()
+
+    assert statuses == [PluginStatus.FATAL, PluginStatus.FATAL]
+    fatal = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
+    assert len(fatal) == 1 and "CUSTOM_VISION_CLASSIFY_URL names" in fatal[0]
+    assert "base URL" in fatal[0]
+
+
+def test_plain_http_to_another_machine_is_refused_by_default(monkeypatch):
+    monkeypatch.setenv("CUSTOM_VISION_DETECT_BACKEND", "container")
+    monkeypatch.setenv("CUSTOM_VISION_DETECT_URL", "http://192.0.2.10:8080")
+
+    with pytest.raises(SettingsError) as caught:
+        customvision.backend(DETECT, Settings.load())
+
+    assert caught.value.setting == "CUSTOM_VISION_DETECT_URL"
+
+
+def test_plain_http_to_a_host_the_administrator_names_is_allowed(monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_HTTP_HOSTS", "192.0.2.10:8080")
+    monkeypatch.setenv("CUSTOM_VISION_DETECT_BACKEND", "container")
+    monkeypatch.setenv("CUSTOM_VISION_DETECT_URL", "http://192.0.2.10:8080/")
+
+    backend = customvision.backend(DETECT, Settings.load())
+
+    assert backend.identity()["url"] == "http://192.0.2.10:8080"
+
+
+def test_url_must_be_set(monkeypatch):
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_BACKEND", "container")
+
+    with pytest.raises(SettingsError) as caught:
+        customvision.backend(CLASSIFY, Settings.load())
+
+    assert (caught.value.setting, caught.value.problem) == (
+        "CUSTOM_VISION_CLASSIFY_URL",
+        "is not set",
+    )
+
+
+def test_identity_names_the_container_and_no_key(classifier):
+    server, _ = classifier
+    backend = customvision.backend(CLASSIFY, Settings.load())
+
+    identity = backend.identity()
+
+    assert backend.endpoint_setting == "CUSTOM_VISION_CLASSIFY_URL"
+    assert identity["url"] == server.url and identity["api"] == "container"
+    assert identity["edge"] == edge()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        imagefactory.truncated_jpeg,
+        imagefactory.random_bytes_jpg,
+        imagefactory.decompression_bomb,
+        imagefactory.text_file_png,
+        imagefactory.svg,
+        imagefactory.tiny,
+    ],
+)
+def test_hostile_files_are_skipped_without_a_request(classifier, tmp_path, make):
+    server, _ = classifier
+
+    status = azureclassification.AzureClassificationPlugin().process("x", str(make(tmp_path)))
+
+    assert status == PluginStatus.SKIPPED
+    assert server.requests == []
+
+
+def test_pictures_of_any_mode_reach_the_container_as_rgb(classifier, tmp_path):
+    server, _ = classifier
+    backend = customvision.backend(CLASSIFY, Settings.load())
+
+    answer = backend.ask(str(imagefactory.png_alpha(tmp_path)))
+
+    # Transparency laid on white: the container sees mostly white, not black.
+    tags = {p.tag: p.probability for p in backend.parse(answer)}
+    assert tags.get("white", 0) > 0.7 and "black" not in tags
+    assert server.requests[-1].image_format in ("PNG", "JPEG")
