@@ -61,7 +61,12 @@ class Thresholds(NamedTuple):
 
 
 def backend(task: Task, settings: Settings) -> Any:
-    """The backend ``CUSTOM_VISION_<TASK>_BACKEND`` chooses, built from the settings."""
+    """The backend ``CUSTOM_VISION_<TASK>_BACKEND`` chooses, built from the settings: once
+    while they are unchanged, naming every missing setting at once."""
+    return settings.built(("customvision", task.name), lambda: _backend(task, settings))
+
+
+def _backend(task: Task, settings: Settings) -> Any:
     choices = CLASSIFY_BACKENDS if task is CLASSIFY else BACKENDS
     name = settings.choice(task.setting("BACKEND"), "cloud", tuple(choices))
     module = importlib.import_module(choices[name], __package__)

@@ -74,9 +74,9 @@ class Faults:
                 if now < pause.until:
                     raise Held(
                         pause.error.service,
-                        f"{pause.error.service} was not asked: calls pause until "
-                        f"{pause.until - now:.0f} s from now after {OUTAGE_AFTER} files in a "
-                        f"row failed (last: {pause.error})",
+                        f"{pause.error.service} was not asked: calls pause for "
+                        f"{pause.until - now:.0f} s more after files in a row failed (last: "
+                        f"{pause.error})",
                     )
                 # One file asks; the others keep failing at once until it is answered.
                 pause.until, pause.probing = now + pause.pause, True

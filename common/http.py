@@ -115,63 +115,7 @@ def post(
         data = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
         content_type = "application/json"
     headers = {"Accept": "application/json", "Content-Type": content_type, **headers}
-    host = urlsplit(url).hostname or ""
-    failure = None  # type: Optional[ServiceError]
-    for attempt in range(1, config.attempts + 1):
-        left = _slot(service, host, config, failure, attempt)
-        connect, read = config.connect_timeout, config.read_timeout
-        if left is not None:
-            connect, read = min(connect, left), min(read, left)
-        try:
-            response = connections().session.post(
-                url, params=params, headers=headers, data=data, timeout=(connect, read)
-            )
-        except requests.Timeout as exc:
-            kind, timeout = "read", read
-            if isinstance(exc, requests.ConnectTimeout):
-                kind, timeout = "connect", connect
-            capped = left is not None and timeout >= left
-            failure = Unavailable(
-                service,
-                f"{service} did not answer in the {timeout:.2g} s left of the file's time budget"
-                if capped
-                else f"{service} did not answer ({kind} timeout of {timeout:g} s)",
-            )
-            wait = _backoff(config, attempt)
-        except requests.exceptions.SSLError as exc:
-            # A certificate that fails today fails in a second too: no retry.
-            raise Refused(service, f"{service}: TLS verification failed ({_reason(exc)})") from None
-        except requests.ConnectionError as exc:
-            unresolved = _unresolved(exc)
-            if unresolved is not None:  # no retry: a minute later is soon enough (see faults)
-                raise Unresolved(service, host, unresolved) from None
-            failure = Unavailable(service, f"{service} could not be reached ({_reason(exc)})")
-            wait = _backoff(config, attempt)
-        except requests.RequestException as exc:
-            raise ServiceError(service, f"{service}: request failed ({_reason(exc)})") from None
-        else:
-            if response.status_code < 300:
-                return _json(service, response)
-            failure = error_from_response(service, response)
-            if response.status_code not in RETRY_STATUSES:
-                raise failure
-            asked = retry_after(response.headers, response.text)
-            if asked is not None and asked > config.max_wait:
-                raise _given_up(
-                    failure,
-                    f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT "
-                    f"({config.max_wait:g} s)",
-                )
-            # A little over what was asked, so a crowd of workers does not return at once.
-            wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
-        if attempt == config.attempts:
-            raise _given_up(failure, _attempts(attempt))
-        left = budget.remaining()
-        if left is not None and wait > left - MIN_SLICE:
-            raise _out_of_time(failure, attempt)
-        log.debug("%s: attempt %d failed (%s); retrying in %.1f s", service, attempt, failure, wait)
-        clock.sleep(wait)
-    raise AssertionError("unreachable")  # the loop always returns or raises
+    return _json(service, _send(service, "POST", url, config, headers, data, params))
 
 
 class Exchange(NamedTuple):
@@ -196,6 +140,22 @@ def exchange(
     services whose answer is in the status and headers as much as in a body: the Read APIs
     answer 202 with an Operation-Location, then GETs of it. ``headers`` are sent as given."""
     headers = {"Accept": "application/json", **headers}
+    response = _send(service, method, url, config, headers, data, params)
+    body = _json(service, response) if response.content.strip() else None
+    return Exchange(response.status_code, response.headers, body)
+
+
+def _send(
+    service: str,
+    method: str,
+    url: str,
+    config: HttpConfig,
+    headers: Dict[str, str],
+    data: Optional[bytes],
+    params: Optional[Dict[str, str]],
+) -> requests.Response:
+    """The one request loop: rate limit, timeouts within the file's budget, retries; the 2xx
+    response, or the error that ended it."""
     host = urlsplit(url).hostname or ""
     failure = None  # type: Optional[ServiceError]
     for attempt in range(1, config.attempts + 1):
@@ -211,19 +171,20 @@ def exchange(
             kind, timeout = "read", read
             if isinstance(exc, requests.ConnectTimeout):
                 kind, timeout = "connect", connect
-            capped = left is not None and timeout >= left
+            capped = left is not None and timeout >= left  # the budget ran out, not the timeout
             failure = Unavailable(
                 service,
-                f"{service} did not answer in the {timeout:.2g} s left of the file's time budget"
+                f"{service} did not answer in time"
                 if capped
                 else f"{service} did not answer ({kind} timeout of {timeout:g} s)",
             )
             wait = _backoff(config, attempt)
         except requests.exceptions.SSLError as exc:
+            # A certificate that fails today fails in a second too: no retry.
             raise Refused(service, f"{service}: TLS verification failed ({_reason(exc)})") from None
         except requests.ConnectionError as exc:
             unresolved = _unresolved(exc)
-            if unresolved is not None:
+            if unresolved is not None:  # no retry: a minute later is soon enough (see faults)
                 raise Unresolved(service, host, unresolved) from None
             failure = Unavailable(service, f"{service} could not be reached ({_reason(exc)})")
             wait = _backoff(config, attempt)
@@ -231,8 +192,7 @@ def exchange(
             raise ServiceError(service, f"{service}: request failed ({_reason(exc)})") from None
         else:
             if response.status_code < 300:
-                body = _json(service, response) if response.content.strip() else None
-                return Exchange(response.status_code, response.headers, body)
+                return response
             failure = error_from_response(service, response)
             if response.status_code not in RETRY_STATUSES:
                 raise failure
@@ -243,6 +203,7 @@ def exchange(
                     f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT "
                     f"({config.max_wait:g} s)",
                 )
+            # A little over what was asked, so a crowd of workers does not return at once.
             wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
         if attempt == config.attempts:
             raise _given_up(failure, _attempts(attempt))
@@ -284,10 +245,10 @@ def _attempts(count: int) -> str:
 
 
 def _out_of_time(failure: ServiceError, attempts: int) -> ServiceError:
-    spent = f"{_attempts(attempts)}, " if attempts else ""
+    spent = f"{_attempts(attempts)}: no time left for another" if attempts else "no time left"
     return _given_up(
         failure,
-        f"{spent}the file's time budget spent (PIXSTOR_AZURE_FILE_TIMEOUT, "
+        f"{spent} in the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, "
         f"{budget.total() or 0:g} s)",
     )
 

@@ -542,6 +542,13 @@ class Backend:
                 f"whose model is for {self.model.form}, but this plugin needs {wanted} export"
             )
 
+    def stale(self) -> bool:
+        """Whether the export was replaced since this backend was built: ``Settings.built``
+        then builds it again (a broken replacement raises its SettingsError here)."""
+        models = runtime.current().get(LoadedModels)
+        latest = models.get(self.setting, Path(self.model.where), self.task.setting("BACKEND"))
+        return latest is not self.model
+
     def identity(self) -> dict:
         return {
             "service": "customvision",

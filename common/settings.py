@@ -82,7 +82,8 @@ class Secret:
 class SettingsProblems(SettingsError):
     """Every missing setting of a plugin (and placeholders left in place) in one line.
 
-    ``setting`` is the first setting named, ``settings`` all of them in order.
+    ``setting`` is the first setting named, ``settings`` all of them in order; with a single
+    problem, ``setting`` and ``problem`` are those of the plain ``SettingsError`` it stands for.
     """
 
     def __init__(
@@ -91,20 +92,19 @@ class SettingsProblems(SettingsError):
         placeholders: Sequence[SettingsError],
         other: Optional[SettingsError] = None,
     ) -> None:
-        parts = []
-        if missing:
-            names = _joined(missing)
-            parts.append(
-                f"settings {names} are not set"
-                if len(missing) > 1
-                else f"setting {names} is not set"
-            )
-        parts.extend(str(p) for p in placeholders)
+        found = [SettingsError(name, "is not set") for name in missing]
+        found.extend(placeholders)
         if other is not None:
-            parts.append(str(other))
-        self.settings = [*missing, *(p.setting for p in placeholders)]
-        if other is not None:
-            self.settings.append(other.setting)
+            found.append(other)
+        self.settings = [error.setting for error in found]
+        if len(found) == 1:
+            super().__init__(found[0].setting, found[0].problem)
+            return
+        parts = [str(error) for error in found[len(missing) :]]
+        if len(missing) > 1:
+            parts.insert(0, f"settings {_joined(missing)} are not set")
+        elif missing:
+            parts.insert(0, str(found[0]))
         super().__init__(self.settings[0], "")
         self.problem = "; ".join(parts)
         self.args = (self.problem,)
@@ -149,7 +149,7 @@ class Settings:
         self._ini = ini or {}
         self._values = {}  # type: Dict[str, Any]
         self._built = {}  # type: Dict[Any, Any]
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _memo builds while holding it, and building reads settings
         self._local = threading.local()
         # os.environ keeps its values encoded in a plain dict: probing that dict is what makes
         # ``unchanged()`` cheap enough to run on every call (os.environ.get costs 20x more).
@@ -194,11 +194,14 @@ class Settings:
 
         While it builds, a missing setting does not stop it: every missing setting (and any
         placeholder left in place) is collected and the whole list raised as one
-        ``SettingsError``, so that an administrator learns them all at once.
+        ``SettingsError``, so that an administrator learns them all at once. An object that
+        also depends on files has a ``stale()`` method: when it answers True, it is made again.
         """
         made = self._built.get(key)
         if made is not None:
-            return made
+            stale = getattr(made, "stale", None)  # what also depends on files (a model)
+            if stale is None or not stale():
+                return made
         outer = getattr(self._local, "collector", None)
         collector = outer or _Collector()
         self._local.collector = collector
@@ -218,7 +221,8 @@ class Settings:
         if collector.stand_ins or collector.missing or collector.placeholders:
             return made  # built on stand-ins or defaults: the outer build raises; never kept
         with self._lock:
-            return self._built.setdefault(key, made)
+            self._built[key] = made
+        return made
 
     def _environment(self, name: str) -> Optional[str]:
         """The environment's value of ``name``, watched from now on by ``unchanged()``."""
@@ -426,8 +430,9 @@ class Settings:
         key = ("memo", key)
         made = self._built.get(key)
         if made is None:
+            made = make()  # outside the lock: making reads settings, which takes it
             with self._lock:
-                made = self._built.setdefault(key, make())
+                made = self._built.setdefault(key, made)
         return made
 
     def _within(self, name: str, text: str, number, minimum, maximum):

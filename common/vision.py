@@ -254,7 +254,12 @@ def backend(settings: Settings) -> Any:
     """What answers for ``azurevision.py``: the backend ``AZURE_VISION_API`` chooses (Image
     Analysis 4.0 or 3.2 here, or openai); when a Read API reads the text (``AZURE_VISION_API=3.2``,
     or ``AZURE_VISION_READ_ENDPOINT`` set), that one with it (``WithRead``), or alone when only
-    ``read`` is asked for."""
+    ``read`` is asked for. Built once while the settings are unchanged; every missing setting
+    is named at once."""
+    return settings.built("vision", lambda: _backend(settings))
+
+
+def _backend(settings: Settings) -> Any:
     asked = settings.words("AZURE_VISION_FEATURES", FEATURES, FEATURES)
     reader = _reader(settings) if "read" in asked else None
     if reader is not None and asked == ["read"]:

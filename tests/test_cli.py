@@ -180,7 +180,7 @@ def test_a_missing_setting_is_one_line_and_exit_1(tmp_path):
 
     assert result.returncode == 1
     no_traceback(result)
-    problems = [line for line in result.stderr.splitlines() if "is not set" in line]
+    problems = [line for line in result.stderr.splitlines() if "not set" in line]
     assert len(problems) == 1, result
     assert "CUSTOM_VISION_" in problems[0]
     assert "azureclassification: FATAL 3" in result.stderr

@@ -122,7 +122,8 @@ def test_plugins_not_set_up_are_said_and_nothing_set_up_fails(tmp_path):
     result = doctor(Tool(tmp_path))
 
     assert result.returncode == 1
-    assert "azurevision: not set up (setting AZURE_VISION_" in result.stdout
+    assert "azurevision: not set up (" in result.stdout
+    assert "AZURE_VISION_ENDPOINT" in result.stdout
     assert "no plugin is set up" in result.stdout
 
 

@@ -396,7 +396,6 @@ MALFORMED = {
         ("AZURE_VISION_API", "5.0", "must be one of 4.0, 3.2"),
         ("AZURE_VISION_API_VERSION", "latest", "must be a date"),
         ("AZURE_VISION_FEATURES", "tags,faces", "comma-separated"),
-        ("AZURE_VISION_FEATURES", "read", "4.0"),  # with AZURE_VISION_API=3.2, see below
         ("AZURE_VISION_LANGUAGE", "english please", "language code"),
         ("AZURE_VISION_GENDER_NEUTRAL_CAPTION", "maybe", "true or false"),
         ("AZURE_VISION_TAG_THRESHOLD", "1.5", "must be 0 to 1"),
@@ -418,8 +417,6 @@ def test_malformed_setting_is_fatal_naming_it(
     module, plugin, served, photo, monkeypatch, logs, name, value, words
 ):
     monkeypatch.setenv(name, value)
-    if (name, value) == ("AZURE_VISION_FEATURES", "read"):
-        monkeypatch.setenv("AZURE_VISION_API", "3.2")  # text is read by 4.0 only
 
     assert plugin.process("item-1", photo) == PluginStatus.FATAL
 

@@ -242,7 +242,8 @@ def test_no_wait_beyond_the_file_budget(served, waits):
     assert len(served.calls) == 3  # at 0 s, 4-4.4 s, 8-8.8 s: the next would be past 10 s
     assert len(waits) == 2
     assert str(caught.value).endswith(
-        "after 3 attempts, the file's time budget spent (PIXSTOR_AZURE_FILE_TIMEOUT, 10 s)"
+        "after 3 attempts: no time left for another in the file's time budget "
+        "(PIXSTOR_AZURE_FILE_TIMEOUT, 10 s)"
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat, JpegImagePlugin
 
 from pixstor_azure import images, pixstor
-from pixstor_azure.errors import ImageError
+from pixstor_azure.errors import ImageError, SettingsError
 from tests import imagefactory as factory
 
 LIMITS = [images.CUSTOM_VISION, images.VISION_40, images.VISION_32]
@@ -765,3 +765,92 @@ def test_the_lettering_check_sees_letters_that_are_lost(slate):
     misread, margin = read_slate(body(prepared))
     assert len(misread) >= 5
     assert margin < 0.5 * ideal_margin((1024, 683))
+
+
+# --------------------------------------------------------------------------- the long edges
+
+
+@pytest.mark.parametrize(
+    ("general", "custom", "expected"),
+    [
+        (None, None, (2048, 1024)),  # the defaults
+        ("800", None, (800, 800)),  # the general edge caps Custom Vision's default
+        ("4096", None, (4096, 1024)),  # more for read does not mean more for Custom Vision
+        (None, "2048", (2048, 2048)),  # set on its own, it is what it says
+    ],
+)
+def test_custom_vision_has_a_long_edge_of_its_own(monkeypatch, general, custom, expected):
+    from pixstor_azure.settings import Settings
+
+    if general:
+        monkeypatch.setenv("PIXSTOR_AZURE_MAX_LONG_EDGE", general)
+    if custom:
+        monkeypatch.setenv("CUSTOM_VISION_MAX_LONG_EDGE", custom)
+    settings = Settings.load()
+
+    vision = images.edge_settings(settings)
+    custom_vision = images.edge_settings(settings, custom_vision=True)
+
+    assert (vision[0], custom_vision[0]) == expected
+    assert vision[1] == custom_vision[1] == 16
+
+
+def test_three_plugins_at_two_edges_decode_a_file_once_from_the_second_file_on(tmp_path, opens):
+    first = factory.jpeg(tmp_path / "a", size=(3000, 2000))
+    second = factory.jpeg(tmp_path / "b", size=(3000, 2000))
+
+    for path in (first, second):  # classification, detection, vision: PixStor's order
+        cv = images.prepare(path, images.CUSTOM_VISION, 1024)
+        again = images.prepare(path, images.CUSTOM_VISION, 1024)
+        v40 = images.prepare(path, images.VISION_40, 2048)
+
+    assert len(opens) == 3  # the first file twice (1024, then 2048), the second once
+    assert again is cv and (cv.width, v40.width) == (1024, 2048)
+    assert near(rgb_at(body(cv), 0.9, 0.1), (0, 128, 0))
+
+
+def test_the_same_bytes_serve_every_service_that_takes_them(tmp_path, monkeypatch):
+    encodes = []
+    real_jpeg = images._jpeg
+    monkeypatch.setattr(
+        images, "_jpeg", lambda image, *rest: encodes.append(image.size) or real_jpeg(image, *rest)
+    )
+    path = factory.jpeg(tmp_path, size=(3000, 2000))
+
+    cv = images.prepare(path, images.CUSTOM_VISION, 2048)
+    v40 = images.prepare(path, images.VISION_40, 2048)
+    v32 = images.prepare(path, images.VISION_32, 2048)
+
+    assert encodes == [(2048, 1365)]
+    assert cv.data is v40.data is v32.data
+
+
+def test_pillow_may_keep_an_images_memory_for_the_next(tmp_path, monkeypatch):
+    core = images.Image.core
+    blocks = core.get_blocks_max() + 4  # more than it keeps now, whatever ran before
+    asked = []  # type: List[int]
+    monkeypatch.setattr(core, "set_blocks_max", asked.append)
+    monkeypatch.setenv(
+        "PIXSTOR_AZURE_IMAGE_MEMORY_MB", str(blocks * core.get_block_size() // (1 << 20))
+    )
+
+    images.prepare(factory.jpeg(tmp_path, size=(300, 200)), images.VISION_40, MAX_EDGE)
+
+    assert asked == [blocks]
+
+
+def test_pillows_memory_setting_is_never_lowered(tmp_path, monkeypatch):
+    asked = []  # type: List[int]
+    monkeypatch.setattr(images.Image.core, "set_blocks_max", asked.append)
+    monkeypatch.setenv("PIXSTOR_AZURE_IMAGE_MEMORY_MB", "0")
+
+    images.prepare(factory.jpeg(tmp_path, size=(300, 200)), images.VISION_40, MAX_EDGE)
+
+    assert asked == []
+
+
+def test_a_bad_memory_setting_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_IMAGE_MEMORY_MB", "lots")
+
+    with pytest.raises(SettingsError, match="PIXSTOR_AZURE_IMAGE_MEMORY_MB"):
+        images.prepare(factory.jpeg(tmp_path, size=(300, 200)), images.VISION_40, MAX_EDGE)

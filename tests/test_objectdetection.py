@@ -329,7 +329,7 @@ def test_box_is_right_on_a_downscaled_large_picture(served, tmp_path, orientatio
 
     assert_box_is_the_rectangle(path, imagefactory.displayed_rect(size, rect, orientation))
 
-    assert max(sent[0].size) == 2048  # PIXSTOR_AZURE_MAX_LONG_EDGE's default
+    assert max(sent[0].size) == 1024  # CUSTOM_VISION_MAX_LONG_EDGE's default
 
 
 def test_box_is_right_when_the_long_edge_setting_shrinks_it(served, tmp_path, monkeypatch):

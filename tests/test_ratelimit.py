@@ -90,7 +90,10 @@ def test_a_slot_left_from_before_the_clock_was_set_back_is_forgotten(slots):
 
 def test_keys_do_not_share_slots(slots):
     slots.reserve(KEY, 1.0, 100.0, None)
-    assert slots.reserve("Azure AI Vision westus.api.cognitive.microsoft.com", 1.0, 100.0, None) == 100.0
+    assert (
+        slots.reserve("Azure AI Vision westus.api.cognitive.microsoft.com", 1.0, 100.0, None)
+        == 100.0
+    )
 
 
 def test_the_default_file_is_the_users_own_in_the_temporary_folder():

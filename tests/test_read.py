@@ -450,7 +450,7 @@ def test_read_32_on_the_vision_resource_shares_its_rate_limit(
     gap = ratelimit.interval(1.0)
     # analyze at once; the Read POST a slot later; the GET after its pause, then the rest of
     # its slot: one limit for every call to the resource.
-    assert waits == pytest.approx([gap, 1.0, gap - 1.0])
+    assert waits == pytest.approx([gap, 1.0, gap - 1.0], abs=1e-4)
 
 
 # --------------------------------------------------------------------------- hostile input
@@ -665,3 +665,13 @@ def test_unexpected_bodies_never_pass_as_text():
         read.lines({"status": "succeeded"}, DOC_INTEL)
     with pytest.raises(ServiceError, match="unexpected body"):
         read.lines({"analyzeResult": {"pages": [{"lines": [{"content": None}]}]}}, DOC_INTEL)
+
+
+def test_plain_http_to_a_container_named_in_the_allowed_hosts(monkeypatch):
+    monkeypatch.setenv("AZURE_VISION_FEATURES", "read")
+    monkeypatch.setenv("AZURE_VISION_READ_ENDPOINT", "http://ocr.studio.lan:5000")
+    monkeypatch.setenv("PIXSTOR_AZURE_HTTP_HOSTS", "ocr.studio.lan:5000")
+    chosen = vision.backend(Settings.load())
+    assert isinstance(chosen, read.Backend)
+    assert (chosen.endpoint, chosen.key) == ("http://ocr.studio.lan:5000", None)
+    assert chosen.analyze_url == "http://ocr.studio.lan:5000/vision/v3.2/read/analyze"

@@ -1,0 +1,419 @@
+"""Faults that hold for every file: one line per process, the following files fail at once
+without a call, and the service is asked again at most once a minute; an outage pauses calls
+for a short, growing while. Time is the suite's fake clock: nothing sleeps.
+
+And what the services say, read right: a 400 about one picture skips it, a classifier's
+Negative tag is never written, the 429 line names one code in one sentence."""
+
+import importlib
+import logging
+import socket
+
+import pytest
+import requests
+import responses
+
+from pixstor_azure import faults
+from pixstor_azure.errors import Held, Refused, Unavailable
+from pixstor_azure.pixstor import PluginStatus
+from tests import imagefactory
+from tests.conftest import assert_no_key, recording
+from tests.test_every_plugin import PLUGINS, SERVICE
+
+CLASSES = {name: cls for name, (cls, _) in PLUGINS.items()}
+FOUND = {name: names[0] for name, (_, *names) in SERVICE.items()}
+CUSTOM_VISION = ["azureclassification", "azureobjectdetection"]
+
+
+@pytest.fixture(autouse=True)
+def every_file_asks(monkeypatch):
+    """No answer cache: what is counted here is what reaches the service."""
+    monkeypatch.setenv("PIXSTOR_AZURE_CACHE", "off")
+
+
+def setup(monkeypatch, name):
+    for setting, value in PLUGINS[name][1].items():
+        monkeypatch.setenv(setting, value)
+    module = importlib.import_module(name)
+    return getattr(module, CLASSES[name])()
+
+
+@pytest.fixture
+def served():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Photographs to send, a new one each time."""
+    made = iter(range(1000))
+
+    def make():
+        return str(imagefactory.jpeg(tmp_path / f"f{next(made)}", size=(320, 240)))
+
+    return make
+
+
+def serve(mock, name, rec):
+    body = recording(rec)
+    mock.add(responses.POST, SERVICE[name][0], json=body["body"], status=body["status"])
+
+
+def problems(logs):
+    return [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]
+
+
+REFUSALS = [
+    (
+        "azureclassification",
+        "customvision-401.handmade.json",
+        ["refused the key (401)", "CUSTOM_VISION_KEY", "Access denied due to invalid"],
+    ),
+    (
+        "azureobjectdetection",
+        "customvision-403-other-resource.handmade.json",
+        [
+            "CUSTOM_VISION_ENDPOINT is the endpoint of another kind of resource",
+            "pricing tier OpenAI.S0",
+        ],
+    ),
+    (
+        "azureclassification",
+        "customvision-404-iteration.handmade.json",
+        ['iteration "MyModel1" is not published', "CUSTOM_VISION_CLASSIFY_ITERATION"],
+    ),
+    (
+        "azureobjectdetection",
+        "customvision-404-project.handmade.json",
+        ["has no project", "CUSTOM_VISION_DETECT_PROJECT"],
+    ),
+    (
+        "azurevision",
+        "imageanalysis-401.handmade.json",
+        ["refused the key (401)", "AZURE_VISION_KEY", "Access denied due to invalid"],
+    ),
+    (
+        "azurevision",
+        "imageanalysis-401-other-resource.handmade.json",
+        ["AZURE_VISION_ENDPOINT is the endpoint of another kind", "pricing tier OpenAI.S0"],
+    ),
+    (
+        "azurevision",
+        "imageanalysis-404.handmade.json",
+        ["AZURE_VISION_ENDPOINT", "Resource not found"],
+    ),
+    (
+        "azurevision",
+        "imageanalysis-400-language.handmade.json",
+        ["AZURE_VISION_LANGUAGE", "Analyze query is invalid"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "rec", "words"), REFUSALS, ids=[r[1].split(".")[0] for r in REFUSALS]
+)
+def test_a_refusal_is_one_line_then_files_fail_without_a_call(
+    monkeypatch, served, files, logs, store, name, rec, words
+):
+    plugin = setup(monkeypatch, name)
+    serve(served, name, rec)
+    first = files()
+
+    statuses = [plugin.process(f"item-{n}", p) for n, p in enumerate([first, files(), files()])]
+
+    assert statuses == [PluginStatus.FATAL] * 3
+    assert len(served.calls) == 1
+    (line,) = problems(logs)
+    assert line.startswith(f"{first}: {name}: FATAL: ")
+    assert all(w in line for w in words), line
+    assert "asked again at most once a minute" in line
+    assert store.read("item-0") == {}
+    assert_no_key(logs)
+
+
+def test_a_refused_service_is_asked_again_once_a_minute_and_cured_without_restart(
+    monkeypatch, served, files, logs, clock, store
+):
+    plugin = setup(monkeypatch, "azureclassification")
+    serve(served, "azureclassification", "customvision-401.handmade.json")
+
+    assert plugin.process("a", files()) == PluginStatus.FATAL
+    clock.advance(59)
+    assert plugin.process("b", files()) == PluginStatus.FATAL
+    assert len(served.calls) == 1  # not within the minute
+    clock.advance(2)
+    assert plugin.process("c", files()) == PluginStatus.FATAL
+    assert len(served.calls) == 2  # asked again: still refused, not logged again
+    assert len(problems(logs)) == 1
+
+    served.reset()  # the administrator sets the right key
+    serve(served, "azureclassification", "customvision-classify-nostore-200.handmade.json")
+    assert plugin.process("d", files()) == PluginStatus.FATAL  # within the minute: not asked
+    assert not served.calls
+    clock.advance(61)
+    assert plugin.process("e", files()) == PluginStatus.SUCCESS
+    assert store.read("e", "image")
+    assert "Custom Vision answers again after refusing every file for 122 s" in logs.text
+
+    served.reset()  # and should it refuse again, that is a line again
+    serve(served, "azureclassification", "customvision-401.handmade.json")
+    assert plugin.process("f", files()) == PluginStatus.FATAL
+    assert sum(": FATAL: Custom Vision refused the key" in line for line in problems(logs)) == 2
+
+
+def test_a_refusal_holds_back_only_what_it_refused(monkeypatch, served, files, logs):
+    """The classifier's iteration is not published: the detector on the same resource, and
+    the classifier once pointed at a published iteration, still ask at once."""
+    classifier = setup(monkeypatch, "azureclassification")
+    detector = setup(monkeypatch, "azureobjectdetection")
+    serve(served, "azureclassification", "customvision-404-iteration.handmade.json")
+    serve(served, "azureobjectdetection", FOUND["azureobjectdetection"])
+
+    assert classifier.process("a", files()) == PluginStatus.FATAL
+    assert detector.process("b", files()) == PluginStatus.SUCCESS
+
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "MyModel2")
+    fixed = SERVICE["azureclassification"][0].replace("MyModel1", "MyModel2")
+    rec = recording(FOUND["azureclassification"])
+    served.add(responses.POST, fixed, json=rec["body"], status=200)
+    assert classifier.process("c", files()) == PluginStatus.SUCCESS  # no minute to wait
+    assert len(served.calls) == 3
+
+
+@pytest.mark.parametrize("name", sorted(PLUGINS))
+def test_a_host_name_that_does_not_resolve_is_one_line_naming_the_setting(
+    monkeypatch, files, logs, waits, name
+):
+    plugin = setup(monkeypatch, name)
+    setting = "AZURE_VISION_ENDPOINT" if name == "azurevision" else "CUSTOM_VISION_ENDPOINT"
+    monkeypatch.setenv(setting, "https://my-resourse.cognitiveservices.azure.com")
+    looked_up = []
+
+    def unknown(host, *args, **kwargs):
+        looked_up.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+
+    assert plugin.process("a", files()) == PluginStatus.FATAL
+    assert plugin.process("b", files()) == PluginStatus.FATAL
+
+    assert looked_up == ["my-resourse.cognitiveservices.azure.com"]  # once: no retries
+    assert waits == []
+    (line,) = problems(logs)
+    assert f"{setting} names my-resourse.cognitiveservices.azure.com, a host name that " in line
+    assert "does not resolve (Name or service not known)" in line
+
+
+# ------------------------------------------------------------------ outages
+
+
+@pytest.fixture
+def one_attempt(monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_ATTEMPTS", "1")
+
+
+def test_an_outage_pauses_calls_for_a_growing_while_then_resumes(
+    monkeypatch, served, files, logs, clock, store, one_attempt
+):
+    plugin = setup(monkeypatch, "azurevision")
+    url = SERVICE["azurevision"][0]
+    served.add(responses.POST, url, json={"error": {"code": "503", "message": "x"}}, status=503)
+
+    for n in range(3):
+        assert plugin.process(f"down-{n}", files()) == PluginStatus.FATAL
+    assert len(served.calls) == 3
+    lines = problems(logs)
+    assert len(lines) == 4 and sum(": FATAL: Azure AI Vision answered 503" in x for x in lines) == 3
+    (opened,) = [line for line in lines if "calls pause" in line]
+    assert "failed for 3 files in a row" in opened and "calls pause for 30 s" in opened
+
+    assert plugin.process("paused", files()) == PluginStatus.FATAL
+    assert len(served.calls) == 3 and len(problems(logs)) == 4  # no call, no line
+    assert "was not asked: calls pause for 30 s more" in logs.text  # at the debug level
+
+    clock.advance(31)
+    assert plugin.process("probe", files()) == PluginStatus.FATAL  # still down: a longer pause
+    assert len(served.calls) == 4
+    assert "calls pause for 60 s" in logs.text
+    clock.advance(31)
+    assert plugin.process("paused-again", files()) == PluginStatus.FATAL
+    assert len(served.calls) == 4
+
+    served.reset()
+    serve(served, "azurevision", FOUND["azurevision"])
+    clock.advance(30)
+    assert plugin.process("back", files()) == PluginStatus.SUCCESS
+    assert store.read("back", "image")
+    assert "answers again after an outage of 92 s: calls resume" in logs.text
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [requests.exceptions.ReadTimeout("timed out"), requests.exceptions.ConnectionError("reset")],
+    ids=["timeout", "unreachable"],
+)
+@pytest.mark.parametrize("name", CUSTOM_VISION)
+def test_timeouts_and_unreachable_count_towards_an_outage(
+    monkeypatch, served, files, one_attempt, name, failure
+):
+    plugin = setup(monkeypatch, name)
+    served.add(responses.POST, SERVICE[name][0], body=failure)
+
+    for n in range(4):
+        assert plugin.process(f"i{n}", files()) == PluginStatus.FATAL
+    assert len(served.calls) == 3
+
+
+def test_throttling_and_refused_images_are_no_outage(monkeypatch, served, files, one_attempt):
+    plugin = setup(monkeypatch, "azureclassification")
+    url = SERVICE["azureclassification"][0]
+    for n in range(3):
+        serve(served, "azureclassification", "customvision-429.handmade.json")
+        assert plugin.process(f"busy-{n}", files()) == PluginStatus.FATAL
+    serve(served, "azureclassification", "customvision-400-image-format.handmade.json")
+    assert plugin.process("odd", files()) == PluginStatus.SKIPPED
+    assert len(served.calls) == 4 and served.calls[-1].request.url.startswith(url)
+
+
+def test_failures_between_successes_are_no_outage(monkeypatch, served, files, one_attempt):
+    plugin = setup(monkeypatch, "azurevision")
+    url = SERVICE["azurevision"][0]
+    for _ in range(3):
+        served.add(responses.POST, url, json={"error": {"code": "500", "message": "x"}}, status=500)
+        served.add(responses.POST, url, json={"error": {"code": "500", "message": "x"}}, status=500)
+        serve(served, "azurevision", FOUND["azurevision"])
+    statuses = [plugin.process(f"i{n}", files()) for n in range(9)]
+    assert statuses.count(PluginStatus.SUCCESS) == 3 and len(served.calls) == 9
+
+
+# ------------------------------------------------------------------ while one file asks again
+
+
+class Backend:
+    service = "Stub"
+    endpoint_setting = "STUB_ENDPOINT"
+
+    def __init__(self, error):
+        self.error = error
+        self.meanwhile = lambda: None
+
+    def identity(self):
+        return {"service": "stub", "host": "stub.example"}
+
+    def ask(self, path):
+        self.meanwhile()
+        if self.error is not None:
+            raise self.error
+        return "answer"
+
+
+@pytest.mark.parametrize(
+    ("error", "held", "wait"),
+    [
+        (Refused("Stub", "Stub refused the key (401)", 401), Refused, faults.RECHECK),
+        (Unavailable("Stub", "Stub answered 503"), Held, faults.FIRST_PAUSE),
+    ],
+    ids=["refusal", "outage"],
+)
+def test_while_one_file_asks_again_the_others_fail_at_once(clock, error, held, wait):
+    backend = Backend(error)
+    for _ in range(faults.OUTAGE_AFTER if held is Held else 1):
+        with pytest.raises(type(error)):
+            faults.ask(backend, "file")
+    clock.advance(wait + 1)
+    others = []
+
+    def another_file_meanwhile():
+        with pytest.raises(held):
+            faults.ask(Backend(None), "another file")
+        others.append("held")
+
+    backend.error, backend.meanwhile = None, another_file_meanwhile
+    assert faults.ask(backend, "file") == "answer"  # let through to ask again
+    assert others == ["held"]  # while it asked, another file did not
+    assert faults.ask(Backend(None), "another file") == "answer"  # answered: every file asks
+
+
+# ------------------------------------------------------------------ what the services say
+
+
+def test_a_400_invalid_request_naming_no_setting_skips_the_picture(
+    monkeypatch, served, files, logs, store
+):
+    plugin = setup(monkeypatch, "azurevision")
+    serve(served, "azurevision", "imageanalysis-400-invalid-request.handmade.json")
+    path = files()
+
+    assert plugin.process("odd", path) == PluginStatus.SKIPPED
+
+    (line,) = problems(logs)
+    assert line.startswith(f"{path}: azurevision: SKIPPED: Azure AI Vision refused the image: ")
+    assert "The input image could not be processed." in line  # the service's own words
+    assert plugin.process("next", files()) == PluginStatus.SKIPPED
+    assert len(served.calls) == 2  # about that picture only: the next one is sent
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "The 'api-version' query parameter is required.",
+        "Unsupported Content-Type.",
+        "At least one of features or model-name must be specified.",
+    ],
+)
+def test_a_400_invalid_request_about_the_request_stays_fatal(
+    monkeypatch, served, files, logs, message
+):
+    plugin = setup(monkeypatch, "azurevision")
+    body = {"error": {"code": "InvalidRequest", "message": message}}
+    served.add(responses.POST, SERVICE["azurevision"][0], json=body, status=400)
+
+    assert plugin.process("a", files()) == PluginStatus.FATAL
+    assert message in problems(logs)[0]
+
+
+def test_a_classifiers_negative_tag_is_never_written(monkeypatch, served, files, store):
+    plugin = setup(monkeypatch, "azureclassification")
+    serve(served, "azureclassification", "customvision-classify-negative-200.handmade.json")
+
+    assert plugin.process("item", files()) == PluginStatus.SUCCESS
+
+    assert store.read("item", "image") == {"azure_class": "Hemlock", "azure_classes": ["Hemlock"]}
+
+
+def test_only_a_negative_tag_above_the_threshold_is_nothing_found(monkeypatch, served, files):
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.8")
+    plugin = setup(monkeypatch, "azureclassification")
+    serve(served, "azureclassification", "customvision-classify-negative-200.handmade.json")
+
+    assert plugin.process("item", files()) == PluginStatus.SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("name", "rec", "service", "setting"),
+    [
+        ("azureclassification", "customvision-429.handmade.json", "Custom Vision", "CUSTOM_VISION"),
+        ("azurevision", "imageanalysis-429.handmade.json", "Azure AI Vision", "AZURE_VISION"),
+    ],
+)
+def test_the_429_line_names_one_code_in_one_sentence(
+    monkeypatch, served, files, logs, name, rec, service, setting
+):
+    monkeypatch.setenv("PIXSTOR_AZURE_ATTEMPTS", "2")
+    plugin = setup(monkeypatch, name)
+    serve(served, name, rec)
+    path = files()
+
+    assert plugin.process("a", path) == PluginStatus.FATAL
+
+    (line,) = problems(logs)
+    said = recording(rec)["body"]["error"]["message"]
+    first = said.split(". ")[0]  # "Requests to the ... exceeded rate limit of your ... tier"
+    assert line == (
+        f"{path}: {name}: FATAL: {service} answered 429: {first}, after 2 attempts "
+        f"(lower {setting}_REQUESTS_PER_SECOND to the resource's tier)"
+    )
+    assert "retry after" not in line.lower()
