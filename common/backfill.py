@@ -12,6 +12,7 @@ thresholds, and never calls a service.
 """
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -106,11 +107,12 @@ class Budget:
         self.taken = 0
         self.lock = threading.Lock()
 
-    def take(self) -> bool:
+    def take(self, calls: int) -> bool:
+        """Whether ``calls`` more calls are allowed (and then counted)."""
         with self.lock:
-            if self.limit is not None and self.taken >= self.limit:
+            if self.limit is not None and self.taken + calls > self.limit:
                 return False
-            self.taken += 1
+            self.taken += calls
             return True
 
 
@@ -180,7 +182,8 @@ class Backfill:
         self.out_of_calls = False
         self.interrupted = False
         self.same = KeyedLocks()
-        self.foreseen = set()  # type: set  # dry run: (plugin, digest) a call would answer
+        self.foreseen = set()  # type: set  # dry run: (backend, digest) a call would answer
+        self.calls = {}  # type: Dict[str, List[Any]]  # dry run: label -> [calls, backend]
         self.done = 0
 
     # ------------------------------------------------------------------ the run
@@ -303,23 +306,34 @@ class Backfill:
         return status
 
     def _may_call(self, plan: Plan, path: Path) -> bool:
-        """Whether ``--max-calls`` lets the file go ahead: free, or a call is left."""
-        if self.options.max_calls is None or self._free(plan, path):
+        """Whether ``--max-calls`` lets the file go ahead: free, or its calls are left."""
+        if self.options.max_calls is None:
             return True
-        return self.budget.take()
+        return self.budget.take(len(self._missing(plan, path)))
 
-    def _free(self, plan: Plan, path: Path) -> bool:
-        """Whether the answer cache holds the answer, so no call is needed."""
-        return answers.lookup(plan.backend, str(path)) is not None
+    def _missing(self, plan: Plan, path: Path) -> List[Any]:
+        """The backends of the plugin whose answer for the file is not in the cache."""
+        return [part for part in parts(plan.backend) if answers.lookup(part, str(path)) is None]
 
     def _foresee(self, plan: Plan, path: Path, digest: Optional[str]) -> str:
-        cached = self._free(plan, path)
+        calls = []
+        missing = self._missing(plan, path)
         with self.lock:
-            key = (plan.name, digest)
-            if not cached and digest is not None and _cache_on() and key in self.foreseen:
-                cached = True  # a copy met earlier in this run: its answer will be cached
-            self.foreseen.add(key)
-        return "from the cache" if cached else "would call"
+            for part in missing:
+                key = (json.dumps(part.identity(), sort_keys=True, default=str), digest)
+                if digest is not None and _cache_on() and key in self.foreseen:
+                    continue  # a copy met earlier in this run: its answer will be cached
+                self.foreseen.add(key)
+                calls.append(part)
+            for part in calls:
+                entry = self.calls.setdefault(prices.label(part), [0, part])
+                entry[0] += 1
+        return "would call" if calls else "from the cache"
+
+
+def parts(chosen: Any) -> Tuple[Any, ...]:
+    """The backends that answer separately for a plugin (Vision with a Read API: two)."""
+    return tuple(getattr(chosen, "parts", None) or (chosen,))
 
 
 def tag(paths: Sequence[str], options: Options) -> int:
@@ -342,7 +356,7 @@ def tag(paths: Sequence[str], options: Options) -> int:
             _print([*summary.lines(), "interrupted before the run started: nothing was sent"])
             return caught.exit_status()
     if options.dry_run:
-        _print(dry_run_lines(plans, summary, settings))
+        _print(dry_run_lines(backfill, summary, settings))
         return 1 if broken else 0
     lines = summary.lines()
     if backfill.interrupted:
@@ -383,26 +397,21 @@ def _handled(
     return work
 
 
-def dry_run_lines(plans: List[Plan], summary: Summary, settings: Settings) -> List[str]:
-    """What a run would do and cost, from a dry run's summary."""
+def dry_run_lines(backfill: Backfill, summary: Summary, settings: Settings) -> List[str]:
+    """What a run would do and cost, from a dry run."""
     lines = ["dry run: nothing was sent, nothing was written"]
     lines.extend(
         line
         for line in summary.lines()
         if not line.startswith(("calls made", "answers reused", "bytes sent", "calls failed"))
     )
-    money = currency = None
-    calls_by_service = {}  # type: Dict[str, List[Any]]
-    for plan in plans:
-        calls = summary.count("would call", plan.label)
-        entry = calls_by_service.setdefault(plan.backend.service, [0, plan])
-        entry[0] += calls
-    for service, (calls, plan) in sorted(calls_by_service.items()):
-        price = prices.price(service, plan.backend, settings)
+    money = None  # type: Optional[float]
+    currency = prices.currency(settings)
+    for what, (calls, part) in sorted(backfill.calls.items()):
+        price = prices.price(part, settings)
         if price is None:
-            lines.append(f"{service}: {calls} calls (no price setting for it: cost not counted)")
+            lines.append(f"{what}: {calls} calls (not priced per call: cost not counted)")
             continue
-        currency = prices.currency(settings)
         cost = price.cost(calls)
         money = (money or 0.0) + cost
         origin = (
@@ -412,7 +421,7 @@ def dry_run_lines(plans: List[Plan], summary: Summary, settings: Settings) -> Li
             else f"from {price.setting}"
         )
         lines.append(
-            f"{service}: {calls} calls, {_money(cost)} {currency} at {price.per_1000:g} "
+            f"{what}: {calls} calls, {_money(cost)} {currency} at {price.per_1000:g} "
             f"{currency} per 1,000 calls ({origin})"
         )
     if money is not None:

@@ -84,10 +84,22 @@ def signature(name: str, chosen: Any, settings: Settings) -> str:
 
 
 def describe(name: str, chosen: Any, settings: Settings) -> str:
-    """One line on what answers for the plugin: backend, service, and what its identity names."""
-    identity = chosen.identity()
-    parts = [f"{k}={v}" for k, v in identity.items() if k != "service" and v not in (None, "")]
-    return f"{backend_name(name, settings)} backend, {chosen.service}: " + ", ".join(parts)
+    """One line on what answers for the plugin: backend, service, and what its identity names
+    (for a plugin two backends answer, such as Vision with a Read API, each of them)."""
+    described = []
+    for part in getattr(chosen, "parts", None) or (chosen,):
+        shown = [
+            f"{k}={_short(v)}"
+            for k, v in part.identity().items()
+            if k != "service" and v not in (None, "")
+        ]
+        described.append(f"{part.service}: " + ", ".join(shown))
+    return f"{backend_name(name, settings)} backend, " + "; ".join(described)
+
+
+def _short(value: Any) -> str:
+    text = " ".join(str(value).split())  # a list of classes is one line
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def names() -> List[str]:

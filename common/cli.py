@@ -57,8 +57,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{PROG}: error: no such file or folder: {gone[0]}", file=sys.stderr)
         return 2
     try:
-        for line in about():
-            log.info("%s", line)
+        if log.isEnabledFor(logging.INFO):
+            for line in about():
+                log.info("%s", line)
         return run(args, quiet)
     except SettingsError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

@@ -106,11 +106,13 @@ def outcome(exc: ServiceError, chosen: Any) -> str:
 
 def turned_down(chosen: Any) -> List[str]:
     """Features the resource's region turned down while answering (Azure AI Vision only)."""
-    if not isinstance(chosen, vision.Config):
-        return []
+    found = []  # type: List[str]
     down = runtime.current().get(vision.TurnedDown)
-    with down.lock:
-        return sorted(down.features.get((chosen.endpoint, chosen.api), ()))
+    for part in getattr(chosen, "parts", None) or (chosen,):
+        if isinstance(part, vision.Config):
+            with down.lock:
+                found.extend(sorted(down.features.get((part.endpoint, part.api), ())))
+    return found
 
 
 def test_picture(folder: Path) -> Path:

@@ -305,10 +305,13 @@ class VisionBackend(_Chat):
     task = "vision"
     schema_name = "image_index"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, text_elsewhere: bool = False) -> None:
         super().__init__(settings)
+        # text_elsewhere: a Read API reads the text, so the model is not paid to read it too.
         self.features = tuple(
-            settings.words("AZURE_VISION_FEATURES", vision.FEATURES, vision.FEATURES)
+            f
+            for f in settings.words("AZURE_VISION_FEATURES", vision.FEATURES, vision.FEATURES)
+            if f != "read" or not text_elsewhere
         )
         self.language = settings.text("AZURE_VISION_LANGUAGE", "en")
         if not vision._LANGUAGE.match(self.language):

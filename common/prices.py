@@ -2,11 +2,12 @@
 
 The defaults are assumptions, not prices read from Azure: the pricing pages were not available
 when they were set (2026-11-28), so they are list prices of the pay-as-you-go tiers as commonly
-quoted (Custom Vision S0 prediction: 2 USD per 1,000 transactions; Azure AI Vision S1, first
-million transactions a month: 1 USD per 1,000 per feature). Azure AI Vision is said to bill each
-feature asked for as a transaction (a third party's quote of the pricing page, unconfirmed),
-so its default per call is 1 USD per 1,000 times the number of features asked. Set the
-settings to the prices of your contract and region.
+quoted: Custom Vision S0 prediction, 2 USD per 1,000 transactions; Azure AI Vision S1, first
+million transactions a month, 1 USD per 1,000 per feature; Read 3.2 and Document
+Intelligence's prebuilt-read, 1.50 USD per 1,000 (a third party's figure). Azure AI Vision is
+said to bill each feature asked for as a transaction (a third party's quote of the pricing
+page, unconfirmed), so its default per call is 1 USD per 1,000 times the number of features
+asked. Set the settings to the prices of your contract and region.
 """
 
 from typing import Any, NamedTuple, Optional
@@ -27,12 +28,15 @@ class Price(NamedTuple):
         return calls * self.per_1000 / 1000.0
 
 
-def price(service: str, chosen: Any, settings: Settings) -> Optional[Price]:
-    """The price per 1,000 calls of ``chosen`` (a backend of ``service``), None if not priced."""
-    if service == "Custom Vision" and chosen.endpoint_setting == "CUSTOM_VISION_ENDPOINT":
+def price(chosen: Any, settings: Settings) -> Optional[Price]:
+    """The price per 1,000 calls of the backend ``chosen``; None when it is not priced (a model
+    run here, an exported model's container, Azure OpenAI's tokens)."""
+    identity = chosen.identity()
+    kind = identity.get("service")
+    if kind == "customvision" and identity.get("api") != "container":
         return _price(settings, "PIXSTOR_AZURE_PRICE_CUSTOM_VISION", 2.0, "S0 prediction")
-    if service == "Azure AI Vision":
-        features = str(chosen.identity().get("features") or "").split(",")
+    if kind == "vision":
+        features = str(identity.get("features") or "").split(",")
         count = max(1, len([f for f in features if f]))
         return _price(
             settings,
@@ -40,7 +44,16 @@ def price(service: str, chosen: Any, settings: Settings) -> Optional[Price]:
             1.0 * count,
             f"S1, 0-1M a month, 1 per 1,000 for each of {count} feature(s)",
         )
+    if kind == "read":
+        return _price(settings, "PIXSTOR_AZURE_PRICE_READ", 1.5, "Read, S1 / S0, 0-1M a month")
     return None
+
+
+def label(chosen: Any) -> str:
+    """The service a backend calls, and which of its APIs, for the lines of a dry run."""
+    identity = chosen.identity()
+    what = identity.get("protocol") or identity.get("api")
+    return f"{chosen.service} ({what})" if what else chosen.service
 
 
 def currency(settings: Settings) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from . import budget
 from .errors import Held, PixstorAzureError, Refused, SettingsError, StoreError
 from .logonce import log_once
-from .logtext import printable
+from .logtext import guard, printable
 from .pixstor import Metadata, PluginStatus
 from .settings import Settings
 
@@ -27,6 +27,7 @@ def process(plugin: Any, id_: Any, path: str, extract: Callable[[str], dict]) ->
     name = _label(plugin, extract)
     logger = plugin.logger
     shown = printable(path)
+    guard(__package__)  # every line of ours about this file can be written, whatever its name
     try:
         seconds = Settings.load().number(budget.SETTING, budget.DEFAULT, 1.0, 3600.0)
         with budget.limit(seconds):

@@ -267,7 +267,7 @@ def _backend(settings: Settings) -> Any:
     if settings.choice("AZURE_VISION_API", API_40, APIS) == API_OPENAI:
         from . import openai
 
-        return _with(openai.VisionBackend(settings), reader)
+        return _with(openai.VisionBackend(settings, text_elsewhere=reader is not None), reader)
     return _with(Config.load(settings, text_elsewhere=reader is not None), reader)
 
 

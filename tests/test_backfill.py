@@ -10,6 +10,7 @@ import pytest
 
 from pixstor_azure.store import MetadataStore
 from tests.fakeazure import FakeAzure
+from tests.fakeread import FakeRead, Line
 from tests.toolrun import Tool, frames, sent_widths, serve, width
 
 CLASSIFY = ("-p", "classification", "--no-progress")
@@ -222,7 +223,8 @@ def test_dry_run_foresees_what_the_run_then_does(tool, server, archive):
     assert dry.count("azureclassification", "unchanged") == 3  # day1
     assert dry.count("azureclassification", "from the cache") == 2  # copy.jpg, twin.jpg
     assert dry.count("azureclassification", "would call") == 2  # frame0003, frame0004
-    assert "Custom Vision: 2 calls, 0.0040 USD at 2 USD per 1,000 calls" in dry.stderr
+    cost = "Custom Vision (prediction-v3.0): 2 calls, 0.0040 USD at 2 USD per 1,000 calls"
+    assert cost in dry.stderr
     assert "PIXSTOR_AZURE_PRICE_CUSTOM_VISION" in dry.stderr
 
     real = tool.run("tag", *CLASSIFY, "-j", "3", str(archive))
@@ -239,7 +241,8 @@ def test_dry_run_prices_are_settings(tmp_path, server, archive):
 
     dry = tool.run("tag", *CLASSIFY, "--dry-run", str(archive))
 
-    assert "Custom Vision: 5 calls, 0.0075 USD at 1.5 USD per 1,000 calls" in dry.stderr
+    cost = "Custom Vision (prediction-v3.0): 5 calls, 0.0075 USD at 1.5 USD per 1,000 calls"
+    assert cost in dry.stderr
     assert "from PIXSTOR_AZURE_PRICE_CUSTOM_VISION" in dry.stderr
     assert not tool.store.exists()  # nothing written, not even an empty store
 
@@ -353,5 +356,31 @@ def test_dry_run_prices_vision_per_feature_asked(tmp_path, server, archive):
     dry = tool.run("tag", "-p", "vision", "--dry-run", str(archive))
 
     assert dry.returncode == 0, dry
-    assert "Azure AI Vision: 5 calls, 0.0100 USD at 2 USD per 1,000 calls" in dry.stderr
+    assert "Azure AI Vision (4.0): 5 calls, 0.0100 USD at 2 USD per 1,000 calls" in dry.stderr
     assert len(server.requests) == 0
+
+
+def test_vision_with_a_read_api_counts_and_caches_each_answer(tmp_path, server):
+    FakeRead(lines=[Line("SCENE 42")], polls=1).mount(server)
+    tool = Tool(tmp_path, server, AZURE_VISION_API="3.2")
+    stills = tmp_path / "stills"
+    frames(stills, 3)
+
+    dry = tool.run("tag", "-p", "vision", "--dry-run", str(stills))
+
+    assert "Azure AI Vision (3.2): 3 calls, 0.0090 USD at 3 USD per 1,000" in dry.stderr, dry
+    assert "Azure AI Vision (vision-3.2): 3 calls, 0.0045 USD at 1.5 USD per 1,000" in dry.stderr
+    assert not server.requests
+
+    real = tool.run("tag", "-p", "vision", str(stills))
+
+    assert real.returncode == 0, real
+    posts = [r.path for r in server.requests if r.method == "POST"]
+    assert sorted(posts) == ["/vision/v3.2/analyze"] * 3 + ["/vision/v3.2/read/analyze"] * 3
+    assert stored(tool, stills / "frame0000.jpg", "azure_text") == ["SCENE 42"]
+    shutil.copy2(str(stills / "frame0000.jpg"), str(stills / "copy.jpg"))
+    before = len(server.requests)
+    again = tool.run("tag", "-p", "vision", "--max-calls", "0", str(stills))
+    assert again.returncode == 0, again  # the copy: both answers from the cache, no call
+    assert len(server.requests) == before
+    assert again.count("azurevision", "SUCCESS") == 1

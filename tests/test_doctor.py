@@ -5,6 +5,7 @@ import socket
 import pytest
 
 from tests.fakeazure import FakeAzure
+from tests.fakeread import FakeRead, Line
 from tests.toolrun import Tool, serve
 
 WRONG_KEY = "wrong-key-9d8c7b6a5f4e3d2c"
@@ -145,3 +146,19 @@ def test_a_host_name_that_does_not_resolve(tmp_path, server):
     assert result.returncode == 1
     assert "azureclassification: wrong endpoint: check CUSTOM_VISION_ENDPOINT" in result.stdout
     assert "no-such-resource.invalid" in result.stdout
+
+
+def test_vision_with_a_read_api_is_checked_whole(tmp_path, server):
+    FakeRead(lines=[Line("SCENE 42")], polls=1).mount(server)
+    tool = Tool(tmp_path, server, AZURE_VISION_API="3.2")
+
+    result = doctor(tool, "-p", "vision")
+
+    assert result.returncode == 0, result
+    assert "azurevision: uses Image Analysis 3.2 backend, Azure AI Vision: host=" in result.stdout
+    assert "; Azure AI Vision: protocol=vision-3.2" in result.stdout
+    assert "azurevision: works" in result.stdout
+    assert [r.path for r in server.requests if r.method == "POST"] == [
+        "/vision/v3.2/analyze",
+        "/vision/v3.2/read/analyze",
+    ]

@@ -31,7 +31,7 @@ def every_file_asks(monkeypatch):
     monkeypatch.setenv("PIXSTOR_AZURE_CACHE", "off")
 
 
-def setup(monkeypatch, name):
+def plugin_for(monkeypatch, name):
     for setting, value in PLUGINS[name][1].items():
         monkeypatch.setenv(setting, value)
     module = importlib.import_module(name)
@@ -117,7 +117,7 @@ REFUSALS = [
 def test_a_refusal_is_one_line_then_files_fail_without_a_call(
     monkeypatch, served, files, logs, store, name, rec, words
 ):
-    plugin = setup(monkeypatch, name)
+    plugin = plugin_for(monkeypatch, name)
     serve(served, name, rec)
     first = files()
 
@@ -136,7 +136,7 @@ def test_a_refusal_is_one_line_then_files_fail_without_a_call(
 def test_a_refused_service_is_asked_again_once_a_minute_and_cured_without_restart(
     monkeypatch, served, files, logs, clock, store
 ):
-    plugin = setup(monkeypatch, "azureclassification")
+    plugin = plugin_for(monkeypatch, "azureclassification")
     serve(served, "azureclassification", "customvision-401.handmade.json")
 
     assert plugin.process("a", files()) == PluginStatus.FATAL
@@ -166,8 +166,8 @@ def test_a_refused_service_is_asked_again_once_a_minute_and_cured_without_restar
 def test_a_refusal_holds_back_only_what_it_refused(monkeypatch, served, files, logs):
     """The classifier's iteration is not published: the detector on the same resource, and
     the classifier once pointed at a published iteration, still ask at once."""
-    classifier = setup(monkeypatch, "azureclassification")
-    detector = setup(monkeypatch, "azureobjectdetection")
+    classifier = plugin_for(monkeypatch, "azureclassification")
+    detector = plugin_for(monkeypatch, "azureobjectdetection")
     serve(served, "azureclassification", "customvision-404-iteration.handmade.json")
     serve(served, "azureobjectdetection", FOUND["azureobjectdetection"])
 
@@ -186,7 +186,7 @@ def test_a_refusal_holds_back_only_what_it_refused(monkeypatch, served, files, l
 def test_a_host_name_that_does_not_resolve_is_one_line_naming_the_setting(
     monkeypatch, files, logs, waits, name
 ):
-    plugin = setup(monkeypatch, name)
+    plugin = plugin_for(monkeypatch, name)
     setting = "AZURE_VISION_ENDPOINT" if name == "azurevision" else "CUSTOM_VISION_ENDPOINT"
     monkeypatch.setenv(setting, "https://my-resourse.cognitiveservices.azure.com")
     looked_up = []
@@ -218,7 +218,7 @@ def one_attempt(monkeypatch):
 def test_an_outage_pauses_calls_for_a_growing_while_then_resumes(
     monkeypatch, served, files, logs, clock, store, one_attempt
 ):
-    plugin = setup(monkeypatch, "azurevision")
+    plugin = plugin_for(monkeypatch, "azurevision")
     url = SERVICE["azurevision"][0]
     served.add(responses.POST, url, json={"error": {"code": "503", "message": "x"}}, status=503)
 
@@ -259,7 +259,7 @@ def test_an_outage_pauses_calls_for_a_growing_while_then_resumes(
 def test_timeouts_and_unreachable_count_towards_an_outage(
     monkeypatch, served, files, one_attempt, name, failure
 ):
-    plugin = setup(monkeypatch, name)
+    plugin = plugin_for(monkeypatch, name)
     served.add(responses.POST, SERVICE[name][0], body=failure)
 
     for n in range(4):
@@ -268,7 +268,7 @@ def test_timeouts_and_unreachable_count_towards_an_outage(
 
 
 def test_throttling_and_refused_images_are_no_outage(monkeypatch, served, files, one_attempt):
-    plugin = setup(monkeypatch, "azureclassification")
+    plugin = plugin_for(monkeypatch, "azureclassification")
     url = SERVICE["azureclassification"][0]
     for n in range(3):
         serve(served, "azureclassification", "customvision-429.handmade.json")
@@ -279,7 +279,7 @@ def test_throttling_and_refused_images_are_no_outage(monkeypatch, served, files,
 
 
 def test_failures_between_successes_are_no_outage(monkeypatch, served, files, one_attempt):
-    plugin = setup(monkeypatch, "azurevision")
+    plugin = plugin_for(monkeypatch, "azurevision")
     url = SERVICE["azurevision"][0]
     for _ in range(3):
         served.add(responses.POST, url, json={"error": {"code": "500", "message": "x"}}, status=500)
@@ -343,7 +343,7 @@ def test_while_one_file_asks_again_the_others_fail_at_once(clock, error, held, w
 def test_a_400_invalid_request_naming_no_setting_skips_the_picture(
     monkeypatch, served, files, logs, store
 ):
-    plugin = setup(monkeypatch, "azurevision")
+    plugin = plugin_for(monkeypatch, "azurevision")
     serve(served, "azurevision", "imageanalysis-400-invalid-request.handmade.json")
     path = files()
 
@@ -367,7 +367,7 @@ def test_a_400_invalid_request_naming_no_setting_skips_the_picture(
 def test_a_400_invalid_request_about_the_request_stays_fatal(
     monkeypatch, served, files, logs, message
 ):
-    plugin = setup(monkeypatch, "azurevision")
+    plugin = plugin_for(monkeypatch, "azurevision")
     body = {"error": {"code": "InvalidRequest", "message": message}}
     served.add(responses.POST, SERVICE["azurevision"][0], json=body, status=400)
 
@@ -376,7 +376,7 @@ def test_a_400_invalid_request_about_the_request_stays_fatal(
 
 
 def test_a_classifiers_negative_tag_is_never_written(monkeypatch, served, files, store):
-    plugin = setup(monkeypatch, "azureclassification")
+    plugin = plugin_for(monkeypatch, "azureclassification")
     serve(served, "azureclassification", "customvision-classify-negative-200.handmade.json")
 
     assert plugin.process("item", files()) == PluginStatus.SUCCESS
@@ -386,7 +386,7 @@ def test_a_classifiers_negative_tag_is_never_written(monkeypatch, served, files,
 
 def test_only_a_negative_tag_above_the_threshold_is_nothing_found(monkeypatch, served, files):
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.8")
-    plugin = setup(monkeypatch, "azureclassification")
+    plugin = plugin_for(monkeypatch, "azureclassification")
     serve(served, "azureclassification", "customvision-classify-negative-200.handmade.json")
 
     assert plugin.process("item", files()) == PluginStatus.SKIPPED
@@ -403,7 +403,7 @@ def test_the_429_line_names_one_code_in_one_sentence(
     monkeypatch, served, files, logs, name, rec, service, setting
 ):
     monkeypatch.setenv("PIXSTOR_AZURE_ATTEMPTS", "2")
-    plugin = setup(monkeypatch, name)
+    plugin = plugin_for(monkeypatch, name)
     serve(served, name, rec)
     path = files()
 

@@ -842,3 +842,19 @@ def test_missing_settings_end_every_file_fatal_once(
     assert problems(logs) == [
         f"azurevision: FATAL: setting {name} is not set (every file fails until it is fixed)"
     ]
+
+
+def test_a_read_endpoint_reads_the_text_and_the_model_is_not_asked_to(
+    vision_plugin, fake, blue, store, monkeypatch
+):
+    from tests.fakeread import FakeRead, Line
+
+    monkeypatch.setenv("AZURE_VISION_FEATURES", "tags,read")
+    with FakeAzure() as reader_host:
+        FakeRead(lines=[Line("SCENE 42")], polls=1, container=True).mount(reader_host)
+        monkeypatch.setenv("AZURE_VISION_READ_ENDPOINT", reader_host.url)
+
+        assert vision_plugin.process("blue", str(blue)) == PluginStatus.SUCCESS
+
+    assert list(schema_of(fake.body())["properties"]) == ["tags"]  # no text_lines to pay for
+    assert store.read("blue", "image")["azure_text"] == ["SCENE 42"]
