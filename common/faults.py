@@ -22,7 +22,7 @@ until it is answered.
 import json
 import logging
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from . import clock, runtime
 from .answers import Answer
@@ -67,7 +67,7 @@ class Faults:
             hold = self.refused.get(refusal)
             if hold is not None:
                 if now < hold.until:
-                    raise hold.error  # the same error: the runner has logged it once already
+                    raise _again(hold.error)  # the same words: the runner logged them once
                 hold.until, hold.probing = now + RECHECK, True
             pause = self.outages.get(outage)
             if pause is not None:
@@ -168,6 +168,19 @@ def _keys(backend: Any) -> Tuple[str, Tuple[str, str]]:
     refusal = json.dumps([backend.service, identity], sort_keys=True, default=str)
     host = identity.get("host") if isinstance(identity, dict) else None
     return refusal, (backend.service, str(host or refusal))
+
+
+def _again(error: ServiceError) -> ServiceError:
+    """A new exception saying what ``error`` said (one instance is not raised in two threads)."""
+    return type(error)(
+        error.service,
+        error.message,
+        error.http_status,
+        error.code,
+        error.detail,
+        error.inner_code,
+        error.said,
+    )
 
 
 def _unresolved(backend: Any, exc: Unresolved) -> Refused:

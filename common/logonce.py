@@ -3,7 +3,7 @@ holds for every file (a setting, a refusal, a file mode) is worth one line, not 
 
 import logging
 import threading
-from typing import Optional, Set, Tuple
+from typing import Optional
 
 from . import runtime
 

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import tempfile
 import threading
-from typing import Dict, Optional
+from typing import Optional
 
 from . import runtime
 from .logonce import log_once

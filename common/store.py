@@ -13,6 +13,7 @@ every file either done (fields and run row) or not done (neither), and the next 
 import json
 import logging
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -94,6 +95,21 @@ def _pending(item: str, plugin: str) -> Optional[Run]:
     return None
 
 
+def _set_up(connection: sqlite3.Connection, tries: int = 50) -> None:
+    """WAL and the tables. Another *process* switching a new file to WAL at the same moment
+    makes SQLite answer "database is locked" at once, without its busy wait: try again."""
+    for attempt in range(tries):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05 + 0.05 * random.random())
+
+
 class Stores(dict):
     """This process's open stores, by path."""
 
@@ -133,9 +149,7 @@ class MetadataStore:
             with self._setup:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 connection = sqlite3.connect(str(self.path), timeout=30)
-                connection.execute("PRAGMA journal_mode=WAL")
-                for statement in _SCHEMA:
-                    connection.execute(statement)
+                _set_up(connection)
             self._local.connection = connection
         return connection
 

@@ -6,7 +6,7 @@ cached decoded images, and a fake clock: nothing sleeps for real, time passes on
 code under test waits (the waits asked for are recorded in ``waits``) or a test moves it on.
 
 ``pytest --shuffle`` runs the modules, and the tests of each module, in a random order (the
-seed is printed in the header; ``--shuffle=SEED`` repeats an order): every test must pass
+seed is printed at the end; ``--shuffle-seed=SEED`` repeats an order): every test must pass
 alone and in any order.
 """
 
@@ -221,29 +221,41 @@ imagefactory.jpeg_40mp = _built_once(imagefactory.jpeg_40mp)
 
 
 def pytest_addoption(parser):
-    parser.addoption(
+    group = parser.getgroup("shuffle")
+    group.addoption(
         "--shuffle",
-        nargs="?",
-        const="random",
+        action="store_true",
+        help="run the modules, and the tests of each module, in a random order",
+    )
+    group.addoption(
+        "--shuffle-seed",
+        type=int,
         default=None,
         metavar="SEED",
-        help="run the modules, and the tests of each module, in a random order "
-        "(SEED repeats an order)",
+        help="the order of an earlier --shuffle run, by the seed it printed (implies --shuffle)",
     )
 
 
 def _shuffle_seed(config) -> Optional[int]:
-    asked = config.getoption("--shuffle", None)
-    if asked is None:
+    seed = config.getoption("--shuffle-seed", None)
+    if seed is not None:
+        return seed
+    if not config.getoption("--shuffle", False):
         return None
     if not hasattr(config, "_shuffle_seed"):
-        config._shuffle_seed = random.randrange(10**6) if asked == "random" else int(asked)
+        config._shuffle_seed = random.randrange(10**6)
     return config._shuffle_seed
 
 
 def pytest_report_header(config):
     seed = _shuffle_seed(config)
-    return None if seed is None else f"shuffled: --shuffle={seed} repeats this order"
+    return None if seed is None else f"shuffled: --shuffle-seed={seed} repeats this order"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    seed = _shuffle_seed(config)
+    if seed is not None:  # also under -q, which hides the header
+        terminalreporter.write_line(f"shuffled: --shuffle-seed={seed} repeats this order")
 
 
 def pytest_collection_modifyitems(config, items):

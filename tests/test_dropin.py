@@ -112,6 +112,7 @@ def test_plugin_loads_from_enabled_link_and_writes_through_metadata(tmp_path, se
         "PYTHONPATH": str(FAKE_ARCAPIX),
         "PYTHONNOUSERSITE": "1",
         "FAKE_ARCAPIX_OUT": str(out),
+        "PIXSTOR_AZURE_RATE_FILE": str(tmp_path / "rate.sqlite3"),  # not the machine's own
         "PIXSTOR_AZURE_CONFIG": str(tmp_path / "none.ini"),
         "CUSTOM_VISION_ENDPOINT": server.url,
         "CUSTOM_VISION_KEY": server.key,

@@ -51,6 +51,9 @@ RUNNER = textwrap.dedent(
                    "zlib PIL.Image PIL.ImageDraw PIL.ImageOps requests requests.adapters").split():
         importlib.import_module(shared)
     enabled, foreign, image = sys.argv[1:4]
+    gone = image + ".gone"
+    stores = os.environ["PIXSTOR_AZURE_STORE"]
+    os.mkdir(stores)
     OURS = json.loads(sys.argv[4])
     sys.path.append(foreign)  # where the other vendor's "common" is installed
 
@@ -60,7 +63,9 @@ RUNNER = textwrap.dedent(
         spec.loader.exec_module(module)
         return module
 
-    def run(order):
+    def run(number, order):
+        # A store of its own: the children run two at a time.
+        os.environ["PIXSTOR_AZURE_STORE"] = os.path.join(stores, "%d.sqlite3" % number)
         loaded = {}
         for step in order:
             if step in OURS:
@@ -75,19 +80,23 @@ RUNNER = textwrap.dedent(
         assert loaded["foreign_common"].x == 42
         common = sys.modules["common"]
         assert os.path.dirname(common.__file__) == os.path.join(foreign, "common"), common
+        # Every plugin runs: one (in turn) tags the photograph through the service, the
+        # others go the whole way to the service's door with a file that has vanished.
+        sent = sorted(OURS)[number % len(OURS)]
         for n, (step, cls) in enumerate(sorted(OURS.items())):
             plugin = getattr(loaded[step], cls)()
             assert plugin.handles(".jpg") is True
-            status = plugin.process("item-%d" % n, image)
-            assert status.name == "SUCCESS", (step, status)
+            path, expected = (image, "SUCCESS") if step == sent else (gone, "SKIPPED")
+            status = plugin.process("item-%d" % n, path)
+            assert status.name == expected, (step, status)
 
-    def start(order):
+    def start(number, order):
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read)
             try:
-                run(order)
+                run(number, order)
                 code = 0
             except BaseException:
                 os.write(write, traceback.format_exc().encode())
@@ -104,8 +113,9 @@ RUNNER = textwrap.dedent(
 
     failures = []
     orders = list(itertools.permutations(list(OURS) + ["foreign_common", "foreign_plugin"]))
-    for pair in zip(orders[::2], orders[1::2]):  # two at a time: as many as the cores
-        for child in [start(order) for order in pair]:
+    numbered = list(enumerate(orders))
+    for pair in zip(numbered[::2], numbered[1::2]):  # two at a time: as many as the cores
+        for child in [start(*numbered_order) for numbered_order in pair]:
             failures += finish(*child)
     print(json.dumps({"orders": len(orders), "failures": failures}))
     """
@@ -143,7 +153,7 @@ def test_our_plugins_another_common_and_its_plugin_load_together_in_every_order(
             "PATH": os.environ.get("PATH", ""),
             "PYTHONNOUSERSITE": "1",
             "PIXSTOR_AZURE_CONFIG": str(tmp_path / "none.ini"),
-            "PIXSTOR_AZURE_STORE": str(tmp_path / "store.sqlite3"),
+            "PIXSTOR_AZURE_STORE": str(tmp_path / "stores"),  # a folder: one store per child
             "PIXSTOR_AZURE_RATE_FILE": str(tmp_path / "rate.sqlite3"),
             "PIXSTOR_AZURE_CACHE": "off",
             "CUSTOM_VISION_REQUESTS_PER_SECOND": "0",  # every child shares the node's limit

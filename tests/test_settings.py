@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pixstor_azure import customvision, vision
 from pixstor_azure import settings as settings_module
 from pixstor_azure.errors import SettingsError
 from pixstor_azure.settings import Secret, Settings, is_loopback
@@ -72,11 +73,14 @@ def test_unknown_section_is_refused(tmp_path, monkeypatch):
         Settings.load()
 
 
-def test_ini_is_read_again_when_it_changes(tmp_path, monkeypatch):
+def test_ini_is_read_again_when_it_changes(tmp_path, monkeypatch, clock):
     path = write_ini(tmp_path, "[azure_vision]\nlanguage = es\n", monkeypatch)
     assert Settings.load().text("AZURE_VISION_LANGUAGE") == "es"
     path.write_text("[azure_vision]\nlanguage = pt-BR\n")
     os.utime(path, ns=(1, 2_000_000_000_000_000_000))
+    # The file's status is looked at once a second at most, not on every call.
+    assert Settings.load().text("AZURE_VISION_LANGUAGE") == "es"
+    clock.advance(settings_module.RECHECK_SECONDS)
     assert Settings.load().text("AZURE_VISION_LANGUAGE") == "pt-BR"
 
 
@@ -163,14 +167,17 @@ def test_secret_never_shows_itself():
     assert not Secret("")
 
 
-def test_an_ini_with_keys_readable_by_everyone_is_warned_about_once(tmp_path, monkeypatch, logs):
+def test_an_ini_with_keys_readable_by_everyone_is_warned_about_once(
+    tmp_path, monkeypatch, logs, clock
+):
     path = write_ini(tmp_path, "[custom_vision]\nkey = abc-secret-123\n", monkeypatch)
     path.chmod(0o644)
 
     Settings.load()
     Settings.load()
     os.utime(path, ns=(1, 2_000_000_000_000_000_000))  # read again: still one warning
-    Settings.load()
+    clock.advance(settings_module.RECHECK_SECONDS)
+    assert Settings.load().config_status[2] == 2_000_000_000_000_000_000
 
     warnings = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
     assert warnings == [
@@ -190,3 +197,262 @@ def test_a_private_ini_or_one_without_keys_is_not_warned_about(tmp_path, monkeyp
     Settings.load()
 
     assert not [r for r in logs.records if r.levelname == "WARNING"]
+
+
+# ------------------------------------------------------------------ placeholders
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "pixstor-azure.example.ini"
+
+
+def test_the_example_files_placeholder_endpoint_is_a_settings_error_naming_it(
+    tmp_path, monkeypatch
+):
+    # What an administrator gets by copying the example and filling in only the keys.
+    text = EXAMPLE.read_text(encoding="utf-8").replace("key =", "key = abc123")
+    write_ini(tmp_path, text, monkeypatch)
+    settings = Settings.load()
+
+    for name in ("CUSTOM_VISION_ENDPOINT", "AZURE_VISION_ENDPOINT"):
+        with pytest.raises(SettingsError) as caught:
+            settings.endpoint(name)
+        assert caught.value.setting == name
+        assert str(caught.value) == (
+            f"setting {name} still holds a placeholder (YOUR-RESOURCE.cognitiveservices.azure.com)"
+            ", as in the example: set your own value"
+        )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://YOUR-RESOURCE.cognitiveservices.azure.com",
+        "https://YOUR_RESOURCE.cognitiveservices.azure.com/",
+        "https://<resource-name>.cognitiveservices.azure.com",
+        "https://{endpoint}",
+        "https://NAME.cognitiveservices.azure.com",
+        "CHANGE-ME",
+        "<your project id>",
+    ],
+)
+def test_placeholders_are_refused_wherever_they_are(value):
+    with pytest.raises(SettingsError, match=r"^setting X_SETTING still holds a placeholder"):
+        Settings({"X_SETTING": value}).text("X_SETTING")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://yourco-vision.cognitiveservices.azure.com",
+        "https://names.cognitiveservices.azure.com",
+        "/srv/models/your_model.zip",
+        "Production 3",
+    ],
+)
+def test_real_values_that_look_a_little_like_placeholders_pass(value):
+    assert Settings({"X_SETTING": value}).text("X_SETTING") == value.strip()
+
+
+def test_a_placeholder_key_is_refused_without_being_shown():
+    with pytest.raises(SettingsError) as caught:
+        Settings({"X_KEY": "<paste-the-key-here>"}).secret("X_KEY")
+    assert str(caught.value) == (
+        "setting X_KEY still holds a placeholder, as in the example: set your own value"
+    )
+
+
+# ------------------------------------------------------------------ every problem at once
+
+
+def test_every_missing_setting_of_a_backend_is_named_at_once():
+    settings = Settings({})
+
+    with pytest.raises(SettingsError) as caught:
+        customvision.backend(customvision.CLASSIFY, settings)
+
+    assert str(caught.value) == (
+        "settings CUSTOM_VISION_CLASSIFY_PROJECT, CUSTOM_VISION_ENDPOINT, CUSTOM_VISION_KEY and "
+        "CUSTOM_VISION_CLASSIFY_ITERATION are not set"
+    )
+    assert caught.value.settings == [
+        "CUSTOM_VISION_CLASSIFY_PROJECT",
+        "CUSTOM_VISION_ENDPOINT",
+        "CUSTOM_VISION_KEY",
+        "CUSTOM_VISION_CLASSIFY_ITERATION",
+    ]
+    with pytest.raises(
+        SettingsError, match=r"^settings AZURE_VISION_ENDPOINT and AZURE_VISION_KEY"
+    ):
+        vision.backend(settings)
+
+
+def test_one_missing_setting_is_the_plain_error():
+    settings = Settings(
+        {
+            "CUSTOM_VISION_ENDPOINT": "https://westus.api.cognitive.microsoft.com",
+            "CUSTOM_VISION_KEY": "abc",
+            "CUSTOM_VISION_CLASSIFY_PROJECT": "64b822c5-8082-4b36-a426-27225f4aa18c",
+        }
+    )
+    with pytest.raises(SettingsError) as caught:
+        customvision.backend(customvision.CLASSIFY, settings)
+    assert (caught.value.setting, caught.value.problem) == (
+        "CUSTOM_VISION_CLASSIFY_ITERATION",
+        "is not set",
+    )
+    assert str(caught.value) == "setting CUSTOM_VISION_CLASSIFY_ITERATION is not set"
+
+
+def test_missing_settings_placeholders_and_a_malformed_value_in_one_line():
+    settings = Settings(
+        {
+            "CUSTOM_VISION_ENDPOINT": "https://YOUR-RESOURCE.cognitiveservices.azure.com",
+            "CUSTOM_VISION_CLASSIFY_PROJECT": "64b822c5-8082-4b36-a426-27225f4aa18c",
+            "CUSTOM_VISION_STORE_IMAGES": "maybe",
+        }
+    )
+    with pytest.raises(SettingsError) as caught:
+        customvision.backend(customvision.CLASSIFY, settings)
+    assert str(caught.value) == (
+        "settings CUSTOM_VISION_KEY and CUSTOM_VISION_CLASSIFY_ITERATION are not set; "
+        "setting CUSTOM_VISION_ENDPOINT still holds a placeholder "
+        "(YOUR-RESOURCE.cognitiveservices.azure.com), as in the example: set your own value; "
+        "setting CUSTOM_VISION_STORE_IMAGES must be true or false, not 'maybe'"
+    )
+
+
+def test_an_error_caused_by_a_stand_in_is_not_reported():
+    # The project is missing: the stand-in passes the GUID check, so nothing but the missing
+    # settings is said, and what follows the project is still checked.
+    with pytest.raises(SettingsError) as caught:
+        customvision.backend(customvision.DETECT, Settings({"CUSTOM_VISION_KEY": "abc"}))
+    assert str(caught.value) == (
+        "settings CUSTOM_VISION_DETECT_PROJECT, CUSTOM_VISION_ENDPOINT and "
+        "CUSTOM_VISION_DETECT_ITERATION are not set"
+    )
+
+
+def test_outside_a_build_a_missing_setting_raises_at_once():
+    settings = Settings({})
+    with pytest.raises(SettingsError, match=r"^setting A_KEY is not set$"):
+        settings.secret("A_KEY")
+    with pytest.raises(SettingsError, match=r"^setting AN_ENDPOINT is not set$"):
+        settings.endpoint("AN_ENDPOINT")
+
+
+# ------------------------------------------------------------------ plain http allow-list
+
+
+@pytest.mark.parametrize(
+    ("hosts", "url", "ok"),
+    [
+        ("", "http://10.0.0.5:5000", False),
+        ("10.0.0.5:5000", "http://10.0.0.5:5000", True),
+        ("10.0.0.5:5000", "http://10.0.0.5:5001", False),
+        ("10.0.0.5:5000", "http://10.0.0.6:5000", False),
+        ("10.0.0.5", "http://10.0.0.5:8080", True),
+        ("10.0.0.5:80", "http://10.0.0.5", True),
+        ("read-ocr.studio.lan, 10.0.0.5:5000", "http://READ-OCR.studio.lan:5000/", True),
+        ("read-ocr.studio.lan", "http://read-ocr.studio.lan.evil.example", False),
+        ("read-ocr.studio.lan", "http://ocr.studio.lan", False),
+        ("[fd00::5]:5000", "http://[fd00::5]:5000", True),
+        ("[fd00::5]:5000", "http://[fd00::6]:5000", False),
+        ("", "http://127.0.0.1:8080", True),  # this machine: test servers
+        ("", "https://10.0.0.5:5000", True),  # https goes anywhere
+    ],
+)
+def test_plain_http_goes_only_to_the_hosts_named(hosts, url, ok):
+    s = Settings({"X_ENDPOINT": url, "PIXSTOR_AZURE_HTTP_HOSTS": hosts})
+    if ok:
+        assert s.endpoint("X_ENDPOINT") == url.rstrip("/")
+    else:
+        with pytest.raises(SettingsError) as caught:
+            s.endpoint("X_ENDPOINT")
+        assert caught.value.setting == "X_ENDPOINT"
+        assert "PIXSTOR_AZURE_HTTP_HOSTS" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "entry", ["*.studio.lan", "http://10.0.0.5", "10.0.0.5:http", "10.0.0.5/read", "a@b", ":80"]
+)
+def test_a_malformed_http_hosts_entry_names_the_setting(entry):
+    s = Settings({"X_ENDPOINT": "http://10.0.0.5", "PIXSTOR_AZURE_HTTP_HOSTS": f"ok.lan,{entry}"})
+    with pytest.raises(SettingsError) as caught:
+        s.endpoint("X_ENDPOINT")
+    assert caught.value.setting == "PIXSTOR_AZURE_HTTP_HOSTS"
+    assert repr(entry) in str(caught.value)
+
+
+# ------------------------------------------------------------------ reuse between calls
+
+
+def test_loaded_settings_are_reused_until_a_setting_read_changes(monkeypatch):
+    first = Settings.load()
+    assert first.text("AZURE_VISION_LANGUAGE", "en") == "en"
+    assert Settings.load() is first
+
+    monkeypatch.setenv("SOMETHING_NEVER_READ", "x")  # not read by anything: no reason to reload
+    assert Settings.load() is first
+
+    monkeypatch.setenv("AZURE_VISION_LANGUAGE", "ja")  # was read (unset): now set
+    second = Settings.load()
+    assert second is not first and second.text("AZURE_VISION_LANGUAGE", "en") == "ja"
+    assert first.text("AZURE_VISION_LANGUAGE", "en") == "en"  # a snapshot: read once
+
+    monkeypatch.setenv("AZURE_VISION_LANGUAGE", "es")  # a changed value
+    assert Settings.load().text("AZURE_VISION_LANGUAGE", "en") == "es"
+    monkeypatch.delenv("AZURE_VISION_LANGUAGE")  # and a removed one
+    assert Settings.load().text("AZURE_VISION_LANGUAGE", "en") == "en"
+
+
+def test_another_config_file_named_is_read_at_once(tmp_path, monkeypatch):
+    write_ini(tmp_path, "[azure_vision]\nlanguage = es\n", monkeypatch)
+    assert Settings.load().text("AZURE_VISION_LANGUAGE") == "es"
+    other = tmp_path / "other.ini"
+    other.write_text("[azure_vision]\nlanguage = ja\n")
+    monkeypatch.setenv("PIXSTOR_AZURE_CONFIG", str(other))
+    assert Settings.load().text("AZURE_VISION_LANGUAGE") == "ja"
+
+
+def test_backends_are_reused_until_a_setting_they_read_changes(monkeypatch, classify_env):
+    first = customvision.backend(customvision.CLASSIFY, Settings.load())
+    assert customvision.backend(customvision.CLASSIFY, Settings.load()) is first
+    with pytest.raises(SettingsError):  # another plugin's backend is kept apart
+        customvision.backend(customvision.DETECT, Settings.load())
+
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "Production2")
+    second = customvision.backend(customvision.CLASSIFY, Settings.load())
+    assert second is not first and second.iteration == "Production2"
+
+    monkeypatch.setenv("PIXSTOR_AZURE_READ_TIMEOUT", "7")  # read by the backend's HTTP settings
+    third = customvision.backend(customvision.CLASSIFY, Settings.load())
+    assert third is not second and third.http.read_timeout == 7.0
+
+
+def test_a_backend_that_failed_to_build_is_built_again_once_fixed(monkeypatch, classify_env):
+    monkeypatch.delenv("CUSTOM_VISION_KEY")
+    with pytest.raises(SettingsError, match="CUSTOM_VISION_KEY is not set"):
+        customvision.backend(customvision.CLASSIFY, Settings.load())
+    monkeypatch.setenv("CUSTOM_VISION_KEY", "abc")
+    assert customvision.backend(customvision.CLASSIFY, Settings.load()).key.reveal() == "abc"
+
+
+def test_a_built_object_that_says_it_is_stale_is_built_again():
+    class Model:
+        def __init__(self, number):
+            self.number = number
+            self.replaced = False
+
+        def stale(self):
+            return self.replaced
+
+    settings = Settings({})
+    made = []
+
+    def build():
+        made.append(Model(len(made)))
+        return made[-1]
+
+    first = settings.built("model", build)
+    assert settings.built("model", build) is first
+    first.replaced = True
+    assert settings.built("model", build).number == 1
