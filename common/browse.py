@@ -4,7 +4,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from . import boxes, catalog, walk
 from .draw import draw_file
@@ -17,9 +17,30 @@ BOX_FIELDS = ("image.azure_detected_boxes", "image.azure_object_boxes")
 SUBSTRING_FIELDS = ("azure_caption", "azure_text", "azure_detected_boxes", "azure_object_boxes")
 
 
+class _Reading:
+    """The tool's store as the reading commands see it: one that no ``tag`` has made yet is
+    empty, said once, and never created by reading it."""
+
+    def __init__(self) -> None:
+        self.store = MetadataStore.default()
+        self.present = self.store.path.exists()
+        if not self.present:
+            print(
+                f"pixstor-azure: no store at {self.store.path} yet "
+                "(run `pixstor-azure tag` first, or set PIXSTOR_AZURE_STORE)",
+                file=sys.stderr,
+            )
+
+    def read(self, item: str) -> dict:
+        return self.store.read(item) if self.present else {}
+
+    def run(self, item: str, plugin: str) -> Any:
+        return self.store.run(item, plugin) if self.present else None
+
+
 def show(paths: Sequence[str]) -> int:
     """Print the stored fields of the files as JSON; 1 when none has any."""
-    store = MetadataStore.default()
+    store = _Reading()
     out = {}
     empty = _Empty(store)
     for given in paths:
@@ -37,7 +58,7 @@ def show(paths: Sequence[str]) -> int:
 def draw(paths: Sequence[str], out: str) -> int:
     """Copies of the files with their stored boxes drawn, in the same folder structure under
     ``out``; 1 when a file could not be drawn or none had boxes."""
-    store = MetadataStore.default()
+    store = _Reading()
     folder = Path(out)
     base = _common_folder(paths)
     empty = _Empty(store)
@@ -96,8 +117,9 @@ def search(field: str, value: str) -> int:
         def match(held: object) -> bool:
             return str(held).casefold() == wanted
 
+    store = _Reading()
     found = 0
-    for item in MetadataStore.default().search(namespace, name, match):
+    for item in store.store.search(namespace, name, match) if store.present else ():
         print(item)
         found += 1
     if not found:
@@ -116,13 +138,16 @@ def known_fields() -> List[str]:
 class _Empty:
     """Files with nothing stored, said once per folder and once per file named."""
 
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: "_Reading") -> None:
         self.store = store
         self.by_folder = {}  # type: Dict[str, int]
         self.files = []  # type: List[Path]
+        self.not_pictures = []  # type: List[Path]
 
     def add(self, given: str, path: Path) -> None:
         if not handles(path.suffix.lower()):
+            if not os.path.isdir(given):  # named on its own: say why nothing is there
+                self.not_pictures.append(path)
             return  # not a picture: nothing is ever stored for it
         if os.path.isdir(given):
             self.by_folder[given] = self.by_folder.get(given, 0) + 1
@@ -130,6 +155,8 @@ class _Empty:
             self.files.append(path)
 
     def say(self) -> None:
+        for path in self.not_pictures:
+            print(f"{path}: not a picture format these plugins take", file=sys.stderr)
         for path in self.files:
             print(f"{path}: nothing stored{self._last_runs(path)}", file=sys.stderr)
         for folder, count in self.by_folder.items():

@@ -16,7 +16,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw
 
-from . import catalog, runtime, vision
+from . import budget, catalog, runtime, vision
 from .errors import ImageError, ServiceError, SettingsError, Unresolved
 from .settings import Settings
 
@@ -44,6 +44,9 @@ def doctor(names: Sequence[str], explicit: bool) -> int:
     return 1 if failed else 0
 
 
+CHECK_SECONDS = 20.0
+
+
 def check_plugin(
     name: str, settings: Settings, picture: Path, explicit: bool
 ) -> Tuple[List[str], Optional[bool]]:
@@ -57,8 +60,12 @@ def check_plugin(
         return [f"settings: {exc}"], False
     lines = [f"uses {described}"]
     started = time.monotonic()
+    # A check, not a file to tag: a service that never answers is said in seconds, not after
+    # every retry of every read timeout.
+    seconds = min(settings.number(budget.SETTING, budget.DEFAULT, 1.0, 3600.0), CHECK_SECONDS)
     try:
-        answer = chosen.ask(str(picture))
+        with budget.limit(seconds):
+            answer = chosen.ask(str(picture))
     except ServiceError as exc:
         return [*lines, f"{outcome(exc, chosen)}: {exc}"], False
     except SettingsError as exc:
@@ -98,7 +105,7 @@ def outcome(exc: ServiceError, chosen: Any) -> str:
         return "throttled"
     if exc.http_status is None:
         setting = chosen.endpoint_setting or "the service"
-        if "timeout" in str(exc):
+        if "timeout" in str(exc) or "in time" in str(exc):
             return f"no answer in time from {setting}"
         return f"unreachable: check {setting} and the network"
     return "failed"

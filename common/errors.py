@@ -99,6 +99,13 @@ class Held(ServiceError):
     status = "FATAL"
 
 
+class NotAsked(ServiceError):
+    """The file was not sent: the client-side rate limit had no slot within the file's time
+    budget. Not a fault of the service, so it never counts towards an outage."""
+
+    status = "FATAL"
+
+
 class StoreError(PixstorAzureError):
     """The metadata store refused the write."""
 

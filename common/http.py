@@ -25,7 +25,7 @@ import requests
 import requests.adapters
 
 from . import __version__, budget, clock, ratelimit, runtime
-from .errors import Refused, ServiceError, Unavailable, Unresolved
+from .errors import NotAsked, Refused, ServiceError, Unavailable, Unresolved
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,15 @@ def _send(
             connect, read = min(connect, left), min(read, left)
         try:
             response = connections().session.request(
-                method, url, params=params, headers=headers, data=data, timeout=(connect, read)
+                method,
+                url,
+                params=params,
+                headers=headers,
+                data=data,
+                timeout=(connect, read),
+                # requests would carry the key and the picture to wherever a redirect points,
+                # over plain http too: an endpoint that redirects is a wrong endpoint.
+                allow_redirects=False,
             )
         except requests.Timeout as exc:
             kind, timeout = "read", read
@@ -193,6 +201,8 @@ def _send(
         else:
             if response.status_code < 300:
                 return response
+            if response.status_code < 400:
+                raise _redirected(service, response)
             failure = error_from_response(service, response)
             if response.status_code not in RETRY_STATUSES:
                 raise failure
@@ -237,7 +247,19 @@ def _slot(
 
 
 def _not_asked(service: str, why: str = "") -> ServiceError:
-    return Unavailable(service, f"{service} was not asked{': ' + why if why else ''}")
+    return NotAsked(service, f"{service} was not asked{': ' + why if why else ''}")
+
+
+def _redirected(service: str, response: requests.Response) -> Refused:
+    target = urlsplit(response.headers.get("Location") or "")
+    where = f" to {target.scheme}://{target.hostname}" if target.hostname else ""
+    return Refused(
+        service,
+        f"{service} answered {response.status_code}, a redirect{where}, which is not followed "
+        "(the key and the picture go only to the endpoint set): set the endpoint to the "
+        "address it redirects to, if that is the service",
+        response.status_code,
+    )
 
 
 def _attempts(count: int) -> str:

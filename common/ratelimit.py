@@ -21,12 +21,15 @@ import tempfile
 import threading
 from typing import Optional
 
-from . import runtime
+from . import clock, runtime
 from .logonce import log_once
 
 log = logging.getLogger(__name__)
 
 SETTING = "PIXSTOR_AZURE_RATE_FILE"
+# A file that failed is tried again after this many seconds: a lock held by a hung process
+# or a full disk passes.
+RETRY_AFTER = 60.0
 MARGIN = 0.04
 # A slot further ahead than this is left over from before the clock was set back: start over.
 STALE = 3600.0
@@ -67,6 +70,7 @@ class NodeSlots:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
+        _own_file(path)
         # Each reservation is one short write transaction; waiting for another process's
         # is a matter of microseconds, the timeout is for a file left locked by a hung one.
         self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
@@ -105,6 +109,19 @@ class NodeSlots:
         self._db.close()
 
 
+def _own_file(path: str) -> None:
+    """Make the file ours alone (0600) if new; refuse one another user made, who could then
+    hold every request of ours back or let them all through. Root shares any user's file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        owner = os.fstat(fd).st_uid
+    finally:
+        os.close(fd)
+    uid = os.getuid() if hasattr(os, "getuid") else owner
+    if uid not in (0, owner):
+        raise PermissionError(f"it belongs to another user (uid {owner})")
+
+
 def _start(following: Optional[float], now: float, gap: float) -> float:
     if following is None or following - now > STALE + gap:
         return now
@@ -116,7 +133,8 @@ class Limiters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._files = {}  # type: Dict[str, NodeSlots]
+        self._files = {}  # type: Dict[str, Optional[NodeSlots]]
+        self._retry_at = {}  # type: Dict[str, float]
         self.own = ProcessSlots()
 
     def reserve(
@@ -135,11 +153,14 @@ class Limiters:
     def _node(self, path: str) -> Optional[NodeSlots]:
         with self._lock:
             if path in self._files:
-                return self._files[path]
+                known = self._files[path]
+                if known is not None or clock.now() < self._retry_at.get(path, 0.0):
+                    return known
             try:
                 slots = NodeSlots(path)  # type: Optional[NodeSlots]
             except (sqlite3.Error, OSError) as exc:
                 slots = None
+                self._retry_at[path] = clock.now() + RETRY_AFTER
                 _warn(path, exc)
             self._files[path] = slots
             return slots
@@ -148,6 +169,7 @@ class Limiters:
         with self._lock:
             slots = self._files.get(path)
             self._files[path] = None
+            self._retry_at[path] = clock.now() + RETRY_AFTER
         if slots is not None:
             slots.close()
         _warn(path, exc)
@@ -165,7 +187,8 @@ def _warn(path: str, exc: Exception) -> None:
         log,
         logging.WARNING,
         f"the rate limit file {path} cannot be used ({type(exc).__name__}: {exc}): each "
-        f"process now limits its own rate, so the node may go over the resource's; set "
+        f"process limits its own rate meanwhile (tried again each minute), so the node may go "
+        f"over the resource's; set "
         f"{SETTING} to a file on a local disk this user can write",
     )
 

@@ -574,6 +574,11 @@ def _explain(exc: ServiceError, config: Config) -> ServiceError:
             f"{SERVICE} has no {what} at AZURE_VISION_ENDPOINT (check it is the endpoint of "
             f"an Azure AI Vision resource{check}){said}"
         )
+    elif exc.http_status == 400:  # about the request as set up: the same for every file
+        message = (
+            f"{SERVICE} refused the request as set up (400): {exc.said or exc.message}: check "
+            "AZURE_VISION_API, AZURE_VISION_API_VERSION and AZURE_VISION_FEATURES"
+        )
     elif exc.http_status == 429:
         return ServiceError(
             SERVICE,

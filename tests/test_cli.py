@@ -299,6 +299,19 @@ def test_show_and_draw_say_when_nothing_is_stored(tmp_path):
             result.stderr
         )
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.jpg"))
+    assert not Path(tool.store).exists()  # reading never makes a store
+    assert f"no store at {tool.store} yet" in shown.stderr
+
+
+def test_show_of_a_file_that_is_not_a_picture_says_so(tmp_path):
+    tool = Tool(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("call sheet")
+
+    shown = tool.run("show", str(notes))
+
+    assert shown.returncode == 1
+    assert f"{notes}: not a picture format these plugins take" in shown.stderr
 
 
 def test_show_says_how_the_last_run_ended(tmp_path, server):

@@ -1,6 +1,7 @@
 """``pixstor-azure doctor``: each outcome in plain words, through the real command, never a key."""
 
 import socket
+import time
 
 import pytest
 
@@ -117,6 +118,27 @@ def test_unreachable(tmp_path, server):
 
     assert result.returncode == 1
     assert "azureclassification: unreachable: check CUSTOM_VISION_ENDPOINT" in result.stdout
+
+
+def test_a_service_that_never_answers_is_said_within_the_file_budget(tmp_path, server):
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        endpoint = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        tool = Tool(
+            tmp_path,
+            server,
+            CUSTOM_VISION_ENDPOINT=endpoint,
+            PIXSTOR_AZURE_HTTP_HOSTS="127.0.0.1",
+            PIXSTOR_AZURE_FILE_TIMEOUT="2",
+        )
+
+        started = time.monotonic()
+        result = doctor(tool, "-p", "classification")
+
+    assert result.returncode == 1
+    assert "azureclassification: no answer in time from CUSTOM_VISION_ENDPOINT" in result.stdout
+    assert time.monotonic() - started < 30  # not five read timeouts of 60 s
 
 
 def test_plugins_not_set_up_are_said_and_nothing_set_up_fails(tmp_path):

@@ -364,7 +364,7 @@ def test_a_400_invalid_request_naming_no_setting_skips_the_picture(
         "At least one of features or model-name must be specified.",
     ],
 )
-def test_a_400_invalid_request_about_the_request_stays_fatal(
+def test_a_400_invalid_request_about_the_request_is_one_line_then_no_call(
     monkeypatch, served, files, logs, message
 ):
     plugin = plugin_for(monkeypatch, "azurevision")
@@ -372,7 +372,47 @@ def test_a_400_invalid_request_about_the_request_stays_fatal(
     served.add(responses.POST, SERVICE["azurevision"][0], json=body, status=400)
 
     assert plugin.process("a", files()) == PluginStatus.FATAL
-    assert message in problems(logs)[0]
+    assert plugin.process("b", files()) == PluginStatus.FATAL
+    (line,) = problems(logs)
+    assert message in line and "AZURE_VISION_API_VERSION" in line
+    assert len(served.calls) == 1  # the same request would be refused alike: not sent again
+
+
+def test_no_rate_limit_slot_in_the_file_budget_is_no_outage(
+    monkeypatch, served, files, one_attempt, tmp_path, clock, logs
+):
+    """Files that wait in vain for the client-side limit never reached the service: its
+    pause for an outage stays shut, and the next file with a slot is sent."""
+    monkeypatch.setenv("PIXSTOR_AZURE_RATE_FILE", str(tmp_path / "rate"))
+    monkeypatch.setenv("CUSTOM_VISION_REQUESTS_PER_SECOND", "0.05")
+    monkeypatch.setenv("PIXSTOR_AZURE_FILE_TIMEOUT", "5")
+    plugin = plugin_for(monkeypatch, "azureclassification")
+    for _ in range(2):
+        serve(served, "azureclassification", FOUND["azureclassification"])
+
+    assert plugin.process("first", files()) == PluginStatus.SUCCESS
+    for n in range(faults.OUTAGE_AFTER + 1):
+        assert plugin.process(f"crowded-{n}", files()) == PluginStatus.FATAL
+    clock.sleep(30)  # the next slot is 20.8 s after the first
+    assert plugin.process("later", files()) == PluginStatus.SUCCESS
+    assert len(served.calls) == 2
+    assert not any("in a row" in line for line in problems(logs))
+
+
+def test_a_redirect_is_not_followed_and_carries_no_key(monkeypatch, served, files, logs):
+    plugin = plugin_for(monkeypatch, "azureclassification")
+    served.add(
+        responses.POST,
+        SERVICE["azureclassification"][0],
+        status=307,
+        headers={"Location": "http://elsewhere.example/steal?x=1"},
+    )
+
+    assert plugin.process("a", files()) == PluginStatus.FATAL
+    assert plugin.process("b", files()) == PluginStatus.FATAL
+    (line,) = problems(logs)
+    assert "307, a redirect to http://elsewhere.example" in line and "steal" not in line
+    assert len(served.calls) == 1  # never the other host, and once only
 
 
 def test_a_classifiers_negative_tag_is_never_written(monkeypatch, served, files, store):

@@ -117,6 +117,38 @@ def test_an_unusable_file_falls_back_to_this_process_with_one_warning(tmp_path, 
     assert missing in line and ratelimit.SETTING in line
 
 
+def test_a_file_that_failed_is_tried_again_a_minute_later(tmp_path, clock):
+    folder = tmp_path / "not yet"
+    path = str(folder / "rate.sqlite3")
+    limiters = ratelimit.limiters()
+    limiters.reserve(KEY, 4, 100.0, None, path)  # no folder: this process's own slots
+    folder.mkdir()
+
+    limiters.reserve(KEY, 4, 100.0, None, path)
+    assert not os.path.exists(path)  # within the minute: not tried again
+    clock.sleep(ratelimit.RETRY_AFTER)
+    limiters.reserve(KEY, 4, 100.0, None, path)
+    assert os.path.exists(path)
+
+
+def test_a_new_file_is_the_users_alone(tmp_path):
+    path = tmp_path / "rate.sqlite3"
+    ratelimit.limiters().reserve(KEY, 4, 100.0, None, str(path))
+
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_file_another_user_made_is_not_shared(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "rate.sqlite3"
+    path.touch()
+    monkeypatch.setattr(os, "getuid", lambda: path.stat().st_uid + 1000)  # we are someone else
+
+    ratelimit.limiters().reserve(KEY, 4, 100.0, None, str(path))
+
+    assert path.stat().st_size == 0  # not written to
+    assert "belongs to another user" in caplog.text
+
+
 CHILD = textwrap.dedent(
     """
     import json, sys, time
