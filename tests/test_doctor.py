@@ -124,7 +124,7 @@ def test_a_service_that_never_answers_is_said_within_the_file_budget(tmp_path, s
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        endpoint = "http://127.0.0.1:%d" % silent.getsockname()[1]
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
         tool = Tool(
             tmp_path,
             server,
