@@ -58,7 +58,8 @@ def backend(name: str, settings: Settings) -> Any:
 def backend_name(name: str, settings: Settings) -> str:
     """The backend's name as its setting says it: cloud, container, onnx, openai; 4.0, 3.2."""
     if name == "vision":
-        return "Image Analysis " + settings.choice("AZURE_VISION_API", vision.API_40, vision.APIS)
+        api = settings.choice("AZURE_VISION_API", vision.API_40, vision.APIS)
+        return "Azure OpenAI" if api == vision.API_OPENAI else "Image Analysis " + api
     task = _task(name)
     choices = (
         customvision.CLASSIFY_BACKENDS if task is customvision.CLASSIFY else (customvision.BACKENDS)
@@ -93,6 +94,9 @@ def describe(name: str, chosen: Any, settings: Settings) -> str:
             for k, v in part.identity().items()
             if k != "service" and v not in (None, "")
         ]
+        model = getattr(part, "model", None)
+        if hasattr(model, "where") and hasattr(model, "form"):  # a model run here: which one
+            shown.insert(0, f"file={model.where} ({model.form})")
         described.append(f"{part.service}: " + ", ".join(shown))
     return f"{backend_name(name, settings)} backend, " + "; ".join(described)
 

@@ -184,3 +184,39 @@ def test_vision_with_a_read_api_is_checked_whole(tmp_path, server):
         "/vision/v3.2/analyze",
         "/vision/v3.2/read/analyze",
     ]
+
+
+def test_a_model_run_here_is_named_by_its_file_and_form(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tests import onnxmodels
+
+    model = onnxmodels.export(tmp_path / "models", onnxmodels.classifier_s1(), ["r", "g", "b"])
+    tool = Tool(
+        tmp_path,
+        CUSTOM_VISION_CLASSIFY_BACKEND="onnx",
+        CUSTOM_VISION_CLASSIFY_MODEL=str(model),
+    )
+
+    result = doctor(tool, "-p", "classification")
+
+    assert result.returncode == 0, result
+    assert f"uses onnx backend, Custom Vision ONNX model: file={model} (classification [S1])" in (
+        result.stdout
+    )
+    assert "works: answered on this machine" in result.stdout
+
+
+def test_azure_openai_is_named_as_such(tmp_path):
+    tool = Tool(
+        tmp_path,
+        AZURE_VISION_API="openai",
+        AZURE_OPENAI_ENDPOINT=f"http://127.0.0.1:{closed_port()}",
+        AZURE_OPENAI_KEY=WRONG_KEY,
+        AZURE_OPENAI_DEPLOYMENT="gpt-4o",
+        PIXSTOR_AZURE_HTTP_HOSTS="127.0.0.1",
+    )
+
+    result = doctor(tool, "-p", "vision")
+
+    assert "azurevision: uses Azure OpenAI backend, " in result.stdout, result
+    assert WRONG_KEY not in result.stdout + result.stderr
