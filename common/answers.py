@@ -30,7 +30,7 @@ import time
 from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from . import runtime
-from .errors import PixstorAzureError
+from .errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,9 @@ def fetch(backend: Any, path: str) -> Answer:
     offline.check(backend)  # retag forbids calls: then a miss raises NotCached
     try:
         fresh = faults.ask(backend, path)
-    except PixstorAzureError:
-        tally().call_failed(backend.service)
+    except ServiceError as exc:
+        if exc.sent:
+            tally().call_failed(backend.service)
         raise
     tally().called(backend.service, fresh, content[1] if content else _size(path))
     models.saw(identity, fresh)
@@ -241,8 +242,9 @@ class Tally:
     """What this process got from services and from the cache, for the tool's summary.
 
     ``calls``: answers each service gave (per ``backend.service``); ``failed``: asks that
-    ended in an error; ``hits``: answers reused from the cache, per service; ``bytes_sent``:
-    bytes uploaded for the calls; ``bytes_on_disk``: size of the files those calls answered
+    were sent and ended in an error (not a file held back or never sent); ``hits``: answers
+    reused from the cache, per service; ``bytes_sent``: bytes uploaded for the calls;
+    ``bytes_on_disk``: size of the files those calls answered
     (to set against ``bytes_sent``); ``bytes_on_disk_reused``: size of the files answered
     from the cache; ``tokens``: tokens billed, where an answer carries Azure OpenAI's
     ``usage``.
@@ -274,6 +276,12 @@ class Tally:
     def call_failed(self, service: str) -> None:
         with self.lock:
             self.failed[service] += 1
+
+    def spent(self, body: Any) -> None:
+        """Counts the tokens of an answer that is billed but not used (refused, cut off)."""
+        tokens = _tokens(body)
+        with self.lock:
+            self.tokens += tokens
 
     def snapshot(self) -> Dict[str, Any]:
         """A consistent copy: the counters per service as dicts, and their totals."""

@@ -176,7 +176,8 @@ class Backfill:
         self.readable = options.dry_run is False or store.path.exists()
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.in_flight = {}  # type: Dict[int, List[str]]  # worker -> plugins left on its file
+        self.in_flight = {}  # type: Dict[int, Tuple[Path, List[str]]]  # worker -> file, plugins
+        self.left = set()  # type: Set[Path]  # files some plugin did not reach
         self.closed = False
         self.budget = Budget(options.max_calls)
         self.out_of_calls = False
@@ -223,16 +224,16 @@ class Backfill:
                 bar.close()
         with self.lock:
             self.closed = True
-            for labels in self.in_flight.values():
+            for path, labels in self.in_flight.values():
                 for label in labels:
-                    self.summary.add(label, "left")
+                    self._left(path, label)
         while True:
             try:
-                _, plans = pending.get_nowait()
+                path, plans = pending.get_nowait()
             except queue.Empty:
                 break
             for plan in plans:
-                self.summary.add(plan.label, "left")
+                self._left(path, plan.label)
 
     def _worker(self, pending: "queue.Queue") -> None:
         me = threading.get_ident()
@@ -242,26 +243,31 @@ class Backfill:
             except queue.Empty:
                 return
             with self.lock:
-                self.in_flight[me] = [p.label for p in plans]
+                self.in_flight[me] = (path, [p.label for p in plans])
             content = Content(path)
             item = walk.item_id(path)
             for plan in plans:
-                if self.stop.is_set():
-                    self._count(plan.label, "left")
-                else:
-                    self._count(plan.label, self._one(plan, path, item, content))
+                status = "left" if self.stop.is_set() else self._one(plan, path, item, content)
+                self._count(path, plan.label, status)
             with self.lock:
                 self.in_flight.pop(me, None)
                 self.done += 1
 
-    def _count(self, label: str, status: str) -> None:
+    def _count(self, path: Path, label: str, status: str) -> None:
         with self.lock:
             if self.closed:
                 return  # the summary is out: a late worker changes nothing
-            labels = self.in_flight.get(threading.get_ident())
-            if labels and label in labels:
+            _, labels = self.in_flight.get(threading.get_ident(), (path, []))
+            if label in labels:
                 labels.remove(label)
-            self.summary.add(label, status)
+            if status == "left":
+                self._left(path, label)
+            else:
+                self.summary.add(label, status)
+
+    def _left(self, path: Path, label: str) -> None:
+        self.left.add(path)
+        self.summary.add(label, "left")
 
     # ------------------------------------------------------------------ one file, one plugin
 
@@ -309,7 +315,8 @@ class Backfill:
         """Whether ``--max-calls`` lets the file go ahead: free, or its calls are left."""
         if self.options.max_calls is None:
             return True
-        return self.budget.take(len(self._missing(plan, path)))
+        billed = [part for part in self._missing(plan, path) if prices.billed(part)]
+        return self.budget.take(len(billed))
 
     def _missing(self, plan: Plan, path: Path) -> List[Any]:
         """The backends of the plugin whose answer for the file is not in the cache."""
@@ -368,7 +375,7 @@ def tag(paths: Sequence[str], options: Options) -> int:
     if backfill.out_of_calls:
         lines.append(
             f"stopped at --max-calls {options.max_calls}: {backfill.budget.taken} billed calls "
-            f"made or allowed; {summary.count('left')} file(s) left; run the same command "
+            f"made or allowed; {len(backfill.left)} file(s) left; run the same command "
             "again to continue"
         )
     _print(lines)
@@ -409,8 +416,11 @@ def dry_run_lines(backfill: Backfill, summary: Summary, settings: Settings) -> L
     currency = prices.currency(settings)
     for what, (calls, part) in sorted(backfill.calls.items()):
         price = prices.price(part, settings)
+        if not prices.billed(part):
+            lines.append(f"{what}: {calls} pictures run on your own machines (nothing billed)")
+            continue
         if price is None:
-            lines.append(f"{what}: {calls} calls (not priced per call: cost not counted)")
+            lines.append(f"{what}: {calls} calls (billed by tokens: cost not counted)")
             continue
         cost = price.cost(calls)
         money = (money or 0.0) + cost

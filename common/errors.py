@@ -39,6 +39,7 @@ class ServiceError(PixstorAzureError):
     """
 
     status = "FATAL"
+    sent = True  # False: the file was not sent (held back, or no rate-limit slot)
 
     def __init__(
         self,
@@ -97,6 +98,7 @@ class Held(ServiceError):
     (a refusal, an outage). The fault itself was logged when it was found."""
 
     status = "FATAL"
+    sent = False
 
 
 class NotAsked(ServiceError):
@@ -104,6 +106,7 @@ class NotAsked(ServiceError):
     budget. Not a fault of the service, so it never counts towards an outage."""
 
     status = "FATAL"
+    sent = False
 
 
 class StoreError(PixstorAzureError):

@@ -171,8 +171,9 @@ def _keys(backend: Any) -> Tuple[str, Tuple[str, str]]:
 
 
 def _again(error: ServiceError) -> ServiceError:
-    """A new exception saying what ``error`` said (one instance is not raised in two threads)."""
-    return type(error)(
+    """A new exception saying what ``error`` said (one instance is not raised in two threads),
+    for a file that was not sent."""
+    again = type(error)(
         error.service,
         error.message,
         error.http_status,
@@ -181,6 +182,8 @@ def _again(error: ServiceError) -> ServiceError:
         error.inner_code,
         error.said,
     )
+    again.sent = False
+    return again
 
 
 def _unresolved(backend: Any, exc: Unresolved) -> Refused:

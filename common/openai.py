@@ -129,8 +129,13 @@ class _Chat:
             )
         except ServiceError as exc:
             raise self.explain(exc) from None
-        # A refused, cut-off or off-schema answer is an error here, so it is never kept.
-        self.read(body)
+        # A refused, cut-off or off-schema answer is an error here, so it is never kept; its
+        # tokens are billed all the same.
+        try:
+            self.read(body)
+        except ServiceError:
+            answers.tally().spent(body)
+            raise
         model = body.get("model")
         return answers.answer(
             body,

@@ -28,12 +28,24 @@ class Price(NamedTuple):
         return calls * self.per_1000 / 1000.0
 
 
+# What runs on the customer's own machines: an exported model, file or container.
+RUN_HERE = ("onnx-export", "container")
+
+
+def billed(chosen: Any) -> bool:
+    """Whether a call of the backend ``chosen`` is billed by Azure (per call or by tokens)."""
+    identity = chosen.identity()
+    return not (identity.get("service") == "customvision" and identity.get("api") in RUN_HERE)
+
+
 def price(chosen: Any, settings: Settings) -> Optional[Price]:
     """The price per 1,000 calls of the backend ``chosen``; None when it is not priced (a model
     run here, an exported model's container, Azure OpenAI's tokens)."""
+    if not billed(chosen):
+        return None
     identity = chosen.identity()
     kind = identity.get("service")
-    if kind == "customvision" and identity.get("api") != "container":
+    if kind == "customvision":
         return _price(settings, "PIXSTOR_AZURE_PRICE_CUSTOM_VISION", 2.0, "S0 prediction")
     if kind == "vision":
         features = str(identity.get("features") or "").split(",")

@@ -384,3 +384,39 @@ def test_vision_with_a_read_api_counts_and_caches_each_answer(tmp_path, server):
     assert again.returncode == 0, again  # the copy: both answers from the cache, no call
     assert len(server.requests) == before
     assert again.count("azurevision", "SUCCESS") == 1
+
+
+def test_max_calls_says_how_many_files_are_left_not_file_plugin_pairs(tool, server, archive):
+    both = ("-p", "classification", "-p", "detection", "--no-progress", "-j", "1")
+
+    stopped = tool.run("tag", *both, "--max-calls", "2", str(archive))
+
+    assert stopped.returncode == 3, stopped
+    assert len(server.requests) == 2  # the first file, both plugins
+    assert stopped.count("azureclassification", "left") == 4
+    assert stopped.count("azureobjectdetection", "left") == 4
+    assert "2 billed calls made or allowed; 4 file(s) left" in stopped.stderr
+
+
+def onnx_classifier(tool, tmp_path):
+    """Chooses an exported classifier run here (tests/onnxmodels.py) for the tool."""
+    pytest.importorskip("numpy")
+    pytest.importorskip("onnxruntime")
+    onnxmodels = pytest.importorskip("tests.onnxmodels")
+    model = onnxmodels.export(tmp_path / "models", onnxmodels.classifier_s1(), ["r", "g", "b"])
+    tool.env.update(
+        {"CUSTOM_VISION_CLASSIFY_BACKEND": "onnx", "CUSTOM_VISION_CLASSIFY_MODEL": str(model)}
+    )
+
+
+def test_a_model_run_here_is_not_a_billed_call(tool, server, archive, tmp_path):
+    onnx_classifier(tool, tmp_path)
+
+    dry = tool.run("tag", *CLASSIFY, "--dry-run", str(archive))
+    run = tool.run("tag", *CLASSIFY, "--max-calls", "0", str(archive))
+
+    assert "5 pictures run on your own machines (nothing billed)" in dry.stderr
+    assert "cost:" not in dry.stderr and "USD" not in dry.stderr
+    assert run.returncode == 0, run
+    assert run.count("azureclassification", "SUCCESS") == 5
+    assert server.requests == []

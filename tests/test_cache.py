@@ -242,6 +242,18 @@ def test_errors_are_not_kept(plugin, fake, cache_file, photo, monkeypatch, statu
     assert answers.tally().snapshot()["failed"] == {"Custom Vision": 1}
 
 
+def test_only_calls_sent_are_counted_as_failed(plugin, fake, cache_file, photo, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a picture")
+    assert plugin.process("broken", str(broken)) == PluginStatus.SKIPPED  # never sent
+    fake.fail_next(401)
+    assert plugin.process("x", str(photo)) == PluginStatus.FATAL  # sent and refused
+    assert plugin.process("y", str(photo)) == PluginStatus.FATAL  # held back: not sent
+
+    assert len(fake.requests) == 1
+    assert answers.tally().snapshot()["failed"] == {"Custom Vision": 1}
+
+
 def test_a_refused_image_is_not_kept(plugin, fake, cache_file, photo):
     refusal = recording("customvision-400-image-format.handmade.json")
     fake.fail_next(400, body=refusal["body"])

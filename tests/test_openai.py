@@ -697,6 +697,24 @@ def test_a_deployment_that_takes_no_pictures_is_named(vision_plugin, recorded, p
     assert "does not take pictures" in line and "vision model" in line
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat('{"classes":[]}', finish="length"),
+        chat(None, finish="content_filter"),
+        dict(chat(None), choices=[{"finish_reason": "stop", "message": {"refusal": "No."}}]),
+    ],
+)
+def test_tokens_of_an_answer_not_used_are_counted_all_the_same(
+    vision_plugin, recorded, photo, body
+):
+    recorded.add(responses.POST, URL, json=body)
+
+    assert vision_plugin.process("photo", str(photo)) == PluginStatus.SKIPPED
+
+    assert answers.tally().snapshot()["tokens"] == body["usage"]["total_tokens"]
+
+
 def test_a_picture_refused_as_image_data_is_skipped(vision_plugin, recorded, photo, logs):
     body = {"error": {"code": "BadRequest", "message": "Invalid image data.", "param": None}}
     recorded.add(responses.POST, URL, json=body, status=400)
