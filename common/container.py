@@ -9,17 +9,21 @@ the same thresholds serve it; a classifier's predictions come in labels.txt orde
 Its quirks, handled here: it refuses bodies over 4 MiB (Flask's 413); and a failure may come
 as HTTP 500 text, as HTTP 200 text, or as HTTP 200 with a JSON *string* ("Error: Could not
 preprocess image for prediction. ...") instead of an object: all of these are errors, never
-an empty answer.
+an empty answer. HTTP 500 "Error processing image" and the JSON string are about the picture
+(the file is skipped); a 404 or 405 means the URL is not the container's (``Refused``). Its
+answers have no ``tagType``: the classifier's Negative tag is known by its name alone.
 """
 
 from typing import Any, List
 from urllib.parse import urlsplit
 
 from . import answers, customvision, http, images
-from .errors import ImageRejected, ServiceError, SettingsError
+from .errors import ImageRejected, Refused, ServiceError
 from .settings import Settings
 
 SERVICE = "Custom Vision container"
+# What the container answers, with HTTP 500, when it fails on a picture (lower case).
+PROCESSING_ERROR = "error processing image"
 
 # The container's own code shrinks every picture to at most 1600 px before its model sees it
 # (the classifier then crops and scales to a few hundred px; the detector to about 512x512),
@@ -97,10 +101,25 @@ class Backend:
                 detail=exc.detail,
             )
         if exc.http_status in (404, 405):
-            return SettingsError(
-                self.endpoint_setting,
-                f"names {self.url}, where no Custom Vision container answers POST /image "
-                f"({exc.http_status}): give the container's base URL, e.g. http://HOST:8080",
+            # The same for every file: logged once, files held back until it is asked again.
+            return Refused(
+                SERVICE,
+                f"{self.endpoint_setting} names {self.url}, where no Custom Vision container "
+                f"answers POST /image ({exc.http_status}): give the container's base URL, e.g. "
+                "http://HOST:8080",
+                exc.http_status,
+                exc.code,
+                exc.detail,
+            )
+        if exc.http_status == 500 and PROCESSING_ERROR in (exc.said or "").lower():
+            # The container's answer to any failure on the picture, mostly one Pillow cannot
+            # open: others may pass. No status kept: it is no sign of an outage (see faults).
+            return ImageRejected(
+                SERVICE,
+                f"{SERVICE} could not read the picture (it answered {exc.http_status}: "
+                f"{_text(exc.said)}; its docker logs say why)",
+                detail=exc.detail,
+                said=exc.said,
             )
         return exc
 

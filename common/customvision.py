@@ -167,7 +167,7 @@ def parse(body: Any, with_boxes: bool) -> List[Prediction]:
         predictions = []
         for item in answer["predictions"]:
             item = {k.lower(): v for k, v in item.items()}
-            if str(item.get("tagtype") or "").lower() == "negative":
+            if _negative(item.get("tagtype"), item.get("tagname")):
                 continue  # a classifier's "none of these": not a class, never written
             tag, probability = str(item["tagname"]), float(item["probability"])
             if not 0.0 <= probability <= 1.0:  # NaN and Infinity too: they are not JSON
@@ -189,6 +189,18 @@ def parse(body: Any, with_boxes: bool) -> List[Prediction]:
             SERVICE, f"{SERVICE} answered with an unexpected body ({type(exc).__name__}: {exc})"
         ) from None
     return predictions
+
+
+# Custom Vision's built-in tag for "none of the tags": the cloud marks it with its tagType;
+# an exported model (container, ONNX) names it only, in labels.txt.
+NEGATIVE = "Negative"
+
+
+def _negative(tag_type: Any, tag: Any) -> bool:
+    """Whether a prediction is of the Negative tag: so typed, or so named and not typed."""
+    if tag_type:
+        return str(tag_type).lower() == "negative"
+    return tag == NEGATIVE
 
 
 def _explain(exc: ServiceError, config: Backend) -> ServiceError:

@@ -286,10 +286,14 @@ class Model:
                 f"{SERVICE} gave no number (NaN) for {self.labels[index]!r}: the model file may "
                 "be damaged",
             )
+        label = self.labels[index]
         return {
             "probability": round(min(1.0, max(0.0, probability)), 8),
             "tagId": index,
-            "tagName": self.labels[index],
+            "tagName": label,
+            # As the cloud types its tags: labels.txt lists the Negative tag of a classifier
+            # that has one, which is "none of these", never a class to write.
+            "tagType": "Negative" if label == customvision.NEGATIVE else "Regular",
             "boundingBox": box,
         }
 
@@ -485,7 +489,8 @@ def _stamp(path: Path) -> Tuple:
 
 class LoadedModels:
     """This process's models, by the path named; a replaced export is loaded again, and a
-    broken one is not re-read for every picture while it stays as it is."""
+    broken one is not re-read for every picture while it stays as it is. Missing onnxruntime
+    or numpy is not kept: they are looked for again, so installing them needs no restart."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -498,8 +503,9 @@ class LoadedModels:
         with self.lock:  # one load at a time: the threads that wait need the same model
             known = self.loaded.get(key)
             if known is None or known[0] != stamp:
+                # Not kept when it fails: onnxruntime installed meanwhile is found next time.
+                libs = libraries(backend_setting)
                 try:
-                    libs = libraries(backend_setting)
                     model = Model(setting, str(path), libs, read_export(setting, path))
                 except SettingsError as exc:
                     model = exc

@@ -322,7 +322,7 @@ class VisionBackend(_Chat):
         if not vision._LANGUAGE.match(self.language):
             raise SettingsError(
                 "AZURE_VISION_LANGUAGE",
-                f"must be a language code such as en or es, not {self.language!r}",
+                "must be a language code such as en or es; the value set is not one",
             )
         self.gender_neutral = settings.flag("AZURE_VISION_GENDER_NEUTRAL_CAPTION", False)
 
@@ -559,7 +559,7 @@ def _api_version(settings: Settings) -> str:
     if not match:
         raise SettingsError(
             "AZURE_OPENAI_API_VERSION",
-            f"must be a date such as {DEFAULT_API_VERSION}, not {version!r}",
+            f"must be a date such as {DEFAULT_API_VERSION}; the value set is not one",
         )
     if match.group(1) < _OLDEST_WITH_SCHEMA:
         raise SettingsError(

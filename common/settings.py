@@ -54,6 +54,11 @@ _PLACEHOLDER = re.compile(r"\bYOUR[-_][\w.-]*|//NAME\.|<[^<>]*>|\{[^{}]*\}|\b(?i
 _STAND_IN_TEXT = "00000000-0000-0000-0000-000000000000"
 _STAND_IN_ENDPOINT = "https://missing.invalid"
 _UNREAD = object()
+# What a key looks like: Azure's are 32 hexadecimal digits, or 84 letters and digits. A value
+# so shaped, set where a key does not go, is said to look like one (never shown).
+_KEY_LIKE = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Za-z]{80,90}")
+# A run of letters and digits long enough, with a digit in it, to be (part of) a key or token.
+_SECRET_LIKE = re.compile(r"[0-9A-Za-z]{16,}")
 
 
 class Secret:
@@ -262,7 +267,8 @@ class Settings:
         found = _PLACEHOLDER.search(value)
         if found is None:
             return value
-        shown = "" if name.endswith("_KEY") else f" ({found.group(0)})"
+        placeholder = found.group(0)
+        shown = "" if name.endswith("_KEY") or _may_be_secret(placeholder) else f" ({placeholder})"
         return _Placeholder(
             SettingsError(
                 name, f"still holds a placeholder{shown}, as in the example: set your own value"
@@ -298,7 +304,16 @@ class Settings:
         if value is None:
             return self._missing(name, Secret(_STAND_IN_TEXT))
         if any(c.isspace() for c in value) or not value.isprintable():
-            raise self._malformed(name, "holds spaces or control characters")
+            raise self._malformed(
+                name, "holds spaces or control characters: paste it again from the Azure portal"
+            )
+        if not all(" " < c <= "~" for c in value):
+            # requests would fail on every file with a UnicodeEncodeError building the header.
+            raise self._malformed(
+                name,
+                "has characters that cannot be in a key (only printable ASCII): paste it again "
+                "from the Azure portal",
+            )
         return Secret(value)
 
     def number(
@@ -310,8 +325,10 @@ class Settings:
         try:
             number = float(value)
         except ValueError:
-            raise self._malformed(name, f"must be a number, not {value!r}") from None
-        return self._within(name, value, number, minimum, maximum)
+            raise self._malformed(
+                name, f"must be a number; the value set is not one ({_about(value)})"
+            ) from None
+        return self._within(name, number, minimum, maximum)
 
     def integer(
         self, name: str, default: int, minimum: int = 0, maximum: Optional[int] = None
@@ -322,8 +339,10 @@ class Settings:
         try:
             number = int(value)
         except ValueError:
-            raise self._malformed(name, f"must be a whole number, not {value!r}") from None
-        return self._within(name, value, number, minimum, maximum)
+            raise self._malformed(
+                name, f"must be a whole number; the value set is not one ({_about(value)})"
+            ) from None
+        return self._within(name, number, minimum, maximum)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)
@@ -333,7 +352,11 @@ class Settings:
             return True
         if value.lower() in _FALSE:
             return False
-        raise self._malformed(name, f"must be true or false, not {value!r}")
+        raise self._malformed(
+            name,
+            "must be true or false (or yes/no, on/off, 1/0); the value set is none of them "
+            f"({_about(value)})",
+        )
 
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
         value = self.raw(name)
@@ -342,7 +365,10 @@ class Settings:
         for choice in choices:
             if value.lower() == choice.lower():
                 return choice
-        raise self._malformed(name, f"must be one of {', '.join(choices)}, not {value!r}")
+        raise self._malformed(
+            name,
+            f"must be one of {', '.join(choices)}; the value set is none of them ({_about(value)})",
+        )
 
     def words(self, name: str, default: Sequence[str], allowed: Sequence[str]) -> List[str]:
         """A comma-separated list drawn from ``allowed`` (matched case-insensitively)."""
@@ -353,8 +379,16 @@ class Settings:
         words = [w.strip() for w in value.split(",") if w.strip()]
         unknown = [w for w in words if w.lower() not in lookup]
         if unknown or not words:
+            # The entries that are allowed words may be shown; the others may be anything.
+            found = (
+                f"{len(unknown)} of its {len(words)} entries are not among them"
+                if words
+                else "it lists none"
+            )
             raise self._malformed(
-                name, f"must be a comma-separated list of {', '.join(allowed)}, not {value!r}"
+                name,
+                f"must be a comma-separated list of {', '.join(allowed)}; {found} "
+                f"({_about(value)})",
             )
         return list(dict.fromkeys(lookup[w.lower()] for w in words))
 
@@ -371,13 +405,24 @@ class Settings:
         except ValueError:
             port = -1
         if parts.scheme not in ("https", "http") or not parts.hostname or port == -1:
+            if "://" not in value:
+                why = "it has no https://"
+            elif parts.scheme not in ("https", "http"):
+                why = "it is neither https:// nor http://"
+            elif not parts.hostname:
+                why = "it names no host"
+            else:
+                why = "its port is not a number from 0 to 65535"
             raise self._malformed(
                 name,
-                f"must be a URL such as https://NAME.cognitiveservices.azure.com, not {value!r}",
+                "must be a URL such as https://NAME.cognitiveservices.azure.com; the value set "
+                f"is not one ({why}; {_about(value)})",
             )
         if parts.query or parts.fragment or parts.username or parts.password:
             raise self._malformed(name, "must be a plain base URL, without query, fragment or user")
         if parts.scheme == "http" and not self.plain_http_allowed(parts.hostname, port or 80):
+            # The host of a URL written with http:// is a machine's name, never a key: shown,
+            # since it is what goes into PIXSTOR_AZURE_HTTP_HOSTS.
             raise self._malformed(
                 name,
                 f"uses plain http to {parts.hostname}, which is not named in {HTTP_HOSTS}: keys "
@@ -398,31 +443,18 @@ class Settings:
     def _http_hosts(self) -> FrozenSet[Tuple[str, Optional[int]]]:
         value = self.raw(HTTP_HOSTS)
         named = set()
-        for entry in (value or "").split(","):
-            entry = entry.strip()
-            if not entry:
-                continue
-            parts = urlsplit("//" + entry)
-            try:
-                port = parts.port
-            except ValueError:
-                port = -1
-            if (
-                not parts.hostname
-                or port == -1
-                or port == 0
-                or parts.path
-                or parts.query
-                or parts.fragment
-                or parts.username is not None
-                or "*" in entry
-            ):
+        entries = [e.strip() for e in (value or "").split(",") if e.strip()]
+        for number, entry in enumerate(entries, 1):
+            why = _not_a_host(entry)
+            if why:
                 raise self._malformed(
                     HTTP_HOSTS,
                     "must be a comma-separated list of host or host:port (such as "
-                    f"10.0.0.5:5000, read-ocr.studio.lan), not {entry!r}",
+                    f"10.0.0.5:5000, read-ocr.studio.lan); its entry {number} of {len(entries)} "
+                    f"is not one ({why}; {_about(entry)})",
                 )
-            named.add((parts.hostname.lower(), port))
+            parts = urlsplit("//" + entry)
+            named.add((parts.hostname.lower(), parts.port))
         return frozenset(named)
 
     def _memo(self, key: Any, make: Callable[[], Any]) -> Any:
@@ -435,11 +467,55 @@ class Settings:
                 made = self._built.setdefault(key, made)
         return made
 
-    def _within(self, name: str, text: str, number, minimum, maximum):
+    def _within(self, name: str, number, minimum, maximum):
         if not (number >= minimum) or (maximum is not None and number > maximum):  # NaN too
             bounds = f"at least {minimum:g}" if maximum is None else f"{minimum:g} to {maximum:g}"
-            raise self._malformed(name, f"must be {bounds}, not {text!r}")
+            if number != number:
+                where = "is not a number"
+            elif number < minimum:
+                where = "is smaller"
+            else:
+                where = "is larger"
+            # Even a number is not shown: a key of digits only would parse as one.
+            raise self._malformed(name, f"must be {bounds}; the value set {where}")
         return number
+
+
+def _about(value: str) -> str:
+    """What an error may say of a setting's value without showing it: its length, and whether
+    it looks like a key (one set in the wrong setting)."""
+    size = f"{len(value)} character{'' if len(value) == 1 else 's'}, not shown"
+    if _KEY_LIKE.fullmatch(value):
+        return size + "; it looks like a key"
+    return size
+
+
+def _may_be_secret(text: str) -> bool:
+    """Whether ``text`` holds a long run of letters and digits with a digit in it: what a key
+    or token looks like, and no placeholder word does."""
+    return any(any(c.isdigit() for c in run.group(0)) for run in _SECRET_LIKE.finditer(text))
+
+
+def _not_a_host(entry: str) -> str:
+    """Why an entry of ``PIXSTOR_AZURE_HTTP_HOSTS`` is not host or host:port ("" if it is)."""
+    if "://" in entry:
+        return "it has a scheme: name the host only"
+    if "*" in entry:
+        return "it has a wildcard: name each host"
+    parts = urlsplit("//" + entry)
+    try:
+        port = parts.port
+    except ValueError:
+        return "its port is not a number from 1 to 65535"
+    if parts.username is not None:
+        return "it has a user"
+    if parts.path or parts.query or parts.fragment:
+        return "it has a path"
+    if not parts.hostname:
+        return "it names no host"
+    if port == 0:
+        return "its port is not a number from 1 to 65535"
+    return ""
 
 
 def config_path(named: Optional[str]) -> Tuple[Path, bool]:

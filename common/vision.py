@@ -68,13 +68,13 @@ class Config(NamedTuple):
         if not _API_VERSION.match(api_version):
             raise SettingsError(
                 "AZURE_VISION_API_VERSION",
-                f"must be a date such as 2024-02-01, not {api_version!r}",
+                "must be a date such as 2024-02-01; the value set is not one",
             )
         language = settings.text("AZURE_VISION_LANGUAGE", "en")
         if not _LANGUAGE.match(language):
             raise SettingsError(
                 "AZURE_VISION_LANGUAGE",
-                f"must be a language code such as en or es, not {language!r}",
+                "must be a language code such as en or es; the value set is not one",
             )
         asked = settings.words("AZURE_VISION_FEATURES", FEATURES, FEATURES)
         gender_neutral = settings.flag("AZURE_VISION_GENDER_NEUTRAL_CAPTION", False)

@@ -17,10 +17,12 @@ It behaves as the exported Flask app does, as far as API-FACTS.md section 5.1 kn
   "predictions": [...]}``. It sees colours as ``FakeAzure`` does (``fakeazure._analyse``):
   *classify*: for each label in labels.txt order whose probability is over 1e-8, ``{tagName,
   probability (8 decimals), tagId: "", boundingBox: null}``, the probability being the share
-  of the picture in that colour (0 for a label that is no colour); *detect*: for the red,
-  green and blue labels the box around that colour (0.95 when it covers 1 % of the picture,
-  else 0.3), over the container's 0.10 threshold, at most 20, most probable first, ``tagId``
-  the label's index, the box rounded to 8 decimals.
+  of the picture in that colour (0 for a label that is no colour; for ``Negative``, the share
+  in none of the five colours, as Custom Vision's "none of these" tag, listed in labels.txt
+  and answered without a ``tagType``); *detect*: for the red, green and blue labels the box
+  around that colour (0.95 when it covers 1 % of the picture, else 0.3), over the container's
+  0.10 threshold, at most 20, most probable first, ``tagId`` the label's index, the box
+  rounded to 8 decimals.
 
 ``quirk`` makes the next answers fail as the real app can with HTTP 200: ``"preprocess"`` (a
 JSON string "Error: Could not preprocess image for prediction. ...", what its classifier
@@ -38,6 +40,7 @@ MAX_BODY = 4 * 1024 * 1024  # Flask's MAX_CONTENT_LENGTH in the exported app
 THRESHOLD = 0.10
 MAX_DETECTIONS = 20
 HARNESS = "CustomVision.ai model host harness"
+NEGATIVE = "Negative"  # a classifier's built-in "none of these" tag, in labels.txt too
 PROCESSING_ERROR = "Error processing image"
 PREPROCESS_ERROR = (
     "Error: Could not preprocess image for prediction. cannot identify image file "
@@ -110,8 +113,12 @@ class FakeContainer:
     def _predictions(self, analysis: Any) -> List[dict]:
         if self.kind == "classify":
             found = []
+            coloured = sum(analysis.fractions.values())
             for label in self.labels:
-                probability = round(analysis.fractions.get(label, 0.0), 8)
+                share = analysis.fractions.get(label, 0.0)
+                if label == NEGATIVE:
+                    share = max(0.0, 1.0 - coloured)
+                probability = round(share, 8)
                 if probability > 1e-8:
                     found.append(
                         {

@@ -88,6 +88,19 @@ def test_nothing_above_threshold_writes_nothing_and_says_so(plugin, served, phot
     assert any("nothing found" in r.getMessage() for r in logs.records)
 
 
+def test_an_untyped_negative_tag_is_never_a_class(plugin, served, photo, store):
+    # As an exported model answers: the Negative tag by its name, without a tagType.
+    predictions = [
+        {"probability": 0.93, "tagId": "", "tagName": "Negative", "boundingBox": None},
+        {"probability": 0.71, "tagId": "", "tagName": "Hemlock", "boundingBox": None},
+    ]
+    served.add(responses.POST, URL, json={"id": "", "predictions": predictions}, status=200)
+
+    assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
+
+    assert store.read("item-1", "image") == {"azure_class": "Hemlock", "azure_classes": ["Hemlock"]}
+
+
 def test_store_images_setting_uses_the_storing_path(plugin, served, photo, store, monkeypatch):
     monkeypatch.setenv("CUSTOM_VISION_STORE_IMAGES", "true")
     answer(served, "customvision-classify-nostore-200.handmade.json", url=URL[: -len("/nostore")])

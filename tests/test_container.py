@@ -14,7 +14,7 @@ from PIL import Image
 import azureclassification
 import azureobjectdetection
 from pixstor_azure import customvision, images
-from pixstor_azure.errors import ImageRejected, ServiceError, SettingsError
+from pixstor_azure.errors import ImageRejected, Refused, ServiceError, SettingsError, Unavailable
 from pixstor_azure.pixstor import PluginStatus
 from pixstor_azure.settings import Settings
 from tests import imagefactory
@@ -171,6 +171,25 @@ def test_a_json_string_with_200_skips_the_picture(classifier, tmp_path):
     assert plugin.process("p", str(path)) == PluginStatus.SKIPPED
 
 
+def test_the_negative_tag_is_never_written(monkeypatch, store, tmp_path):
+    # A classifier with Custom Vision's Negative tag: the container lists it as any label,
+    # without a tagType. Grey is none of the colours, so Negative scores most.
+    server, _ = serve(monkeypatch, "classify", ["blue", "Negative", "red"])
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
+    path = stripes(tmp_path, [((128, 128, 128), 0.7), ((255, 0, 0), 0.3)])
+    try:
+        answer = customvision.backend(CLASSIFY, Settings.load()).ask(str(path))
+        status = azureclassification.AzureClassificationPlugin().process("n", str(path))
+    finally:
+        server.stop()
+
+    negative = [p for p in answer.body["predictions"] if p["tagName"] == "Negative"]
+    assert len(negative) == 1 and negative[0]["probability"] > 0.6
+    assert "tagType" not in negative[0]
+    assert status == PluginStatus.SUCCESS
+    assert store.read("n", "image") == {"azure_class": "red", "azure_classes": ["red"]}
+
+
 def test_text_with_200_is_an_error_not_an_empty_answer(classifier, tmp_path, logs):
     _, api = classifier
     api.quirk = "text"
@@ -185,9 +204,29 @@ def test_text_with_200_is_an_error_not_an_empty_answer(classifier, tmp_path, log
     )
 
 
-def test_text_with_500_is_retried_then_an_error(classifier, tmp_path, waits, logs):
+def test_error_processing_image_with_500_skips_the_picture(classifier, tmp_path, waits, logs):
+    # The container's answer when it fails on one picture (one its Pillow cannot open): the
+    # file is skipped, and pictures that fail so are no outage, however many in a row.
+    server, api = classifier
+    plugin = azureclassification.AzureClassificationPlugin()
+    picture = stripes(tmp_path, [((255, 0, 0), 1.0)])
+
+    statuses = []
+    for name in "abcd":
+        server.fail_next(500, "Error processing image", {"Content-Type": "text/html"}, times=5)
+        statuses.append(plugin.process(name, str(picture)))
+    status = plugin.process("good", str(picture))
+
+    assert statuses == [PluginStatus.SKIPPED] * 4
+    assert status == PluginStatus.SUCCESS and api.answered == 1  # asked: no outage's pause
+    skipped = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+    assert len(skipped) == 4
+    assert "could not read the picture (it answered 500: Error processing image" in skipped[0]
+
+
+def test_another_500_is_retried_then_an_outage(classifier, tmp_path, waits, logs):
     server, _ = classifier
-    server.fail_next(500, "Error processing image", {"Content-Type": "text/html"}, times=5)
+    server.fail_next(500, "Internal Server Error", {"Content-Type": "text/html"}, times=5)
     plugin = azureclassification.AzureClassificationPlugin()
 
     status = plugin.process("e", str(stripes(tmp_path, [((255, 0, 0), 1.0)])))
@@ -195,8 +234,13 @@ def test_text_with_500_is_retried_then_an_error(classifier, tmp_path, waits, log
     assert status == PluginStatus.FATAL
     assert len(server.requests) == 5 and len(waits) == 4
     assert any(
-        "500" in r.getMessage() and "Error processing image" in r.getMessage() for r in logs.records
+        "500" in r.getMessage() and "Internal Server Error" in r.getMessage()
+        for r in logs.records
+        if r.levelname == "ERROR"
     )
+    server.fail_next(500, "Internal Server Error", {"Content-Type": "text/html"}, times=5)
+    with pytest.raises(Unavailable):
+        customvision.backend(CLASSIFY, Settings.load()).ask(str(tmp_path / "s.png"))
 
 
 def test_413_is_a_refused_picture(classifier, tmp_path):
@@ -232,18 +276,38 @@ def test_the_url_of_the_route_itself_is_taken(monkeypatch, tmp_path):
         server.stop()
 
 
-def test_a_url_where_no_container_answers_is_a_settings_error(monkeypatch, tmp_path, logs):
+def test_a_url_where_no_container_answers_is_refused_once(monkeypatch, tmp_path, logs):
     server, _ = serve(monkeypatch, "classify", COLOURS, url_suffix="/v1/predict")
     try:
         plugin = azureclassification.AzureClassificationPlugin()
         statuses = [plugin.process(n, str(stripes(tmp_path, [], name=f"{n}.png"))) for n in "ab"]
+        asked = len(server.requests)
     finally:
         server.stop()
 
     assert statuses == [PluginStatus.FATAL, PluginStatus.FATAL]
+    assert asked == 1  # a refusal: the second file fails without asking
     fatal = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
-    assert len(fatal) == 1 and "CUSTOM_VISION_CLASSIFY_URL names" in fatal[0]
-    assert "base URL" in fatal[0]
+    assert len(fatal) == 1
+    assert (
+        f"CUSTOM_VISION_CLASSIFY_URL names {server.url}/v1/predict, where no Custom Vision "
+        "container answers POST /image (404): give the container's base URL" in fatal[0]
+    )
+
+
+@pytest.mark.parametrize("status", [404, 405])
+def test_404_and_405_are_refusals_naming_the_url_setting(classifier, tmp_path, status):
+    server, _ = classifier
+    server.fail_next(status, "<title>Not here</title>", {"Content-Type": "text/html"})
+
+    with pytest.raises(Refused) as caught:
+        customvision.backend(CLASSIFY, Settings.load()).ask(str(stripes(tmp_path, [])))
+
+    assert caught.value.http_status == status
+    assert str(caught.value) == (
+        f"CUSTOM_VISION_CLASSIFY_URL names {server.url}, where no Custom Vision container "
+        f"answers POST /image ({status}): give the container's base URL, e.g. http://HOST:8080"
+    )
 
 
 def test_plain_http_to_another_machine_is_refused_by_default(monkeypatch):

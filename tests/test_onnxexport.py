@@ -69,6 +69,7 @@ def scores(path: Path) -> Dict[str, float]:
 
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+NEGATIVE_LABELS = ["red", "Negative", "blue"]  # the model's green is Custom Vision's Negative
 
 
 # ------------------------------------------------------------------ classification
@@ -139,6 +140,26 @@ def test_plugin_writes_the_class_from_the_model(use, tmp_path, store):
 
     assert status == PluginStatus.SUCCESS
     assert store.read("item", "image") == {"azure_class": "blue", "azure_classes": ["blue"]}
+
+
+@pytest.mark.parametrize(
+    "model",
+    [onnxmodels.classifier_s1, lambda: onnxmodels.classifier_map(labels=NEGATIVE_LABELS)],
+    ids=["s1", "map"],
+)
+def test_the_negative_label_is_never_written(use, tmp_path, store, monkeypatch, model):
+    # labels.txt lists the classifier's Negative tag as any label; here it scores green.
+    use(CLASSIFY, model(), NEGATIVE_LABELS)
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
+    path = stripes(tmp_path, {GREEN: 0.6, RED: 0.3})
+    backend = customvision.backend(CLASSIFY, Settings.load())
+
+    predictions = backend.ask(str(path)).body["predictions"]
+    status = azureclassification.AzureClassificationPlugin().process("n", str(path))
+
+    assert max(predictions, key=lambda p: p["probability"])["tagName"] == "Negative"
+    assert status == PluginStatus.SUCCESS
+    assert store.read("n", "image") == {"azure_class": "red", "azure_classes": ["red"]}
 
 
 def test_answer_is_the_cloud_envelope_and_nothing_was_sent(use, tmp_path):
@@ -504,6 +525,19 @@ def test_missing_extra_is_one_fatal_line_naming_the_backend_setting(
     assert len(fatal) == 1
     assert "CUSTOM_VISION_CLASSIFY_BACKEND is onnx" in fatal[0]
     assert "pip install 'pixstor-azure[onnx]'" in fatal[0]
+
+
+def test_onnxruntime_installed_after_a_failure_is_found(use, tmp_path, monkeypatch):
+    use(CLASSIFY, onnxmodels.classifier_s1(), onnxmodels.LABELS)
+    picture = stripes(tmp_path, {RED: 1.0})
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not importable, as not installed
+
+    assert "onnxruntime and numpy cannot be imported" in problem().problem
+    assert "onnxruntime and numpy cannot be imported" in problem().problem
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", onnxruntime)  # installed meanwhile
+
+    assert [p.tag for p in customvision.predict(str(picture), CLASSIFY)] == ["red"]
 
 
 def test_a_broken_export_is_not_read_again_for_every_picture(tmp_path, monkeypatch):

@@ -129,6 +129,155 @@ def test_bad_values_name_the_setting(method, args, value, words):
     assert words in str(caught.value)
 
 
+# ------------------------------------------------------------------ values are never shown
+
+# What a key looks like: 32 hexadecimal digits (Azure's), one of letters and digits only, and
+# one of digits only (which parses as a number).
+KEY_LIKE = ("3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2f", "7Kq2Xb9Rt4Lm8Np3Vw6Yz1Hc5Jd0Fg2S", "9" * 32)
+
+
+@pytest.mark.parametrize("key", KEY_LIKE)
+@pytest.mark.parametrize(
+    ("method", "args", "words"),
+    [
+        ("number", (0.5, 0.0, 1.0), "must be"),
+        ("integer", (5, 1, 10), "must be"),
+        ("flag", (False,), "must be true or false"),
+        ("choice", ("4.0", ("4.0", "3.2")), "must be one of 4.0, 3.2"),
+        ("words", (["tags"], ["tags", "caption"]), "comma-separated list of tags, caption"),
+        ("endpoint", (), "must be a URL"),
+    ],
+)
+def test_a_key_set_in_the_wrong_setting_is_not_shown_in_the_error(method, args, words, key):
+    for value in (key, f"  {key} ", f"tags,{key}", f"<{key}>", f"https://{key}"):
+        try:
+            getattr(Settings({"X_SETTING": value}), method)("X_SETTING", *args)
+        except SettingsError as exc:
+            said = str(exc)
+            assert said.startswith("setting X_SETTING "), said
+            assert key not in said and key[:16] not in said and key[-16:] not in said, said
+            assert key not in repr(exc) and all(key not in str(a) for a in exc.args)
+    with pytest.raises(SettingsError) as caught:
+        getattr(Settings({"X_SETTING": key}), method)("X_SETTING", *args)
+    assert words in str(caught.value)
+    if not key.isdigit():  # a number of 32 digits is said to be out of bounds
+        assert "32 characters, not shown" in str(caught.value)
+
+
+def test_an_endpoint_set_to_a_key_says_so_without_showing_it():
+    key = KEY_LIKE[0]
+    with pytest.raises(SettingsError) as caught:
+        Settings({"AZURE_VISION_ENDPOINT": key}).endpoint("AZURE_VISION_ENDPOINT")
+    assert str(caught.value) == (
+        "setting AZURE_VISION_ENDPOINT must be a URL such as "
+        "https://NAME.cognitiveservices.azure.com; the value set is not one (it has no "
+        "https://; 32 characters, not shown; it looks like a key)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("westus.api.cognitive.microsoft.com", "it has no https://"),
+        ("ftp://example.com", "it is neither https:// nor http://"),
+        ("https://:443", "it names no host"),
+        ("https://example.com:port", "its port is not a number from 0 to 65535"),
+    ],
+)
+def test_a_malformed_endpoint_is_described(url, why):
+    with pytest.raises(SettingsError) as caught:
+        Settings({"X_ENDPOINT": url}).endpoint("X_ENDPOINT")
+    said = str(caught.value)
+    assert f"the value set is not one ({why}; {len(url)} characters, not shown)" in said
+    assert url not in said.split("the value set", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("value", "args", "said"),
+    [
+        ("1.5", (0.0, 1.0), "must be 0 to 1; the value set is larger"),
+        ("-0.5", (0.0, 1.0), "must be 0 to 1; the value set is smaller"),
+        ("nan", (0.0, 1.0), "must be 0 to 1; the value set is not a number"),
+        ("0", (1.0, None), "must be at least 1; the value set is smaller"),
+    ],
+)
+def test_a_number_out_of_bounds_is_described_not_shown(value, args, said):
+    with pytest.raises(SettingsError) as caught:
+        Settings({"X_SETTING": value}).number("X_SETTING", 0.5, *args)
+    assert str(caught.value) == f"setting X_SETTING {said}"
+
+
+def test_words_say_how_many_entries_are_wrong_without_showing_them():
+    with pytest.raises(SettingsError) as caught:
+        Settings({"X_SETTING": "tags,faces,brands"}).words("X_SETTING", ["tags"], ["tags", "read"])
+    assert str(caught.value) == (
+        "setting X_SETTING must be a comma-separated list of tags, read; 2 of its 3 entries are "
+        "not among them (17 characters, not shown)"
+    )
+    with pytest.raises(SettingsError, match="it lists none"):
+        Settings({"X_SETTING": " , "}).words("X_SETTING", ["tags"], ["tags", "read"])
+
+
+def test_a_placeholder_holding_what_looks_like_a_key_is_not_shown():
+    key = KEY_LIKE[0]
+    with pytest.raises(SettingsError) as caught:
+        Settings({"X_ENDPOINT": f"https://{{{key}}}"}).endpoint("X_ENDPOINT")
+    assert str(caught.value) == (
+        "setting X_ENDPOINT still holds a placeholder, as in the example: set your own value"
+    )
+
+
+def test_a_plain_http_endpoint_shows_its_host_only():
+    # The host of an http:// URL is a machine's name (what goes into PIXSTOR_AZURE_HTTP_HOSTS).
+    with pytest.raises(SettingsError) as caught:
+        Settings({"X_ENDPOINT": "http://ocr.studio.lan:5000/"}).endpoint("X_ENDPOINT")
+    assert "uses plain http to ocr.studio.lan, which is not named in" in str(caught.value)
+
+
+# ------------------------------------------------------------------ keys
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2\u2019",  # a smart quote pasted along
+        "3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2\u0441",  # a Cyrillic letter that looks like c
+        "\u201c3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2f\u201d",
+        "3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2\u00e9",  # Latin-1, still never in a key
+    ],
+)
+def test_a_key_with_characters_no_key_has_is_a_settings_error(pasted):
+    with pytest.raises(SettingsError) as caught:
+        Settings({"AZURE_VISION_KEY": pasted}).secret("AZURE_VISION_KEY")
+    assert str(caught.value) == (
+        "setting AZURE_VISION_KEY has characters that cannot be in a key (only printable "
+        "ASCII): paste it again from the Azure portal"
+    )
+    assert caught.value.setting == "AZURE_VISION_KEY"
+    assert "3f9c0b7e" not in repr(caught.value)
+
+
+def test_a_key_with_characters_no_key_has_is_named_with_the_others_of_its_backend():
+    settings = Settings(
+        {
+            "AZURE_VISION_ENDPOINT": "https://westus.api.cognitive.microsoft.com",
+            "AZURE_VISION_KEY": "ab\u2019",
+        }
+    )
+    with pytest.raises(SettingsError, match=r"^setting AZURE_VISION_KEY has characters"):
+        vision.backend(settings)
+
+
+def test_a_key_is_stripped_and_one_with_spaces_inside_refused():
+    assert Settings({"K_KEY": " \tabc123\n"}).secret("K_KEY").reveal() == "abc123"
+    with pytest.raises(SettingsError) as caught:
+        Settings({"K_KEY": "abc 123"}).secret("K_KEY")
+    assert str(caught.value) == (
+        "setting K_KEY holds spaces or control characters: paste it again from the Azure portal"
+    )
+    assert Settings({"K_KEY": "A-z_0.9~!"}).secret("K_KEY").reveal() == "A-z_0.9~!"
+
+
 @pytest.mark.parametrize(
     ("url", "ok"),
     [
@@ -316,7 +465,8 @@ def test_missing_settings_placeholders_and_a_malformed_value_in_one_line():
         "settings CUSTOM_VISION_KEY and CUSTOM_VISION_CLASSIFY_ITERATION are not set; "
         "setting CUSTOM_VISION_ENDPOINT still holds a placeholder "
         "(YOUR-RESOURCE.cognitiveservices.azure.com), as in the example: set your own value; "
-        "setting CUSTOM_VISION_STORE_IMAGES must be true or false, not 'maybe'"
+        "setting CUSTOM_VISION_STORE_IMAGES must be true or false (or yes/no, on/off, 1/0); the "
+        "value set is none of them (5 characters, not shown)"
     )
 
 
@@ -372,14 +522,23 @@ def test_plain_http_goes_only_to_the_hosts_named(hosts, url, ok):
 
 
 @pytest.mark.parametrize(
-    "entry", ["*.studio.lan", "http://10.0.0.5", "10.0.0.5:http", "10.0.0.5/read", "a@b", ":80"]
+    ("entry", "why"),
+    [
+        ("*.studio.lan", "it has a wildcard"),
+        ("http://10.0.0.5", "it has a scheme"),
+        ("10.0.0.5:http", "its port is not a number"),
+        ("10.0.0.5/read", "it has a path"),
+        ("a@b", "it has a user"),
+        (":80", "it names no host"),
+    ],
 )
-def test_a_malformed_http_hosts_entry_names_the_setting(entry):
+def test_a_malformed_http_hosts_entry_names_the_setting_and_the_entry_not_its_value(entry, why):
     s = Settings({"X_ENDPOINT": "http://10.0.0.5", "PIXSTOR_AZURE_HTTP_HOSTS": f"ok.lan,{entry}"})
     with pytest.raises(SettingsError) as caught:
         s.endpoint("X_ENDPOINT")
     assert caught.value.setting == "PIXSTOR_AZURE_HTTP_HOSTS"
-    assert repr(entry) in str(caught.value)
+    assert f"its entry 2 of 2 is not one ({why}" in str(caught.value)
+    assert entry not in str(caught.value)
 
 
 # ------------------------------------------------------------------ reuse between calls
@@ -456,3 +615,34 @@ def test_a_built_object_that_says_it_is_stale_is_built_again():
     assert settings.built("model", build) is first
     first.replaced = True
     assert settings.built("model", build).number == 1
+
+
+@pytest.mark.parametrize(
+    ("plugin", "setting"),
+    [
+        ("vision", "AZURE_VISION_API_VERSION"),
+        ("vision", "AZURE_VISION_LANGUAGE"),
+        ("vision", "AZURE_OPENAI_API_VERSION"),
+        ("classification", "AZURE_OPENAI_API_VERSION"),
+    ],
+)
+def test_the_backends_own_checks_never_show_the_value(plugin, setting):
+    from pixstor_azure import catalog
+
+    settings = Settings(
+        {
+            "AZURE_VISION_ENDPOINT": "https://westus.api.cognitive.microsoft.com",
+            "AZURE_VISION_KEY": "abc123",
+            "AZURE_OPENAI_ENDPOINT": "https://name.openai.azure.com",
+            "AZURE_OPENAI_KEY": "abc123",
+            "AZURE_OPENAI_DEPLOYMENT": "gpt-4o",
+            "AZURE_VISION_API": "openai" if "OPENAI" in setting else "4.0",
+            "CUSTOM_VISION_CLASSIFY_BACKEND": "openai",
+            "CUSTOM_VISION_CLASSIFY_CLASSES": "red, blue",
+            setting: KEY_LIKE[0],
+        }
+    )
+    with pytest.raises(SettingsError) as caught:
+        catalog.backend(plugin, settings)
+    assert caught.value.setting == setting
+    assert KEY_LIKE[0][:16] not in str(caught.value) + repr(caught.value)
