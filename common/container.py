@@ -68,7 +68,14 @@ class Backend:
         edge = min(self.max_edge, LIMITS.max_side)
         image = images.prepare(path, LIMITS, edge, self.min_edge)
         try:
-            body = http.post(SERVICE, self.url + "/image", self.http, headers={}, data=image.data)
+            body = http.post(
+                SERVICE,
+                self.url + "/image",
+                self.http,
+                headers={},
+                data=image.data,
+                final=_unreadable,
+            )
         except ServiceError as exc:
             raise self._explain(exc) from None
         if not (isinstance(body, dict) and isinstance(_predictions(body), list)):
@@ -111,7 +118,7 @@ class Backend:
                 exc.code,
                 exc.detail,
             )
-        if exc.http_status == 500 and PROCESSING_ERROR in (exc.said or "").lower():
+        if _unreadable(exc):
             # The container's answer to any failure on the picture, mostly one Pillow cannot
             # open: others may pass. No status kept: it is no sign of an outage (see faults).
             return ImageRejected(
@@ -146,3 +153,8 @@ def _text(value: Any) -> str:
     """A body's first line, short, for a log line."""
     text = str(value or "").strip().strip('"').strip()
     return text.splitlines()[0][:200] if text else ""
+
+
+def _unreadable(exc: ServiceError) -> bool:
+    """The container's answer when it fails on the picture: asking again gives the same."""
+    return exc.http_status == 500 and PROCESSING_ERROR in (exc.said or "").lower()

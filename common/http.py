@@ -18,7 +18,7 @@ import random
 import re
 import socket
 import threading
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 import requests
@@ -99,6 +99,7 @@ def post(
     data: bytes = b"",
     params: Optional[Dict[str, str]] = None,
     json_body: Any = None,
+    final: Optional[Callable[[ServiceError], bool]] = None,
 ) -> Any:
     """POST the image bytes ``data`` and return the decoded JSON answer, or raise ServiceError.
 
@@ -106,7 +107,8 @@ def post(
     ``json_body``, when given, is sent instead as ``application/json`` (Azure OpenAI takes the
     image inside it). Raises ``Refused`` when no request can succeed as set up (TLS, a host
     name that does not resolve), ``Unavailable`` when the service did not answer or answered
-    5xx after every attempt, ``ServiceError`` otherwise.
+    5xx after every attempt, ``ServiceError`` otherwise. ``final``: which error answers the
+    service words its own way are about the picture, so not worth another try.
     """
     # Both services take the image as application/octet-stream whatever its format; a
     # Content-Type of image/jpeg is refused with 415.
@@ -115,7 +117,7 @@ def post(
         data = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
         content_type = "application/json"
     headers = {"Accept": "application/json", "Content-Type": content_type, **headers}
-    return _json(service, _send(service, "POST", url, config, headers, data, params))
+    return _json(service, _send(service, "POST", url, config, headers, data, params, final))
 
 
 class Exchange(NamedTuple):
@@ -153,6 +155,7 @@ def _send(
     headers: Dict[str, str],
     data: Optional[bytes],
     params: Optional[Dict[str, str]],
+    final: Optional[Callable[[ServiceError], bool]] = None,
 ) -> requests.Response:
     """The one request loop: rate limit, timeouts within the file's budget, retries; the 2xx
     response, or the error that ended it."""
@@ -204,7 +207,7 @@ def _send(
             if response.status_code < 400:
                 raise _redirected(service, response)
             failure = error_from_response(service, response)
-            if response.status_code not in RETRY_STATUSES:
+            if response.status_code not in RETRY_STATUSES or (final and final(failure)):
                 raise failure
             asked = retry_after(response.headers, response.text)
             if asked is not None and asked > config.max_wait:
