@@ -809,6 +809,25 @@ def test_three_plugins_at_two_edges_decode_a_file_once_from_the_second_file_on(t
     assert near(rgb_at(body(cv), 0.9, 0.1), (0, 128, 0))
 
 
+@pytest.mark.parametrize(
+    ("have", "want"), [((2048, 1365), (1024, 683)), ((2001, 1001), (1001, 501)), ((9, 9), (3, 3))]
+)
+def test_a_reduction_that_reduce_lands_on_needs_no_filter(monkeypatch, have, want):
+    # reduce() rounds up: 1365 px halves to 683, the height Custom Vision's 1024 px copy of a
+    # 2048 px picture has; a filter over the whole image would cost twice as much.
+    filtered = []
+    real_resize = Image.Image.resize
+    monkeypatch.setattr(
+        Image.Image, "resize", lambda im, *a, **k: filtered.append(a) or real_resize(im, *a, **k)
+    )
+    im = Image.new("RGB", have, (0, 128, 0))
+
+    reduced = images._resample(im, want)
+
+    assert reduced.size == want and filtered == []
+    assert reduced.getpixel((want[0] - 1, want[1] - 1)) == (0, 128, 0)  # the last, partial block
+
+
 def test_the_same_bytes_serve_every_service_that_takes_them(tmp_path, monkeypatch):
     encodes = []
     real_jpeg = images._jpeg
