@@ -873,3 +873,16 @@ def test_a_bad_memory_setting_is_named(tmp_path, monkeypatch):
 
     with pytest.raises(SettingsError, match="PIXSTOR_AZURE_IMAGE_MEMORY_MB"):
         images.prepare(factory.jpeg(tmp_path, size=(300, 200)), images.VISION_40, MAX_EDGE)
+
+
+@pytest.mark.parametrize("bug", [TypeError, KeyError, IndexError, ValueError])
+def test_a_bug_of_ours_is_not_reported_as_a_damaged_file(tmp_path, monkeypatch, bug):
+    # Pillow raises these on damaged files, so they count as damage around its calls only:
+    # raised by our own code after the decode, they must surface as what they are.
+    def broken(im, size):
+        raise bug("a bug in our own code")
+
+    monkeypatch.setattr(images, "_small_rgb", broken)
+
+    with pytest.raises(bug, match="a bug in our own code"):
+        images.prepare(factory.jpeg(tmp_path, size=(640, 480)), images.VISION_40, 320)
