@@ -415,10 +415,10 @@ def dry_run_lines(backfill: Backfill, summary: Summary, settings: Settings) -> L
     money = None  # type: Optional[float]
     currency = prices.currency(settings)
     for what, (calls, part) in sorted(backfill.calls.items()):
-        price = prices.price(part, settings)
         if not prices.billed(part):
             lines.append(f"{what}: {calls} pictures run on your own machines (nothing billed)")
             continue
+        price = prices.price(part, settings)
         if price is None:
             lines.append(f"{what}: {calls} calls (billed by tokens: cost not counted)")
             continue

@@ -286,14 +286,12 @@ class Model:
                 f"{SERVICE} gave no number (NaN) for {self.labels[index]!r}: the model file may "
                 "be damaged",
             )
-        label = self.labels[index]
+        # labels.txt lists a classifier's Negative tag as any label: customvision.parse
+        # knows it by its name, as in the container's answers.
         return {
             "probability": round(min(1.0, max(0.0, probability)), 8),
             "tagId": index,
-            "tagName": label,
-            # As the cloud types its tags: labels.txt lists the Negative tag of a classifier
-            # that has one, which is "none of these", never a class to write.
-            "tagType": "Negative" if label == customvision.NEGATIVE else "Regular",
+            "tagName": self.labels[index],
             "boundingBox": box,
         }
 

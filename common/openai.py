@@ -318,12 +318,7 @@ class VisionBackend(_Chat):
             for f in settings.words("AZURE_VISION_FEATURES", vision.FEATURES, vision.FEATURES)
             if f != "read" or not text_elsewhere
         )
-        self.language = settings.text("AZURE_VISION_LANGUAGE", "en")
-        if not vision._LANGUAGE.match(self.language):
-            raise SettingsError(
-                "AZURE_VISION_LANGUAGE",
-                "must be a language code such as en or es; the value set is not one",
-            )
+        self.language = vision.language_of(settings)
         self.gender_neutral = settings.flag("AZURE_VISION_GENDER_NEUTRAL_CAPTION", False)
 
     def identity(self) -> dict:

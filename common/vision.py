@@ -70,12 +70,7 @@ class Config(NamedTuple):
                 "AZURE_VISION_API_VERSION",
                 "must be a date such as 2024-02-01; the value set is not one",
             )
-        language = settings.text("AZURE_VISION_LANGUAGE", "en")
-        if not _LANGUAGE.match(language):
-            raise SettingsError(
-                "AZURE_VISION_LANGUAGE",
-                "must be a language code such as en or es; the value set is not one",
-            )
+        language = language_of(settings)
         asked = settings.words("AZURE_VISION_FEATURES", FEATURES, FEATURES)
         gender_neutral = settings.flag("AZURE_VISION_GENDER_NEUTRAL_CAPTION", False)
         features = tuple(f for f in asked if f != "read" or not text_elsewhere)
@@ -248,6 +243,17 @@ class Keep(NamedTuple):
             settings.number("AZURE_VISION_OBJECT_THRESHOLD", 0.5, 0.0, 1.0),
             settings.integer("AZURE_VISION_MAX_OBJECTS", 50, 1, 1000),
         )
+
+
+def language_of(settings: Settings) -> str:
+    """``AZURE_VISION_LANGUAGE``, checked: the language tags, captions and names are in."""
+    language = settings.text("AZURE_VISION_LANGUAGE", "en")
+    if not _LANGUAGE.match(language):
+        raise SettingsError(
+            "AZURE_VISION_LANGUAGE",
+            "must be a language code such as en or es; the value set is not one",
+        )
+    return language
 
 
 def backend(settings: Settings) -> Any:
