@@ -8,6 +8,7 @@ here uses unseeded randomness, so the same call always writes the same file
 Only the standard library and Pillow are used: numpy is not available in CI.
 """
 
+import functools
 import io
 import os
 import random
@@ -564,8 +565,13 @@ def iptc_block() -> bytes:
     return b"Photoshop 3.0\0" + resource + iptc + b"\0" * (len(iptc) % 2)
 
 
+@functools.lru_cache(maxsize=None)
 def icc_srgb() -> bytes:
-    """An sRGB ICC profile made by Pillow's littleCMS (ImportError when Pillow has none)."""
+    """An sRGB ICC profile made by Pillow's littleCMS (ImportError when Pillow has none).
+
+    Made once: littleCMS stamps each profile with the second it was made, so two made across
+    a second's turn differ, and a test comparing the file's profile with a new one would fail.
+    """
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
