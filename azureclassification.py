@@ -23,9 +23,11 @@ if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
         del sys.modules["pixstor_azure"]
         raise
 
-from pixstor_azure import customvision, fields, runner
-from pixstor_azure.formats import handles
-from pixstor_azure.pixstor import Plugin, PluginStatus
+from pixstor_azure import runner
+from pixstor_azure.ground import fields
+from pixstor_azure.ground.pixstor import Plugin, PluginStatus
+from pixstor_azure.images.formats import handles
+from pixstor_azure.services import customvision
 
 SCHEMA = [
     fields.string("azure_class", "Most probable Custom Vision class"),

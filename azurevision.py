@@ -25,9 +25,11 @@ if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
         del sys.modules["pixstor_azure"]
         raise
 
-from pixstor_azure import boxes, fields, runner, vision
-from pixstor_azure.formats import handles
-from pixstor_azure.pixstor import Plugin, PluginStatus
+from pixstor_azure import runner
+from pixstor_azure.ground import boxes, fields
+from pixstor_azure.ground.pixstor import Plugin, PluginStatus
+from pixstor_azure.images.formats import handles
+from pixstor_azure.services import vision
 
 SCHEMA = [
     fields.strings("azure_tags", "Azure AI Vision tags, most confident first"),

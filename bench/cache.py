@@ -9,9 +9,9 @@ Usage, from the repository root::
     24 MP camera-like JPEG (images/coffee.jpg upscaled to 6000x4000 with sensor grain, quality
     92) and a 200 MB uncompressed TIFF (10000x6667 RGB), written to a temporary folder. Median
     of N runs each:
-      prepare   ``images.prepare`` for Custom Vision at 2048 px, decode cache cleared: what a
+      prepare   ``prepare.prepare`` for Custom Vision at 2048 px, decode cache cleared: what a
                 file costs before any call, without the cache;
-      hash      ``answers.digest`` with its memo cleared: SHA-256 of every byte of the file
+      hash      ``fetch.digest`` with its memo cleared: SHA-256 of every byte of the file
                 (its speed is shown first: Python built without OpenSSL's hashlib, as some
                 pyenv builds of 3.6 are, hashes 3-5 times slower than the OpenSSL of the
                 system's Python);
@@ -19,9 +19,9 @@ Usage, from the repository root::
       overhead  hash + cache, as a share of prepare. Target: at most 10 % on the JPEG; the exit
                 status is 1 when it is missed.
       hit       what a file that hits costs instead of prepare and a call: a memoised digest and
-                one lookup, through ``answers.lookup``.
+                one lookup, through ``fetch.lookup``.
 (b) Lookups per second from a cache of 10,000 answers, one thread: ``AnswerCache.get`` alone,
-    and ``answers.lookup`` (settings, stat, memoised digest, get); and writes per second.
+    and ``fetch.lookup`` (settings, stat, memoised digest, get); and writes per second.
 (c) Bytes per answer in the file (pages, index and the setups table included) for recorded and
     synthetic answers of each service, 2,000 answers in a fresh cache each, and the same
     extrapolated to a million images.
@@ -53,7 +53,8 @@ if str(ROOT) not in sys.path:
 from PIL import Image  # noqa: E402
 
 import azurevision  # noqa: E402, F401  (loads common/ as pixstor_azure, as the plugins do)
-from pixstor_azure import answers, cache, images, runtime  # noqa: E402
+from pixstor_azure.answers import cache, fetch  # noqa: E402
+from pixstor_azure.ground import runtime  # noqa: E402
 from tests import imagefactory  # noqa: E402
 
 TARGET = 0.10  # the JPEG's overhead, as a share of its preparation
@@ -135,7 +136,7 @@ BODIES = {  # case -> (plugin, body)
 
 
 class Backend:
-    """Enough of a backend for ``answers.lookup``."""
+    """Enough of a backend for ``fetch.lookup``."""
 
     service = "Custom Vision"
 
@@ -170,21 +171,21 @@ def median_seconds(runs: int, work: Callable[[int], Any]) -> float:
 
 
 def fresh_digests() -> None:
-    runtime.current().get(answers.Digests).known.clear()
+    runtime.current().get(fetch.Digests).known.clear()
 
 
 def overhead_rows(path: Path, label: str, store: cache.AnswerCache, runs: int) -> List[dict]:
-    body = answers.answer(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
+    body = fetch.answer(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
 
     def prepare(_: int) -> None:
-        images.clear_cache()
-        images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+        prepare.clear_cache()
+        prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
     def digest(_: int) -> None:
         fresh_digests()
-        answers.digest(str(path))
+        fetch.digest(str(path))
 
-    content = answers.digest(str(path))
+    content = fetch.digest(str(path))
     salt = [0]
 
     def miss_and_write(_: int) -> None:
@@ -199,7 +200,7 @@ def overhead_rows(path: Path, label: str, store: cache.AnswerCache, runs: int) -
     backend = Backend()
 
     def hit(_: int) -> None:
-        if answers.lookup(backend, str(path)) is None:
+        if fetch.lookup(backend, str(path)) is None:
             raise SystemExit("the cache missed an answer it holds")
 
     prepared = median_seconds(runs, prepare)
@@ -233,7 +234,7 @@ def hash_row() -> dict:
 
 def lookup_rows(folder: Path) -> List[dict]:
     store = cache.AnswerCache(folder / "lookups.sqlite3")
-    body = answers.answer(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
+    body = fetch.answer(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
     contents = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(LOOKUP_ANSWERS)]
     started = time.perf_counter()
     for content in contents:
@@ -249,18 +250,18 @@ def lookup_rows(folder: Path) -> List[dict]:
 
     photo = folder / "coffee.jpg"
     shutil.copyfile(ROOT / "images" / "coffee.jpg", photo)
-    store.put(answers.digest(str(photo)), IDENTITY, body)
+    store.put(fetch.digest(str(photo)), IDENTITY, body)
     os.environ[cache.CACHE_VARIABLE] = str(store.path)
     backend = Backend()
     started = time.perf_counter()
     for _ in range(LOOKUPS // 4):
-        answers.lookup(backend, str(photo))
+        fetch.lookup(backend, str(photo))
     lookups = (LOOKUPS // 4) / (time.perf_counter() - started)
     store.close()
     case = f"{LOOKUP_ANSWERS:,} answers, one thread"
     return [
         _row("b", case, "AnswerCache.get", gets, "/s"),
-        _row("b", case, "answers.lookup (settings, stat, digest, get)", lookups, "/s"),
+        _row("b", case, "fetch.lookup (settings, stat, digest, get)", lookups, "/s"),
         _row("b", case, "AnswerCache.put (one transaction each)", writes, "/s"),
     ]
 
@@ -272,7 +273,7 @@ def size_rows(folder: Path) -> List[dict]:
         path = folder / f"size-{n}.sqlite3"
         store = cache.AnswerCache(path)
         body = make()
-        answer = answers.answer(body, (2048, 1365), (6000, 4000), model="2023-10-01")
+        answer = fetch.answer(body, (2048, 1365), (6000, 4000), model="2023-10-01")
         for i in range(SIZE_ANSWERS):
             store.put(hashlib.sha256(f"{n}/{i}".encode()).hexdigest(), IDENTITY, answer)
         if store.count() != SIZE_ANSWERS:

@@ -8,7 +8,7 @@ Usage, from the repository root (needs the onnx extra, and the onnx package for 
 
 One picture: a 24 MP camera-like JPEG (6000x4000, about 5.5 MB), built from images/coffee.jpg
 scaled up with grain added so that it compresses like a photograph. A pass is what the plugin
-does for a new file, answer cache aside: settings, backend, decode (``images.load``), tensor,
+does for a new file, answer cache aside: settings, backend, decode (``prepare.load``), tensor,
 ``run``, answer, parse, thresholds; the decode cache is cleared before each.
 
 Figures, each the median of N runs:
@@ -56,8 +56,10 @@ if str(ROOT) not in sys.path:
 from PIL import Image  # noqa: E402
 
 import azurevision  # noqa: E402, F401  (loads common/ as pixstor_azure)
-from pixstor_azure import customvision, fields, images, onnxexport, runtime  # noqa: E402
-from pixstor_azure.settings import Settings  # noqa: E402
+from pixstor_azure.ground import fields, runtime  # noqa: E402
+from pixstor_azure.ground.settings import Settings  # noqa: E402
+from pixstor_azure.images import prepare  # noqa: E402
+from pixstor_azure.services import customvision, onnxexport  # noqa: E402
 
 TARGET_SHARE = 0.25
 PICTURES = 5  # a run
@@ -142,7 +144,7 @@ class TimedSession:
 
 def one_pass(path: Path) -> None:
     """What the plugin does for a new file, the answer cache aside."""
-    images.clear_cache()
+    prepare.clear_cache()
     settings = Settings.load()
     backend = customvision.backend(customvision.CLASSIFY, settings)
     limits = customvision.Thresholds.load(customvision.CLASSIFY, settings)

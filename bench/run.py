@@ -219,9 +219,9 @@ class Bench:
     def __init__(self, root: Path, runs: int, paths: dict, server_url: str) -> None:
         self.root, self.runs, self.paths, self.url = root, runs, paths, server_url
         self.plugins = load_plugins(root)
-        self.images = importlib.import_module("pixstor_azure.images")
-        self.runtime = importlib.import_module("pixstor_azure.runtime")
-        settings = importlib.import_module("pixstor_azure.settings").Settings
+        self.images = importlib.import_module("pixstor_azure.images.prepare")
+        self.runtime = importlib.import_module("pixstor_azure.ground.runtime")
+        settings = importlib.import_module("pixstor_azure.ground.settings").Settings
         try:
             self.cv_edge = self.images.edge_settings(settings.load(), custom_vision=True)[0]
         except TypeError:  # code from before Custom Vision had an edge of its own
@@ -496,7 +496,7 @@ def peak_memory(path: Path, root: Path) -> Optional[dict]:
     if not status.exists():
         return None
     load_plugins(root)
-    images = importlib.import_module("pixstor_azure.images")
+    images = importlib.import_module("pixstor_azure.images.prepare")
     warm = Path(tempfile.mkdtemp(prefix="pixstor-azure-bench-warm-")) / "warm.jpg"
     shutil.copyfile(str(ROOT / "images" / "coffee.jpg"), str(warm))
     images.prepare(warm, images.VISION_40, EDGE)  # every lazy import and plugin, done

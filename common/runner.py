@@ -12,12 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from . import budget
-from .errors import Held, PixstorAzureError, Refused, SettingsError, StoreError
-from .logonce import log_once
-from .logtext import guard, printable
-from .pixstor import Metadata, PluginStatus
-from .settings import Settings
+from .ground import budget
+from .ground.errors import Held, PixstorAzureError, Refused, SettingsError, StoreError
+from .ground.logonce import log_once
+from .ground.logtext import guard, printable
+from .ground.pixstor import Metadata, PluginStatus
+from .ground.settings import Settings
 
 _LEVELS = {"SKIPPED": logging.WARNING, "FATAL": logging.ERROR, "ERRORED": logging.ERROR}
 

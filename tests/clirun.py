@@ -2,7 +2,7 @@
 
 Loads ``common/`` under the name ``pixstor_azure`` from beside the plugins, as the plugins do,
 so the tool runs the same whether or not the package is installed (the Python 3.6 run does
-not install it), then hands the arguments to ``pixstor_azure.cli.main``.
+not install it), then hands the arguments to ``pixstor_azure.tool.cli.main``.
 """
 
 import importlib.util
@@ -19,6 +19,6 @@ if __name__ == "__main__":
     sys.modules["pixstor_azure"] = package
     spec.loader.exec_module(package)
 
-    from pixstor_azure import cli
+    from pixstor_azure.tool import cli
 
     sys.exit(cli.main())

@@ -36,9 +36,10 @@ if str(ROOT) not in sys.path:
 
 # common/ under the name the plugins give it, loaded by the plugins' own bootstrap.
 import azurevision  # noqa: E402, F401
-from pixstor_azure import clock as pixstor_clock  # noqa: E402
-from pixstor_azure import ratelimit, runtime  # noqa: E402
-from pixstor_azure.store import MetadataStore  # noqa: E402
+from pixstor_azure.answers import ratelimit  # noqa: E402
+from pixstor_azure.ground import clock as pixstor_clock  # noqa: E402
+from pixstor_azure.ground import runtime  # noqa: E402
+from pixstor_azure.ground.store import MetadataStore  # noqa: E402
 from tests import imagefactory  # noqa: E402
 from tests.fakeazure import FakeAzure  # noqa: E402
 

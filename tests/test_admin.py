@@ -22,8 +22,8 @@ import responses
 
 import azureclassification
 import azurevision
-from pixstor_azure import settings as settings_module
-from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.ground import settings as settings_module
+from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ROOT
 from tests.fakeazure import FakeAzure

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from pixstor_azure.store import MetadataStore
+from pixstor_azure.ground.store import MetadataStore
 from tests.fakeazure import FakeAzure
 from tests.fakeread import FakeRead, Line
 from tests.toolrun import Tool, frames, sent_widths, serve, width

@@ -21,10 +21,12 @@ from PIL import Image
 
 import azureclassification
 import azurevision
-from pixstor_azure import answers, cache, customvision, runtime
-from pixstor_azure.pixstor import PluginStatus
-from pixstor_azure.settings import Settings
-from pixstor_azure.store import MetadataStore
+from pixstor_azure.answers import cache, fetch
+from pixstor_azure.ground import runtime
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.settings import Settings
+from pixstor_azure.ground.store import MetadataStore
+from pixstor_azure.services import customvision
 from tests import imagefactory
 from tests.conftest import ROOT, recording
 
@@ -102,7 +104,7 @@ def test_same_content_twice_is_one_call(plugin, fake, store, cache_file, photo, 
     assert len(fake.requests) == 1
     assert store.read("b", "image") == store.read("a", "image") != {}
     assert "Custom Vision answer reused from the cache" in logs.text
-    tally = answers.tally().snapshot()
+    tally = fetch.tally().snapshot()
     assert tally["calls"] == {"Custom Vision": 1}
     assert tally["hits"] == {"Custom Vision": 1}
     assert tally["bytes_sent"] == fake.requests[0].body_size
@@ -214,16 +216,16 @@ def test_vision_threshold_change_needs_no_call(vision, store, cache_file, photo,
 
 def test_lookup_never_calls(plugin, fake, cache_file, photo):
     chosen = customvision.backend(customvision.CLASSIFY, Settings.load())
-    assert answers.lookup(chosen, str(photo)) is None
+    assert fetch.lookup(chosen, str(photo)) is None
     assert plugin.process("x", str(photo)) == SUCCESS
 
-    found = answers.lookup(chosen, str(photo))
+    found = fetch.lookup(chosen, str(photo))
 
     assert found is not None and found.cached
     assert found.sent == found.display == (640, 480)  # sent as it is
     assert max(chosen.parse(found), key=lambda p: p.probability).tag == "red"
     assert len(fake.requests) == 1
-    assert answers.tally().snapshot()["total_hits"] == 0  # looking is not reusing
+    assert fetch.tally().snapshot()["total_hits"] == 0  # looking is not reusing
 
 
 # ------------------------------------------------------------------------ what is never kept
@@ -239,7 +241,7 @@ def test_errors_are_not_kept(plugin, fake, cache_file, photo, monkeypatch, statu
     assert plugin.process("x", str(photo)) == SUCCESS
 
     assert len(fake.requests) == 2
-    assert answers.tally().snapshot()["failed"] == {"Custom Vision": 1}
+    assert fetch.tally().snapshot()["failed"] == {"Custom Vision": 1}
 
 
 def test_only_calls_sent_are_counted_as_failed(plugin, fake, cache_file, photo, tmp_path):
@@ -251,7 +253,7 @@ def test_only_calls_sent_are_counted_as_failed(plugin, fake, cache_file, photo, 
     assert plugin.process("y", str(photo)) == PluginStatus.FATAL  # held back: not sent
 
     assert len(fake.requests) == 1
-    assert answers.tally().snapshot()["failed"] == {"Custom Vision": 1}
+    assert fetch.tally().snapshot()["failed"] == {"Custom Vision": 1}
 
 
 def test_a_refused_image_is_not_kept(plugin, fake, cache_file, photo):
@@ -266,7 +268,7 @@ def test_a_refused_image_is_not_kept(plugin, fake, cache_file, photo):
 def test_an_error_body_is_never_kept(cache_file):
     store = cache.current()
     for body in ({"error": {"code": "Throttled"}}, "Too many requests", None):
-        assert not store.put("ab" * 32, {"service": "x"}, answers.answer(body, (1, 1), (1, 1)))
+        assert not store.put("ab" * 32, {"service": "x"}, fetch.answer(body, (1, 1), (1, 1)))
     assert store.get("ab" * 32, {"service": "x"}) is None
 
 
@@ -490,7 +492,7 @@ def test_a_cache_too_small_for_an_answer_costs_no_file(
 def _filler(n, size=3000):
     """An answer that does not compress: about ``size`` bytes in the file."""
     noise = random.Random(n).getrandbits(8 * size).to_bytes(size, "little").hex()
-    return answers.answer({"predictions": [{"tagName": noise}]}, (10, 10), (10, 10))
+    return fetch.answer({"predictions": [{"tagName": noise}]}, (10, 10), (10, 10))
 
 
 def test_the_size_is_bounded_and_the_oldest_answers_go_first(cache_file, monkeypatch):
@@ -601,11 +603,11 @@ def test_digest_is_the_sha256_of_the_bytes_read_once(photo, monkeypatch):
     opened = []
     real_open = open
     monkeypatch.setattr(
-        answers, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k), raising=False
+        fetch, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k), raising=False
     )
 
-    first = answers.digest(str(photo))
-    second = answers.digest(str(photo))
+    first = fetch.digest(str(photo))
+    second = fetch.digest(str(photo))
 
     assert first == second == hashlib.sha256(photo.read_bytes()).hexdigest()
     assert len(opened) == 1
@@ -615,18 +617,18 @@ def test_a_file_replaced_with_the_same_size_and_time_is_read_again(tmp_path):
     path = tmp_path / "frame.jpg"
     path.write_bytes(b"A" * 1000)
     stamp = path.stat()
-    first = answers.digest(str(path))
+    first = fetch.digest(str(path))
     # As rsync -t or a restore does it: a new file renamed over the old one, times kept.
     other = tmp_path / ".frame.jpg.tmp"
     other.write_bytes(b"B" * 1000)
     os.utime(str(other), ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     os.replace(str(other), str(path))
-    second = answers.digest(str(path))
+    second = fetch.digest(str(path))
     # And rewritten in place, its modification time put back.
     with open(str(path), "r+b") as f:
         f.write(b"C" * 1000)
     os.utime(str(path), ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    third = answers.digest(str(path))
+    third = fetch.digest(str(path))
 
     assert len({first, second, third}) == 3
     assert third == hashlib.sha256(b"C" * 1000).hexdigest()
@@ -648,7 +650,7 @@ class Chat:
     def ask(self, path):
         self.asked += 1
         body = {"choices": [{"message": {"content": "{}"}}], "usage": self.usage}
-        return answers.answer(body, (10, 10), (10, 10), bytes_sent=123)
+        return fetch.answer(body, (10, 10), (10, 10), bytes_sent=123)
 
 
 @pytest.mark.parametrize(
@@ -661,12 +663,12 @@ class Chat:
 )
 def test_tokens_are_counted_for_calls_only(cache_file, photo, usage, tokens):
     chat = Chat(usage)
-    first = answers.fetch(chat, str(photo))
-    second = answers.fetch(chat, str(photo))
+    first = fetch.fetch(chat, str(photo))
+    second = fetch.fetch(chat, str(photo))
 
     assert chat.asked == 1 and not first.cached and second.cached
     assert second.body == first.body and second.bytes_sent == 123
-    tally = answers.tally().snapshot()
+    tally = fetch.tally().snapshot()
     assert tally["tokens"] == tokens
     assert tally["calls"] == {"Azure OpenAI": 1} and tally["hits"] == {"Azure OpenAI": 1}
 
@@ -687,23 +689,23 @@ class Retrained:
     def ask(self, path):
         self.asked.append(os.path.basename(path))
         body = {"iteration": self.iteration, "predictions": []}
-        return answers.answer(body, (10, 10), (10, 10))
+        return fetch.answer(body, (10, 10), (10, 10))
 
 
 def test_an_answer_from_a_replaced_model_is_asked_again(cache_file, tmp_path):
     backend = Retrained()
     old, new = str(red(tmp_path, 0)), str(red(tmp_path, 1))
-    answers.fetch(backend, old)
-    assert answers.fetch(backend, old).cached
+    fetch.fetch(backend, old)
+    assert fetch.fetch(backend, old).cached
     runtime.reset()  # a new process: it has not seen the service answer yet
     backend.iteration = "0f1e2d3c-0000-4000-8000-000000000002"  # re-published as "production"
-    assert answers.fetch(backend, old).cached  # nothing says otherwise yet
+    assert fetch.fetch(backend, old).cached  # nothing says otherwise yet
 
-    answers.fetch(backend, new)  # a new file: the service answers with the new iteration
-    again = answers.fetch(backend, old)
+    fetch.fetch(backend, new)  # a new file: the service answers with the new iteration
+    again = fetch.fetch(backend, old)
 
     assert not again.cached and again.body["iteration"] == backend.iteration
-    assert answers.fetch(backend, old).cached
+    assert fetch.fetch(backend, old).cached
     assert backend.asked == ["00.jpg", "01.jpg", "00.jpg"]
 
 
@@ -741,10 +743,10 @@ PIXSTOR_LOADER = textwrap.dedent(
     spec = importlib.util.spec_from_file_location("pixstor_plugin", link)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    import pixstor_azure.pixstor
+    import pixstor_azure.ground.pixstor
     plugin = module.AzureClassificationPlugin()
     statuses = [plugin.process(f"item-{n}", path).name for n, path in enumerate(sys.argv[2:])]
-    print(json.dumps({"in_pixstor": pixstor_azure.pixstor.IN_PIXSTOR, "statuses": statuses}))
+    print(json.dumps({"in_pixstor": pixstor_azure.ground.pixstor.IN_PIXSTOR, "statuses": statuses}))
     """
 )
 

@@ -12,8 +12,8 @@ import responses
 from PIL import Image
 
 import azureclassification
-from pixstor_azure.pixstor import PluginStatus
-from pixstor_azure.standin import check
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, sent_image, serve
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 import azureclassification
-from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ROOT, assert_no_key
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pixstor_azure import cli
-from pixstor_azure.store import MetadataStore
+from pixstor_azure.ground.store import MetadataStore
+from pixstor_azure.tool import cli
 from tests import imagefactory
 from tests.conftest import ROOT
 from tests.fakeazure import FakeAzure

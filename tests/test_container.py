@@ -13,10 +13,17 @@ from PIL import Image
 
 import azureclassification
 import azureobjectdetection
-from pixstor_azure import customvision, images
-from pixstor_azure.errors import ImageRejected, Refused, ServiceError, SettingsError, Unavailable
-from pixstor_azure.pixstor import PluginStatus
-from pixstor_azure.settings import Settings
+from pixstor_azure.ground.errors import (
+    ImageRejected,
+    Refused,
+    ServiceError,
+    SettingsError,
+    Unavailable,
+)
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.settings import Settings
+from pixstor_azure.images import prepare
+from pixstor_azure.services import customvision
 from tests import imagefactory
 from tests.fakeazure import FakeAzure
 from tests.fakecontainer import HARNESS, FakeContainer
@@ -50,7 +57,7 @@ def detector(monkeypatch):
 
 def edge() -> int:
     """The long edge sent to the container: Custom Vision's, at most the container's 1600."""
-    return min(images.edge_settings(Settings.load(), custom_vision=True)[0], 1600)
+    return min(prepare.edge_settings(Settings.load(), custom_vision=True)[0], 1600)
 
 
 def stripes(folder: Path, shares, name: str = "s.png") -> Path:

@@ -5,9 +5,9 @@ from typing import Tuple
 import pytest
 from PIL import Image, ImageChops, ImageFont, ImageOps
 
-from pixstor_azure import draw
-from pixstor_azure.boxes import Box
-from pixstor_azure.errors import ImageError
+from pixstor_azure.ground.boxes import Box
+from pixstor_azure.ground.errors import ImageError
+from pixstor_azure.tool import draw
 from tests import imagefactory
 
 GREY = (128, 128, 128)

@@ -57,12 +57,12 @@ LOADER = textwrap.dedent(
     from arcapix.search.metadata.plugins.base import Plugin
     classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
                if issubclass(c, Plugin) and c is not Plugin]
-    import pixstor_azure, pixstor_azure.pixstor
+    import pixstor_azure, pixstor_azure.ground.pixstor
     plugin = classes[0]()
     print(json.dumps({
         "classes": [c.__name__ for c in classes],
         "common": pixstor_azure.__file__,
-        "in_pixstor": pixstor_azure.pixstor.IN_PIXSTOR,
+        "in_pixstor": pixstor_azure.ground.pixstor.IN_PIXSTOR,
         "handles": [plugin.handles(".jpg"), plugin.handles(".dpx"), plugin.handles(".svg")],
         "status": plugin.process("item-1", image).name,
         "raw_status": plugin.process("item-2", raw).name,

@@ -15,7 +15,7 @@ import pytest
 import requests
 import responses
 
-from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, serve
 
@@ -327,7 +327,7 @@ def test_vanished_file_is_skipped(plugin, served, tmp_path, logs):
 
 def test_store_refusing_the_write_is_errored(module, plugin, monkeypatch, store, logs):
     monkeypatch.setattr(module, "extract", lambda path: one_value_per_field(plugin.schema()))
-    monkeypatch.setattr("pixstor_azure.store.MetadataStore.write", lambda *a, **k: False)
+    monkeypatch.setattr("pixstor_azure.ground.store.MetadataStore.write", lambda *a, **k: False)
 
     assert plugin.process("item-1", "any.jpg") == PluginStatus.ERRORED
     (line,) = problems(logs)
@@ -345,7 +345,7 @@ def test_unexpected_exception_never_escapes(plugin, tmp_path, monkeypatch, logs)
     def explode(*args, **kwargs):
         raise RuntimeError("something nobody planned for")
 
-    monkeypatch.setattr("pixstor_azure.images.prepare", explode)
+    monkeypatch.setattr("pixstor_azure.images.prepare.prepare", explode)
 
     assert plugin.process("item-1", str(imagefactory.jpeg(tmp_path))) == PluginStatus.FATAL
     (line,) = problems(logs)

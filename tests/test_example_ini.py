@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pixstor_azure import customvision
-from pixstor_azure import settings as settings_module
+from pixstor_azure.ground import settings as settings_module
+from pixstor_azure.services import customvision
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "pixstor-azure.example.ini"
-SOURCES = sorted((ROOT / "common").glob("*.py")) + [
+SOURCES = sorted((ROOT / "common").rglob("*.py")) + [
     ROOT / name for name in ("azurevision.py", "azureclassification.py", "azureobjectdetection.py")
 ]
 PREFIXES = tuple(section.upper() + "_" for section in settings_module.SECTIONS)

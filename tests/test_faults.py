@@ -13,9 +13,9 @@ import pytest
 import requests
 import responses
 
-from pixstor_azure import faults
-from pixstor_azure.errors import Held, Refused, Unavailable
-from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.answers import faults
+from pixstor_azure.ground.errors import Held, Refused, Unavailable
+from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import assert_no_key, recording
 from tests.test_every_plugin import PLUGINS, SERVICE

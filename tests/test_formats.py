@@ -2,7 +2,8 @@
 
 import pytest
 
-from pixstor_azure import formats, pixstor
+from pixstor_azure.ground import pixstor
+from pixstor_azure.images import formats
 
 
 @pytest.mark.parametrize(

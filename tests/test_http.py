@@ -12,12 +12,14 @@ import pytest
 import requests
 import responses
 
-from pixstor_azure import budget, http, ratelimit, runtime
-from pixstor_azure.errors import Refused, ServiceError, Unavailable, Unresolved
+from pixstor_azure.answers import ratelimit
+from pixstor_azure.ground import budget, runtime
+from pixstor_azure.ground.errors import Refused, ServiceError, Unavailable, Unresolved
+from pixstor_azure.http import client
 from tests.fakeazure import FakeAzure
 
 URL = "https://example.cognitiveservices.azure.com/some/operation"
-CONFIG = http.HttpConfig(requests_per_second=0)
+CONFIG = client.HttpConfig(requests_per_second=0)
 # Custom Vision's 429 (the wait in words of its own) and the API gateway's.
 CUSTOM_VISION_429 = {"code": "429", "message": "Rate limit is exceeded. Try again in 4 seconds."}
 GATEWAY_429 = {
@@ -38,7 +40,7 @@ def served():
 
 
 def post(config=CONFIG):
-    return http.post("Test Service", URL, config, headers={"X-Key": "k"}, data=b"image")
+    return client.post("Test Service", URL, config, headers={"X-Key": "k"}, data=b"image")
 
 
 @pytest.mark.parametrize(
@@ -100,7 +102,7 @@ def test_429_line_names_one_code_in_one_sentence(served):
     served.add(responses.POST, URL, json=GATEWAY_429, status=429)
 
     with pytest.raises(ServiceError) as caught:
-        post(http.HttpConfig(requests_per_second=0, attempts=2))
+        post(client.HttpConfig(requests_per_second=0, attempts=2))
 
     assert str(caught.value) == (
         "Test Service answered 429: Requests to the Predict Operation under Custom Vision "
@@ -144,7 +146,7 @@ def test_retry_after_header_zero_is_honoured(served, waits):
     ],
 )
 def test_every_form_of_the_wait_azure_writes(headers, text, seconds):
-    assert http.retry_after(requests.structures.CaseInsensitiveDict(headers), text) == seconds
+    assert client.retry_after(requests.structures.CaseInsensitiveDict(headers), text) == seconds
 
 
 def test_custom_vision_wait_in_its_own_words_is_honoured(served, waits):
@@ -183,7 +185,7 @@ def test_transient_statuses_are_retried(served, status, waits):
 def test_an_outage_is_told_apart_from_other_failures(served, failure):
     served.add(responses.POST, URL, **failure)
     with pytest.raises(Unavailable):  # what faults counts towards a pause
-        post(http.HttpConfig(requests_per_second=0, attempts=2))
+        post(client.HttpConfig(requests_per_second=0, attempts=2))
     assert len(served.calls) == 2
 
 
@@ -214,7 +216,7 @@ def test_host_name_that_does_not_resolve_is_refused_at_once(monkeypatch, waits):
 
 def test_request_carries_timeouts_and_headers(served):
     served.add(responses.POST, URL, json={})
-    post(http.HttpConfig(connect_timeout=3, read_timeout=44, requests_per_second=0))
+    post(client.HttpConfig(connect_timeout=3, read_timeout=44, requests_per_second=0))
     request = served.calls[0].request
     assert request.headers["Accept"] == "application/json"
     assert request.headers["User-Agent"].startswith("pixstor-azure/")
@@ -229,7 +231,7 @@ def test_timeouts_are_capped_by_what_is_left_of_the_file_budget(served, clock):
     served.add(responses.POST, URL, json={})
     with budget.limit(20):
         clock.advance(18)
-        post(http.HttpConfig(connect_timeout=5, read_timeout=60, requests_per_second=0))
+        post(client.HttpConfig(connect_timeout=5, read_timeout=60, requests_per_second=0))
     assert served.calls[0].request.req_kwargs["timeout"] == pytest.approx((2, 2))
 
 
@@ -249,7 +251,7 @@ def test_no_wait_beyond_the_file_budget(served, waits):
 
 def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, waits, tmp_path):
     served.add(responses.POST, URL, json={})
-    config = http.HttpConfig(requests_per_second=0.05, rate_file=str(tmp_path / "rate"))
+    config = client.HttpConfig(requests_per_second=0.05, rate_file=str(tmp_path / "rate"))
     post(config)  # the next slot is 20.8 s away
 
     with budget.limit(10), pytest.raises(ServiceError, match="no request slot"):
@@ -263,7 +265,7 @@ def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, wai
 
 def test_rate_limit_spaces_requests_with_a_margin(served, waits, tmp_path):
     served.add(responses.POST, URL, json={})
-    config = http.HttpConfig(requests_per_second=4, rate_file=str(tmp_path / "rate"))
+    config = client.HttpConfig(requests_per_second=4, rate_file=str(tmp_path / "rate"))
     for _ in range(3):
         post(config)
     gap = 1 / (4 * (1 - ratelimit.MARGIN))
@@ -274,10 +276,10 @@ def test_rate_limits_are_per_service_and_host(served, waits, tmp_path):
     other = "https://other.cognitiveservices.azure.com/some/operation"
     served.add(responses.POST, URL, json={})
     served.add(responses.POST, other, json={})
-    config = http.HttpConfig(requests_per_second=1, rate_file=str(tmp_path / "rate"))
-    http.post("A", URL, config, headers={}, data=b"")
-    http.post("B", URL, config, headers={}, data=b"")
-    http.post("A", other, config, headers={}, data=b"")
+    config = client.HttpConfig(requests_per_second=1, rate_file=str(tmp_path / "rate"))
+    client.post("A", URL, config, headers={}, data=b"")
+    client.post("B", URL, config, headers={}, data=b"")
+    client.post("A", other, config, headers={}, data=b"")
     assert waits == []
 
 
@@ -285,15 +287,15 @@ def test_rate_limits_are_per_service_and_host(served, waits, tmp_path):
 
 
 def test_one_session_per_process_made_anew_after_fork(monkeypatch):
-    first = http.connections().session
-    assert http.connections().session is first
+    first = client.connections().session
+    assert client.connections().session is first
     monkeypatch.setattr(runtime.os, "getpid", lambda: -1)
-    assert http.connections().session is not first
+    assert client.connections().session is not first
 
 
 def test_pool_is_sized_to_the_jobs():
-    pool = http.connections()
-    assert pool.fit(4) == http.POOL  # never fewer than requests' own default
+    pool = client.connections()
+    assert pool.fit(4) == client.POOL  # never fewer than requests' own default
     assert pool.fit(32) == 32
     assert pool.fit(8) == 32  # never shrinks under threads already at work
     adapter = pool.session.get_adapter("https://example.cognitiveservices.azure.com/")
@@ -304,7 +306,7 @@ def test_every_thread_keeps_its_connection(caplog):
     """More threads at once than requests' default pool of 10: with the pool fitted to them,
     no connection is opened, used once and thrown away."""
     jobs = 12
-    http.connections().fit(jobs)
+    client.connections().fit(jobs)
     caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
     with FakeAzure() as fake:
         start = threading.Barrier(jobs)
@@ -314,7 +316,7 @@ def test_every_thread_keeps_its_connection(caplog):
             start.wait()
             for _ in range(2):
                 try:
-                    http.post("Fake", fake.url + "/nothing", CONFIG, headers={}, data=b"")
+                    client.post("Fake", fake.url + "/nothing", CONFIG, headers={}, data=b"")
                 except ServiceError as exc:  # the fake answers 404: a full round trip
                     statuses.append(exc.http_status)
 

@@ -16,11 +16,12 @@ from typing import List, Tuple
 import pytest
 from PIL import Image, ImageChops, ImageStat, JpegImagePlugin
 
-from pixstor_azure import images, pixstor
-from pixstor_azure.errors import ImageError, SettingsError
+from pixstor_azure.ground import pixstor
+from pixstor_azure.ground.errors import ImageError, SettingsError
+from pixstor_azure.images import prepare
 from tests import imagefactory as factory
 
-LIMITS = [images.CUSTOM_VISION, images.VISION_40, images.VISION_32]
+LIMITS = [prepare.CUSTOM_VISION, prepare.VISION_40, prepare.VISION_32]
 _BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
 _LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
 LIMIT_IDS = ["custom_vision", "vision_40", "vision_32"]
@@ -30,7 +31,7 @@ RED = (255, 0, 0)
 WHITE = (255, 255, 255)
 
 
-def body(prepared: images.PreparedImage) -> Image.Image:
+def body(prepared: prepare.PreparedImage) -> Image.Image:
     """The image a service would decode from the bytes sent."""
     im = Image.open(io.BytesIO(prepared.data))
     im.load()
@@ -74,13 +75,13 @@ def red_bbox(im: Image.Image):
 def opens(monkeypatch):
     """Every PIL.Image.open call made through common.images, in order."""
     calls = []
-    real_open = images.Image.open
+    real_open = prepare.Image.open
 
     def counting_open(fp, *args, **kwargs):
         calls.append(fp)
         return real_open(fp, *args, **kwargs)
 
-    monkeypatch.setattr(images.Image, "open", counting_open)
+    monkeypatch.setattr(prepare.Image, "open", counting_open)
     return calls
 
 
@@ -99,7 +100,7 @@ def photo_40mp(tmp_path_factory):
 def test_small_file_within_limits_is_sent_byte_identical(tmp_path, make, fmt, limits):
     path = make(tmp_path, size=(300, 200))
 
-    prepared = images.prepare(path, limits, MAX_EDGE, 16)
+    prepared = prepare.prepare(path, limits, MAX_EDGE, 16)
 
     assert prepared.as_is
     assert prepared.data == path.read_bytes()
@@ -118,7 +119,7 @@ RECT = (40, 30, 200, 90)  # asymmetric: each orientation puts it somewhere else
 def test_exif_orientation_is_applied_before_sending(tmp_path, orientation):
     path = factory.jpeg_exif_rotated(tmp_path, orientation=orientation, size=STORED, rect=RECT)
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
     upright = STORED if orientation <= 4 else STORED[::-1]
     assert (prepared.display_width, prepared.display_height) == upright
@@ -152,7 +153,7 @@ def test_exif_orientation_is_applied_before_sending(tmp_path, orientation):
 def test_cmyk_comes_out_in_the_right_rgb_colours(tmp_path, limits):
     path = factory.cmyk_jpeg(tmp_path, size=(300, 200))
 
-    prepared = images.prepare(path, limits, MAX_EDGE)
+    prepared = prepare.prepare(path, limits, MAX_EDGE)
 
     assert not prepared.as_is and prepared.format == "JPEG"
     sent = body(prepared)
@@ -168,7 +169,7 @@ def test_16_bit_tiff_is_scaled_to_8_bits_not_clipped(tmp_path, limits):
     with Image.open(path) as stored:
         assert stored.mode == "I;16"  # the factory wrote what this test is about
 
-    prepared = images.prepare(path, limits, MAX_EDGE)
+    prepared = prepare.prepare(path, limits, MAX_EDGE)
 
     assert not prepared.as_is and prepared.format == "JPEG"
     sent = body(prepared)
@@ -186,7 +187,7 @@ def test_16_bit_tiff_is_scaled_to_8_bits_not_clipped(tmp_path, limits):
 def test_transparent_background_becomes_white(tmp_path, limits):
     path = factory.png_alpha(tmp_path, size=(300, 200))
 
-    prepared = images.prepare(path, limits, MAX_EDGE)
+    prepared = prepare.prepare(path, limits, MAX_EDGE)
 
     assert not prepared.as_is and prepared.format == "JPEG"
     sent = body(prepared)
@@ -201,7 +202,7 @@ def test_animated_gif_is_judged_by_its_first_frame(tmp_path):
     with Image.open(path) as stored:
         assert stored.n_frames == 3
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
     assert not prepared.as_is and prepared.format == "JPEG"
     sent = body(prepared)
@@ -237,7 +238,7 @@ def _palette_gif(folder: Path) -> Path:
 def test_what_custom_vision_does_not_take_becomes_jpeg(tmp_path, make, colour):
     path = make(tmp_path)
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
     assert not prepared.as_is
     assert prepared.format == "JPEG"
@@ -251,7 +252,7 @@ def test_what_custom_vision_does_not_take_becomes_jpeg(tmp_path, make, colour):
 def test_rgb_bmp_is_accepted_everywhere_as_it_is(tmp_path, limits):
     path = factory.bmp(tmp_path, size=(300, 200))
 
-    prepared = images.prepare(path, limits, MAX_EDGE)
+    prepared = prepare.prepare(path, limits, MAX_EDGE)
 
     assert prepared.as_is and prepared.format == "BMP"
     assert prepared.data == path.read_bytes()
@@ -265,8 +266,8 @@ def test_rgb_bmp_is_accepted_everywhere_as_it_is(tmp_path, limits):
 def test_webp_and_tiff_go_as_they_are_to_vision_40_only(tmp_path, make, fmt):
     path = make(tmp_path)
 
-    v40 = images.prepare(path, images.VISION_40, MAX_EDGE)
-    v32 = images.prepare(path, images.VISION_32, MAX_EDGE)
+    v40 = prepare.prepare(path, prepare.VISION_40, MAX_EDGE)
+    v32 = prepare.prepare(path, prepare.VISION_32, MAX_EDGE)
 
     assert v40.as_is and v40.format == fmt and v40.data == path.read_bytes()
     assert not v32.as_is and v32.format == "JPEG"
@@ -293,7 +294,7 @@ def test_40_mp_jpeg_is_drafted_and_fits_custom_vision(photo_40mp, monkeypatch):
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy_draft)
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy_load)
 
-    prepared = images.prepare(photo_40mp, images.CUSTOM_VISION, MAX_EDGE, 16)
+    prepared = prepare.prepare(photo_40mp, prepare.CUSTOM_VISION, MAX_EDGE, 16)
 
     assert photo_40mp.stat().st_size > 4_000_000  # too big to go as it is
     assert len(prepared.data) <= 4_000_000
@@ -334,7 +335,7 @@ def test_mpo_is_drafted_like_jpeg(tmp_path, monkeypatch):
 
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spy_load)
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, 1000)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 1000)
 
     assert (prepared.width, prepared.height) == (1000, 750)
     assert loads and all(w <= 1000 and h <= 750 for w, h in loads)
@@ -361,7 +362,7 @@ MAKERS = {
 def test_max_edge_is_respected_for_every_format(tmp_path, kind, limits):
     path = MAKERS[kind](tmp_path)
 
-    prepared = images.prepare(path, limits, 120)
+    prepared = prepare.prepare(path, limits, 120)
 
     expected = (80, 120) if kind == "exif-rotated" else (120, 80)
     assert (prepared.width, prepared.height) == expected
@@ -377,10 +378,10 @@ def test_max_edge_is_respected_for_every_format(tmp_path, kind, limits):
 def test_three_plugins_on_one_file_decode_it_once(tmp_path, opens):
     path = factory.jpeg(tmp_path, size=(640, 480))
 
-    first = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
-    v40 = images.prepare(path, images.VISION_40, MAX_EDGE, 16)
-    v32 = images.prepare(path, images.VISION_32, MAX_EDGE, 16)
-    again = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
+    first = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE, 16)
+    v40 = prepare.prepare(path, prepare.VISION_40, MAX_EDGE, 16)
+    v32 = prepare.prepare(path, prepare.VISION_32, MAX_EDGE, 16)
+    again = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE, 16)
 
     assert len(opens) == 1
     assert again is first
@@ -392,9 +393,9 @@ def test_a_broken_file_is_tried_once_for_three_plugins(tmp_path, opens):
     path = factory.truncated_jpeg(tmp_path)
 
     messages = set()
-    for limits in (images.CUSTOM_VISION, images.CUSTOM_VISION, images.VISION_40):
+    for limits in (prepare.CUSTOM_VISION, prepare.CUSTOM_VISION, prepare.VISION_40):
         with pytest.raises(ImageError) as caught:
-            images.prepare(path, limits, MAX_EDGE, 16)
+            prepare.prepare(path, limits, MAX_EDGE, 16)
         messages.add(str(caught.value))
 
     assert len(opens) == 1
@@ -403,12 +404,12 @@ def test_a_broken_file_is_tried_once_for_three_plugins(tmp_path, opens):
 
 def test_a_changed_file_is_decoded_again(tmp_path, opens):
     path = factory.jpeg(tmp_path, size=(640, 480), color=(0, 128, 0))
-    before = images.prepare(path, images.CUSTOM_VISION, 320)
+    before = prepare.prepare(path, prepare.CUSTOM_VISION, 320)
     stat = path.stat()
 
     factory.jpeg(tmp_path, size=(640, 480), color=(0, 0, 200))  # same name, new content
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
-    after = images.prepare(path, images.CUSTOM_VISION, 320)
+    after = prepare.prepare(path, prepare.CUSTOM_VISION, 320)
 
     assert len(opens) == 2
     assert near(rgb_at(body(before), 0.9, 0.1), (0, 128, 0))
@@ -417,12 +418,12 @@ def test_a_changed_file_is_decoded_again(tmp_path, opens):
 
 def test_a_touched_file_is_decoded_again_even_with_the_same_bytes(tmp_path, opens):
     path = factory.jpeg(tmp_path, size=(640, 480))
-    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
     stat = path.stat()
 
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
-    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
-    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
+    prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
     assert len(opens) == 2
 
@@ -430,9 +431,9 @@ def test_a_touched_file_is_decoded_again_even_with_the_same_bytes(tmp_path, open
 def test_clear_cache_forgets_decoded_files(tmp_path, opens):
     path = factory.jpeg(tmp_path, size=(640, 480))
 
-    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
-    images.clear_cache()
-    images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+    prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
+    prepare.clear_cache()
+    prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
     assert len(opens) == 2
 
@@ -444,15 +445,15 @@ def test_tiny_image_is_refused_by_min_edge(tmp_path):
     path = factory.tiny(tmp_path)
 
     with pytest.raises(ImageError, match=r"1x1 px is too small .*PIXSTOR_AZURE_MIN_SIDE is 16"):
-        images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
+        prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE, 16)
 
 
 def test_small_image_is_upscaled_for_vision_but_sent_as_is_to_custom_vision(tmp_path):
     path = factory.png(tmp_path, size=(40, 30), color=(0, 0, 255))
 
-    v40 = images.prepare(path, images.VISION_40, MAX_EDGE, 16)
-    v32 = images.prepare(path, images.VISION_32, MAX_EDGE, 16)
-    cv = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE, 16)
+    v40 = prepare.prepare(path, prepare.VISION_40, MAX_EDGE, 16)
+    v32 = prepare.prepare(path, prepare.VISION_32, MAX_EDGE, 16)
+    cv = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE, 16)
 
     for prepared in (v40, v32):
         assert not prepared.as_is and prepared.format == "JPEG"
@@ -472,15 +473,15 @@ def strip_png(tmp_path_factory):
 @pytest.mark.parametrize(
     ("limits", "words"),
     [
-        (images.CUSTOM_VISION, "too long and thin for Custom Vision (at most 25:1)"),
-        (images.VISION_40, "cannot be brought within Azure AI Vision 4.0's limits (50 to 15999"),
-        (images.VISION_32, "cannot be brought within Azure AI Vision 3.2's limits (50 to 15999"),
+        (prepare.CUSTOM_VISION, "too long and thin for Custom Vision (at most 25:1)"),
+        (prepare.VISION_40, "cannot be brought within Azure AI Vision 4.0's limits (50 to 15999"),
+        (prepare.VISION_32, "cannot be brought within Azure AI Vision 3.2's limits (50 to 15999"),
     ],
     ids=LIMIT_IDS,
 )
 def test_60000_by_50_strip_is_refused(strip_png, limits, words):
     with pytest.raises(ImageError) as caught:
-        images.prepare(strip_png, limits, MAX_EDGE, 16)
+        prepare.prepare(strip_png, limits, MAX_EDGE, 16)
 
     assert words in str(caught.value)
     assert "60000x50 px" in str(caught.value)
@@ -492,7 +493,7 @@ def test_a_strip_that_fits_at_its_own_size_is_judged_at_its_own_size(tmp_path):
     path = tmp_path / "strip.png"
     Image.new("RGB", (15000, 47), (200, 30, 30)).save(path)
 
-    prepared = images.prepare(path, images.VISION_40, MAX_EDGE, 16)
+    prepared = prepare.prepare(path, prepare.VISION_40, MAX_EDGE, 16)
 
     assert (prepared.width, prepared.height) == (15957, 50)
     assert Image.open(io.BytesIO(prepared.data)).size == (15957, 50)
@@ -516,7 +517,7 @@ def test_hostile_files_end_in_a_clear_image_error(tmp_path, make, words):
     path = make(tmp_path)
 
     with pytest.raises(ImageError) as caught:
-        images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+        prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
     assert str(caught.value).startswith(words)
     assert caught.value.status == "SKIPPED"
@@ -524,7 +525,7 @@ def test_hostile_files_end_in_a_clear_image_error(tmp_path, make, words):
 
 def test_a_missing_file_is_an_image_error(tmp_path):
     with pytest.raises(ImageError, match="cannot read the file"):
-        images.prepare(tmp_path / "gone.jpg", images.CUSTOM_VISION, MAX_EDGE)
+        prepare.prepare(tmp_path / "gone.jpg", prepare.CUSTOM_VISION, MAX_EDGE)
 
 
 def test_every_truncation_of_an_animated_gif_is_an_image_error_or_an_image(tmp_path):
@@ -534,9 +535,9 @@ def test_every_truncation_of_an_animated_gif_is_an_image_error_or_an_image(tmp_p
     outcomes = set()
     for length in range(1, len(data)):
         path.write_bytes(data[:length])
-        images.clear_cache()
+        prepare.clear_cache()
         try:
-            prepared = images.prepare(path, images.CUSTOM_VISION, MAX_EDGE)
+            prepared = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
         except ImageError:
             outcomes.add("refused")
         else:
@@ -555,7 +556,7 @@ def test_tiff_with_a_broken_next_frame_pointer_is_an_image_error(tmp_path):
     path.write_bytes(bytes(data))
 
     with pytest.raises(ImageError, match="corrupt or truncated image data"):
-        images.prepare(path, images.VISION_40, MAX_EDGE)
+        prepare.prepare(path, prepare.VISION_40, MAX_EDGE)
 
 
 # --------------------------------------------------------------------------- PixStor's loader
@@ -571,7 +572,7 @@ def test_pixstor_loader_reads_what_pillow_cannot(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pixstor, "load_image", load_image)
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, 320)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 320)
 
     assert asked == [str(path)]
     assert not prepared.as_is and prepared.format == "JPEG"
@@ -586,7 +587,7 @@ def test_pixstor_loader_image_is_turned_upright(tmp_path, monkeypatch):
         pixstor, "load_image", lambda name: SimpleNamespace(image=Image.open(rotated))
     )
 
-    prepared = images.prepare(factory.random_bytes_jpg(tmp_path), images.CUSTOM_VISION, MAX_EDGE)
+    prepared = prepare.prepare(factory.random_bytes_jpg(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
 
     assert (prepared.display_width, prepared.display_height) == (300, 400)
     assert (prepared.width, prepared.height) == (300, 400)
@@ -603,14 +604,14 @@ def test_pixstor_loader_failing_is_an_image_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pixstor, "load_image", load_image)
 
     with pytest.raises(ImageError, match=r"not an image Pillow or PixStor can read .*delegate"):
-        images.prepare(factory.text_file_png(tmp_path), images.CUSTOM_VISION, MAX_EDGE)
+        prepare.prepare(factory.text_file_png(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
 
 
 def test_without_pixstor_an_unreadable_file_is_an_image_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pixstor, "load_image", None)
 
     with pytest.raises(ImageError, match=r"^not an image Pillow can read$"):
-        images.prepare(factory.random_bytes_jpg(tmp_path), images.CUSTOM_VISION, MAX_EDGE)
+        prepare.prepare(factory.random_bytes_jpg(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
 
 
 # --------------------------------------------------------------------------- byte limits
@@ -626,10 +627,10 @@ def _noisy_jpeg(folder: Path, size=(300, 200)) -> Path:
 
 def test_image_is_shrunk_until_it_fits_the_byte_limit(tmp_path):
     path = _noisy_jpeg(tmp_path)
-    limits = images.Limits("Small", frozenset({"JPEG"}), max_bytes=15_000, max_side=10000)
+    limits = prepare.Limits("Small", frozenset({"JPEG"}), max_bytes=15_000, max_side=10000)
     assert path.stat().st_size > 15_000
 
-    prepared = images.prepare(path, limits, MAX_EDGE)
+    prepared = prepare.prepare(path, limits, MAX_EDGE)
 
     assert len(prepared.data) <= 15_000
     assert prepared.format == "JPEG" and not prepared.as_is
@@ -640,18 +641,18 @@ def test_image_is_shrunk_until_it_fits_the_byte_limit(tmp_path):
 
 def test_image_that_cannot_fit_the_byte_limit_is_an_image_error(tmp_path, monkeypatch):
     encodes = []
-    real_jpeg = images._jpeg
+    real_jpeg = prepare._jpeg
 
     def counting_jpeg(image, quality, *rest):
         encodes.append(image.size)
         assert len(encodes) < 100, "the shrinking loop does not end"
         return real_jpeg(image, quality, *rest)
 
-    monkeypatch.setattr(images, "_jpeg", counting_jpeg)
-    limits = images.Limits("Tiny", frozenset({"JPEG"}), max_bytes=100, max_side=10000)
+    monkeypatch.setattr(prepare, "_jpeg", counting_jpeg)
+    limits = prepare.Limits("Tiny", frozenset({"JPEG"}), max_bytes=100, max_side=10000)
 
     with pytest.raises(ImageError, match="cannot be encoded under Tiny's 100 byte limit"):
-        images.prepare(factory.png(tmp_path, size=(300, 200)), limits, MAX_EDGE)
+        prepare.prepare(factory.png(tmp_path, size=(300, 200)), limits, MAX_EDGE)
 
     assert min(encodes[-1]) == 1  # shrunk as far as it goes before giving up
 
@@ -668,7 +669,7 @@ def test_boxes_stay_exact_after_exif_orientation_and_reduction(tmp_path, orienta
     # must land where the file shows it, to the pixel.
     path = factory.jpeg_exif_rotated(tmp_path, orientation=orientation, size=BIG, rect=BIG_RECT)
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, 1000)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 1000)
 
     upright = (1000, 666) if orientation <= 4 else (666, 1000)
     assert (prepared.width, prepared.height) == upright
@@ -740,7 +741,7 @@ def ideal_margin(size: Tuple[int, int]) -> float:
 
 
 def test_small_lettering_reads_as_well_as_the_ideal_at_the_quality_vision_gets(slate):
-    prepared = images.prepare(slate, images.VISION_40, SLATE_EDGE)
+    prepared = prepare.prepare(slate, prepare.VISION_40, SLATE_EDGE)
 
     assert (prepared.width, prepared.height) == (1024, 683)
     misread, margin = read_slate(body(prepared))
@@ -749,18 +750,18 @@ def test_small_lettering_reads_as_well_as_the_ideal_at_the_quality_vision_gets(s
 
 
 def test_every_step_of_the_quality_ladder_keeps_the_lettering(slate):
-    reduced = images.load(slate, SLATE_EDGE).image
+    reduced = prepare.load(slate, SLATE_EDGE).image
     best = ideal_margin(reduced.size)
 
-    for quality in images.QUALITIES:
-        misread, margin = read_slate(Image.open(io.BytesIO(images._jpeg(reduced, quality))))
+    for quality in prepare.QUALITIES:
+        misread, margin = read_slate(Image.open(io.BytesIO(prepare._jpeg(reduced, quality))))
         assert misread == [], quality
         assert margin >= 0.6 * best, quality
 
 
 def test_the_lettering_check_sees_letters_that_are_lost(slate):
     # Sent at a third of the size, the letters are 3 px high: the check must say so.
-    prepared = images.prepare(slate, images.VISION_40, 340)
+    prepared = prepare.prepare(slate, prepare.VISION_40, 340)
 
     misread, margin = read_slate(body(prepared))
     assert len(misread) >= 5
@@ -780,7 +781,7 @@ def test_the_lettering_check_sees_letters_that_are_lost(slate):
     ],
 )
 def test_custom_vision_has_a_long_edge_of_its_own(monkeypatch, general, custom, expected):
-    from pixstor_azure.settings import Settings
+    from pixstor_azure.ground.settings import Settings
 
     if general:
         monkeypatch.setenv("PIXSTOR_AZURE_MAX_LONG_EDGE", general)
@@ -788,8 +789,8 @@ def test_custom_vision_has_a_long_edge_of_its_own(monkeypatch, general, custom, 
         monkeypatch.setenv("CUSTOM_VISION_MAX_LONG_EDGE", custom)
     settings = Settings.load()
 
-    vision = images.edge_settings(settings)
-    custom_vision = images.edge_settings(settings, custom_vision=True)
+    vision = prepare.edge_settings(settings)
+    custom_vision = prepare.edge_settings(settings, custom_vision=True)
 
     assert (vision[0], custom_vision[0]) == expected
     assert vision[1] == custom_vision[1] == 16
@@ -800,9 +801,9 @@ def test_three_plugins_at_two_edges_decode_a_file_once_from_the_second_file_on(t
     second = factory.jpeg(tmp_path / "b", size=(3000, 2000))
 
     for path in (first, second):  # classification, detection, vision: PixStor's order
-        cv = images.prepare(path, images.CUSTOM_VISION, 1024)
-        again = images.prepare(path, images.CUSTOM_VISION, 1024)
-        v40 = images.prepare(path, images.VISION_40, 2048)
+        cv = prepare.prepare(path, prepare.CUSTOM_VISION, 1024)
+        again = prepare.prepare(path, prepare.CUSTOM_VISION, 1024)
+        v40 = prepare.prepare(path, prepare.VISION_40, 2048)
 
     assert len(opens) == 3  # the first file twice (1024, then 2048), the second once
     assert again is cv and (cv.width, v40.width) == (1024, 2048)
@@ -822,7 +823,7 @@ def test_a_reduction_that_reduce_lands_on_needs_no_filter(monkeypatch, have, wan
     )
     im = Image.new("RGB", have, (0, 128, 0))
 
-    reduced = images._resample(im, want)
+    reduced = prepare._resample(im, want)
 
     assert reduced.size == want and filtered == []
     assert reduced.getpixel((want[0] - 1, want[1] - 1)) == (0, 128, 0)  # the last, partial block
@@ -830,22 +831,22 @@ def test_a_reduction_that_reduce_lands_on_needs_no_filter(monkeypatch, have, wan
 
 def test_the_same_bytes_serve_every_service_that_takes_them(tmp_path, monkeypatch):
     encodes = []
-    real_jpeg = images._jpeg
+    real_jpeg = prepare._jpeg
     monkeypatch.setattr(
-        images, "_jpeg", lambda image, *rest: encodes.append(image.size) or real_jpeg(image, *rest)
+        prepare, "_jpeg", lambda image, *rest: encodes.append(image.size) or real_jpeg(image, *rest)
     )
     path = factory.jpeg(tmp_path, size=(3000, 2000))
 
-    cv = images.prepare(path, images.CUSTOM_VISION, 2048)
-    v40 = images.prepare(path, images.VISION_40, 2048)
-    v32 = images.prepare(path, images.VISION_32, 2048)
+    cv = prepare.prepare(path, prepare.CUSTOM_VISION, 2048)
+    v40 = prepare.prepare(path, prepare.VISION_40, 2048)
+    v32 = prepare.prepare(path, prepare.VISION_32, 2048)
 
     assert encodes == [(2048, 1365)]
     assert cv.data is v40.data is v32.data
 
 
 def test_pillow_may_keep_an_images_memory_for_the_next(tmp_path, monkeypatch):
-    core = images.Image.core
+    core = prepare.Image.core
     blocks = core.get_blocks_max() + 4  # more than it keeps now, whatever ran before
     asked = []  # type: List[int]
     monkeypatch.setattr(core, "set_blocks_max", asked.append)
@@ -853,17 +854,17 @@ def test_pillow_may_keep_an_images_memory_for_the_next(tmp_path, monkeypatch):
         "PIXSTOR_AZURE_IMAGE_MEMORY_MB", str(blocks * core.get_block_size() // (1 << 20))
     )
 
-    images.prepare(factory.jpeg(tmp_path, size=(300, 200)), images.VISION_40, MAX_EDGE)
+    prepare.prepare(factory.jpeg(tmp_path, size=(300, 200)), prepare.VISION_40, MAX_EDGE)
 
     assert asked == [blocks]
 
 
 def test_pillows_memory_setting_is_never_lowered(tmp_path, monkeypatch):
     asked = []  # type: List[int]
-    monkeypatch.setattr(images.Image.core, "set_blocks_max", asked.append)
+    monkeypatch.setattr(prepare.Image.core, "set_blocks_max", asked.append)
     monkeypatch.setenv("PIXSTOR_AZURE_IMAGE_MEMORY_MB", "0")
 
-    images.prepare(factory.jpeg(tmp_path, size=(300, 200)), images.VISION_40, MAX_EDGE)
+    prepare.prepare(factory.jpeg(tmp_path, size=(300, 200)), prepare.VISION_40, MAX_EDGE)
 
     assert asked == []
 
@@ -872,7 +873,7 @@ def test_a_bad_memory_setting_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PIXSTOR_AZURE_IMAGE_MEMORY_MB", "lots")
 
     with pytest.raises(SettingsError, match="PIXSTOR_AZURE_IMAGE_MEMORY_MB"):
-        images.prepare(factory.jpeg(tmp_path, size=(300, 200)), images.VISION_40, MAX_EDGE)
+        prepare.prepare(factory.jpeg(tmp_path, size=(300, 200)), prepare.VISION_40, MAX_EDGE)
 
 
 @pytest.mark.parametrize("bug", [TypeError, KeyError, IndexError, ValueError])
@@ -882,7 +883,7 @@ def test_a_bug_of_ours_is_not_reported_as_a_damaged_file(tmp_path, monkeypatch, 
     def broken(im, size):
         raise bug("a bug in our own code")
 
-    monkeypatch.setattr(images, "_small_rgb", broken)
+    monkeypatch.setattr(prepare, "_small_rgb", broken)
 
     with pytest.raises(bug, match="a bug in our own code"):
-        images.prepare(factory.jpeg(tmp_path, size=(640, 480)), images.VISION_40, 320)
+        prepare.prepare(factory.jpeg(tmp_path, size=(640, 480)), prepare.VISION_40, 320)

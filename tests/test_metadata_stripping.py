@@ -20,12 +20,13 @@ import pytest
 import responses
 from PIL import Image, ImageChops
 
-from pixstor_azure import images, pixstor, scrub
-from pixstor_azure.pixstor import PluginStatus
+from pixstor_azure.ground import pixstor
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.images import prepare, scrub
 from tests import imagefactory as factory
 from tests.conftest import ENDPOINT, KEY, PROJECT, recording
 
-LIMITS = [images.CUSTOM_VISION, images.VISION_40, images.VISION_32]
+LIMITS = [prepare.CUSTOM_VISION, prepare.VISION_40, prepare.VISION_32]
 LIMIT_IDS = ["custom_vision", "vision_40", "vision_32"]
 
 
@@ -143,7 +144,7 @@ def test_no_metadata_is_left_in_what_is_prepared(tmp_path, kind, limits):
     held = secrets_in(path.read_bytes())
     assert len(held) >= 3, held  # the file really carries what this test is about
 
-    prepared = images.prepare(path, limits, 2048)
+    prepared = prepare.prepare(path, limits, 2048)
 
     assert not secrets_in(prepared.data)
     if prepared.as_is:
@@ -157,16 +158,16 @@ def test_no_metadata_is_left_in_what_is_prepared(tmp_path, kind, limits):
 @pytest.mark.parametrize(
     ("kind", "limits", "fmt"),
     [
-        ("jpeg", images.CUSTOM_VISION, "JPEG"),
-        ("camera", images.VISION_32, "JPEG"),
-        ("png", images.CUSTOM_VISION, "PNG"),
-        ("webp", images.VISION_40, "WEBP"),
+        ("jpeg", prepare.CUSTOM_VISION, "JPEG"),
+        ("camera", prepare.VISION_32, "JPEG"),
+        ("png", prepare.CUSTOM_VISION, "PNG"),
+        ("webp", prepare.VISION_40, "WEBP"),
     ],
 )
 def test_an_upright_file_within_limits_goes_losslessly(tmp_path, kind, limits, fmt):
     path = MAKERS[kind](tmp_path)
 
-    prepared = images.prepare(path, limits, 2048)
+    prepared = prepare.prepare(path, limits, 2048)
 
     assert prepared.as_is and prepared.format == fmt
     assert len(prepared.data) < len(path.read_bytes())
@@ -177,17 +178,17 @@ def test_an_upright_file_within_limits_goes_losslessly(tmp_path, kind, limits, f
 @pytest.mark.parametrize(
     ("kind", "limits"),
     [
-        ("jpeg", images.VISION_40),  # as it is
-        ("jpeg-rotated", images.VISION_40),  # re-encoded upright
-        ("png", images.VISION_40),
-        ("webp", images.VISION_40),
-        ("webp", images.CUSTOM_VISION),  # re-encoded: Custom Vision takes no WebP
+        ("jpeg", prepare.VISION_40),  # as it is
+        ("jpeg-rotated", prepare.VISION_40),  # re-encoded upright
+        ("png", prepare.VISION_40),
+        ("webp", prepare.VISION_40),
+        ("webp", prepare.CUSTOM_VISION),  # re-encoded: Custom Vision takes no WebP
     ],
 )
 def test_the_colour_profile_stays_with_the_pixels(tmp_path, kind, limits):
     path = MAKERS[kind](tmp_path)
 
-    prepared = images.prepare(path, limits, 2048)
+    prepared = prepare.prepare(path, limits, 2048)
 
     assert Image.open(io.BytesIO(prepared.data)).info.get("icc_profile") == icc()
     if prepared.format == "PNG":
@@ -201,7 +202,7 @@ def test_the_colour_profile_stays_with_the_pixels(tmp_path, kind, limits):
 def test_a_reduced_picture_carries_nothing_of_the_file(tmp_path):
     path = factory.camera_jpeg(tmp_path, (2400, 1600))
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, 1024)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 1024)
 
     assert not prepared.as_is and (prepared.width, prepared.height) == (1024, 683)
     assert_pixels_only(prepared.data, "JPEG")
@@ -211,7 +212,7 @@ def test_a_reduced_picture_carries_nothing_of_the_file(tmp_path):
 def test_a_picture_brought_up_to_the_minimum_side_carries_nothing(tmp_path):
     path = factory.png_with_metadata(tmp_path, size=(40, 30), icc=icc())
 
-    prepared = images.prepare(path, images.VISION_40, 2048, 16)
+    prepared = prepare.prepare(path, prepare.VISION_40, 2048, 16)
 
     assert (prepared.width, prepared.height) == (67, 50)
     assert_pixels_only(prepared.data, "JPEG")
@@ -219,9 +220,9 @@ def test_a_picture_brought_up_to_the_minimum_side_carries_nothing(tmp_path):
 
 def test_a_picture_shrunk_under_the_byte_limit_carries_nothing(tmp_path):
     path = factory.camera_jpeg(tmp_path, (600, 400), grain=80)
-    limits = images.Limits("Small", frozenset({"JPEG"}), max_bytes=20_000, max_side=10000)
+    limits = prepare.Limits("Small", frozenset({"JPEG"}), max_bytes=20_000, max_side=10000)
 
-    prepared = images.prepare(path, limits, 2048)
+    prepared = prepare.prepare(path, limits, 2048)
 
     assert prepared.width < 600 and len(prepared.data) <= 20_000
     assert_pixels_only(prepared.data, "JPEG")
@@ -233,7 +234,7 @@ def test_what_pixstors_loader_decodes_goes_without_its_metadata(tmp_path, monkey
     assert opened.info.get("comment") or opened.info.get("exif")  # Pillow kept them in info
     monkeypatch.setattr(pixstor, "load_image", lambda name: SimpleNamespace(image=opened))
 
-    prepared = images.prepare(factory.random_bytes_jpg(tmp_path), images.VISION_40, 2048)
+    prepared = prepare.prepare(factory.random_bytes_jpg(tmp_path), prepare.VISION_40, 2048)
 
     assert not prepared.as_is
     assert_pixels_only(prepared.data, "JPEG")
@@ -253,7 +254,7 @@ def test_an_mpo_goes_as_its_first_picture_alone(tmp_path):
     with Image.open(path) as stored:
         assert stored.format == "MPO" and stored.n_frames == 2
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, 2048)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 2048)
 
     assert prepared.as_is and prepared.format == "JPEG"
     assert_pixels_only(prepared.data, "JPEG")
@@ -263,11 +264,11 @@ def test_an_mpo_goes_as_its_first_picture_alone(tmp_path):
 
 def test_a_file_replaced_after_decoding_is_not_sent_in_its_new_form(tmp_path):
     path = factory.jpeg_with_metadata(tmp_path, name="photo.jpg")
-    decoded = images.load(path, 2048)
+    decoded = prepare.load(path, 2048)
     replacement = factory.jpeg_with_metadata(tmp_path, size=(320, 240), name="new.jpg")
     replacement.replace(path)  # a new inode under the same name, before anything is sent
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, 2048)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 2048)
 
     assert (prepared.width, prepared.height) == (320, 240)  # the new file, decoded anew
     assert decoded.display_size == (640, 480)
@@ -381,7 +382,7 @@ def test_a_bmp_with_bytes_after_its_pixels_is_re_encoded(tmp_path):
     path = factory.bmp(tmp_path, size=(300, 200))
     path.write_bytes(path.read_bytes() + factory.TRAILER)
 
-    prepared = images.prepare(path, images.CUSTOM_VISION, 2048)
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 2048)
 
     assert not prepared.as_is and prepared.format == "JPEG"
     assert not secrets_in(prepared.data)

@@ -3,7 +3,7 @@ answer types it (the cloud's ``tagType``) or only names it (an exported model's 
 
 import pytest
 
-from pixstor_azure import customvision
+from pixstor_azure.services import customvision
 
 
 def body(*predictions: dict) -> dict:

@@ -21,9 +21,9 @@ import responses
 from PIL import Image, ImageChops, ImageOps
 
 import azureobjectdetection
-from pixstor_azure import boxes
-from pixstor_azure.pixstor import PluginStatus
-from pixstor_azure.standin import check
+from pixstor_azure.ground import boxes
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, sent_image, serve
 

@@ -26,10 +26,12 @@ onnxruntime = pytest.importorskip("onnxruntime")
 
 import azureclassification  # noqa: E402
 import azureobjectdetection  # noqa: E402
-from pixstor_azure import answers, customvision, onnxexport, runtime  # noqa: E402
-from pixstor_azure.errors import SettingsError  # noqa: E402
-from pixstor_azure.pixstor import PluginStatus  # noqa: E402
-from pixstor_azure.settings import Settings  # noqa: E402
+from pixstor_azure.answers import fetch  # noqa: E402
+from pixstor_azure.ground import runtime  # noqa: E402
+from pixstor_azure.ground.errors import SettingsError  # noqa: E402
+from pixstor_azure.ground.pixstor import PluginStatus  # noqa: E402
+from pixstor_azure.ground.settings import Settings  # noqa: E402
+from pixstor_azure.services import customvision, onnxexport  # noqa: E402
 from tests import imagefactory, onnxmodels  # noqa: E402
 
 CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
@@ -374,8 +376,8 @@ def test_the_answer_cache_keeps_onnx_answers_by_model(use, tmp_path):
     picture = stripes(tmp_path, {RED: 0.8})
     backend = customvision.backend(CLASSIFY, Settings.load())
 
-    first = answers.fetch(backend, str(picture))
-    again = answers.fetch(backend, str(picture))
+    first = fetch.fetch(backend, str(picture))
+    again = fetch.fetch(backend, str(picture))
 
     assert not first.cached and again.cached
     assert again.body == first.body

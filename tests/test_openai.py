@@ -22,10 +22,12 @@ from PIL import Image, ImageDraw
 
 import azureclassification
 import azurevision
-from pixstor_azure import answers, customvision, images, openai, vision
-from pixstor_azure.errors import ImageRejected, ServiceError, SettingsError
-from pixstor_azure.pixstor import PluginStatus
-from pixstor_azure.settings import Settings
+from pixstor_azure.answers import fetch
+from pixstor_azure.ground.errors import ImageRejected, ServiceError, SettingsError
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.settings import Settings
+from pixstor_azure.images import prepare
+from pixstor_azure.services import customvision, openai, vision
 from tests import imagefactory
 from tests.conftest import assert_no_key, serve
 from tests.fakeazure import FakeAzure
@@ -712,7 +714,7 @@ def test_tokens_of_an_answer_not_used_are_counted_all_the_same(
 
     assert vision_plugin.process("photo", str(photo)) == PluginStatus.SKIPPED
 
-    assert answers.tally().snapshot()["tokens"] == body["usage"]["total_tokens"]
+    assert fetch.tally().snapshot()["tokens"] == body["usage"]["total_tokens"]
 
 
 def test_a_picture_refused_as_image_data_is_skipped(vision_plugin, recorded, photo, logs):
@@ -768,7 +770,7 @@ def test_a_stored_answer_gives_todays_fields(recorded, photo, monkeypatch):
 
 def test_a_prepared_image_in_another_format_goes_as_jpeg(tmp_path):
     png = imagefactory.png(tmp_path, size=(64, 48))
-    prepared = images.PreparedImage(png.read_bytes(), "PNG", 64, 48, 64, 48, as_is=True)
+    prepared = prepare.PreparedImage(png.read_bytes(), "PNG", 64, 48, 64, 48, as_is=True)
 
     sent = openai.as_jpeg(prepared)
 
@@ -813,7 +815,7 @@ def test_probabilities_follow_token_bytes_across_split_characters():
 )
 def test_envelopes_that_are_not_answers(recorded, body, error, said):
     backend = customvision.backend(customvision.CLASSIFY, Settings.load())
-    stored = answers.answer(body, (1, 1), (1, 1))
+    stored = fetch.answer(body, (1, 1), (1, 1))
 
     with pytest.raises(error) as raised:
         backend.parse(stored)
@@ -824,7 +826,7 @@ def test_envelopes_that_are_not_answers(recorded, body, error, said):
 def test_no_classes_is_none_of_these(recorded):
     backend = customvision.backend(customvision.CLASSIFY, Settings.load())
 
-    assert backend.parse(answers.answer(chat('{"classes":[]}'), (1, 1), (1, 1))) == []
+    assert backend.parse(fetch.answer(chat('{"classes":[]}'), (1, 1), (1, 1))) == []
 
 
 @pytest.mark.parametrize(

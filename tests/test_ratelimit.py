@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from pixstor_azure import ratelimit
+from pixstor_azure.answers import ratelimit
 from tests.conftest import ROOT
 
 KEY = "Custom Vision westus.api.cognitive.microsoft.com"
@@ -153,7 +153,7 @@ CHILD = textwrap.dedent(
     """
     import json, sys, time
     import azurevision  # loads common/ as pixstor_azure, as PixStor does
-    from pixstor_azure import ratelimit
+    from pixstor_azure.answers import ratelimit
     path, rate, count = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     limiters = ratelimit.limiters()
     print("ready", flush=True)

@@ -12,10 +12,11 @@ import pytest
 import responses
 
 import azurevision
-from pixstor_azure import ratelimit, read, vision
-from pixstor_azure.errors import ServiceError
-from pixstor_azure.pixstor import PluginStatus
-from pixstor_azure.settings import Settings
+from pixstor_azure.answers import ratelimit
+from pixstor_azure.ground.errors import ServiceError
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.settings import Settings
+from pixstor_azure.services import read, vision
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording
 from tests.fakeazure import FakeAzure

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pixstor_azure import customvision, vision
-from pixstor_azure import settings as settings_module
-from pixstor_azure.errors import SettingsError
-from pixstor_azure.settings import Secret, Settings, is_loopback
+from pixstor_azure.ground import settings as settings_module
+from pixstor_azure.ground.errors import SettingsError
+from pixstor_azure.ground.settings import Secret, Settings, is_loopback
+from pixstor_azure.services import customvision, vision
 
 
 def write_ini(tmp_path, text, monkeypatch):
@@ -627,7 +627,7 @@ def test_a_built_object_that_says_it_is_stale_is_built_again():
     ],
 )
 def test_the_backends_own_checks_never_show_the_value(plugin, setting):
-    from pixstor_azure import catalog
+    from pixstor_azure.tool import catalog
 
     settings = Settings(
         {

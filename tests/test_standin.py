@@ -4,8 +4,8 @@ import sqlite3
 
 import pytest
 
-from pixstor_azure.standin import Metadata, Plugin, PluginStatus, SchemaMismatch, check
-from pixstor_azure.store import MetadataStore, Run, expect, written
+from pixstor_azure.ground.standin import Metadata, Plugin, PluginStatus, SchemaMismatch, check
+from pixstor_azure.ground.store import MetadataStore, Run, expect, written
 
 SCHEMA = [
     {"name": "title", "prompt": "Title", "value": {"datatype": "String"}},

@@ -19,10 +19,11 @@ import responses
 from PIL import Image, ImageChops
 
 import azurevision
-from pixstor_azure import boxes, vision
-from pixstor_azure.errors import ServiceError
-from pixstor_azure.pixstor import PluginStatus
-from pixstor_azure.standin import check
+from pixstor_azure.ground import boxes
+from pixstor_azure.ground.errors import ServiceError
+from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.standin import check
+from pixstor_azure.services import vision
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording, sent_image, serve
 

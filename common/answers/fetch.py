@@ -1,0 +1,321 @@
+"""A service's raw answer for one file, and the one place every backend's answer is fetched.
+
+Every backend (the Custom Vision cloud, its exported container or ONNX model, Azure AI Vision,
+the Read APIs, Azure OpenAI) is an object with:
+
+- ``service``: its name in messages, e.g. "Custom Vision";
+- ``endpoint_setting``: the setting that names the host it calls (e.g.
+  "CUSTOM_VISION_ENDPOINT"), or None when nothing leaves the process (an ONNX model);
+- ``identity()``: a dict of everything that changes what it answers for the same picture
+  (endpoint host, API and api-version, features, language, project and iteration, model file
+  digest, the long edge sent...), never a key;
+- ``ask(path)``: prepare the image, call, and return an ``Answer`` with the raw body before
+  any threshold; raises ``ImageError`` / ``ServiceError`` / ``SettingsError``;
+- ``parse(answer)``: what the answer found, before thresholds (thresholds are applied by the
+  caller with today's settings, so a stored answer gives today's fields).
+
+``fetch(backend, path)`` is how callers get an answer: from the answer cache (``cache.py``)
+when the same content was answered before with the same ``identity()``, else from the service,
+and then kept. ``lookup`` reads the cache only. ``tally()`` counts what this process paid for
+and what it got for free.
+"""
+
+import collections
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+from ..ground import runtime
+from ..ground.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+class Answer(NamedTuple):
+    body: Any  # the service's JSON answer as it came, before thresholds
+    sent: Tuple[int, int]  # width, height of the image sent: pixel boxes are on it
+    display: Tuple[int, int]  # width, height of the file as displayed (EXIF applied)
+    asked: float  # when it was asked, seconds since the epoch
+    model: Optional[str] = None  # the model version the answer names, where it names one
+    bytes_sent: int = 0  # what was uploaded for it (0 when nothing left the machine)
+    cached: bool = False  # True when it came from the answer cache, not the service
+
+
+def answer(
+    body: Any,
+    sent: Tuple[int, int],
+    display: Tuple[int, int],
+    model: Optional[str] = None,
+    bytes_sent: int = 0,
+) -> Answer:
+    """A fresh answer, asked now."""
+    return Answer(body, tuple(sent), tuple(display), time.time(), model, bytes_sent)
+
+
+def fetch(backend: Any, path: str) -> Answer:
+    """The answer of ``backend`` for the file at ``path``: the cached one, else the service's."""
+    from ..answers import cache, faults, offline  # cache and faults need Answer from here
+
+    store = cache.current()
+    content = _content(path) if store is not None else None
+    identity = backend.identity()
+    models = _models()
+    if content is not None:
+        found = store.get(content[0], identity)
+        if found is not None and not models.current(identity, found):
+            log.debug(
+                "%s: %s asked again: the kept answer is from model %s, the service now "
+                "answers with %s",
+                path,
+                backend.service,
+                model_of(found),
+                models.latest(identity),
+            )
+        elif found is not None:
+            tally().reused(backend.service, content[1])
+            log.debug(
+                "%s: %s answer reused from the cache (asked %s)",
+                path,
+                backend.service,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found.asked)),
+            )
+            return found
+    offline.check(backend)  # retag forbids calls: then a miss raises NotCached
+    try:
+        fresh = faults.ask(backend, path)
+    except ServiceError as exc:
+        if exc.sent:
+            tally().call_failed(backend.service)
+        raise
+    tally().called(backend.service, fresh, content[1] if content else _size(path))
+    models.saw(identity, fresh)
+    if content is not None:
+        store.put(content[0], identity, fresh)
+    return fresh
+
+
+def lookup(backend: Any, path: str) -> Optional[Answer]:
+    """The cached answer of ``backend`` for ``path``, or None; never calls the service.
+
+    Not counted in ``tally()``: it is for looking ahead (``--dry-run``) and re-deriving fields.
+    """
+    from ..answers import cache
+
+    store = cache.current()
+    if store is None:
+        return None
+    content = _content(path)
+    if content is None:
+        return None
+    return store.get(content[0], backend.identity())
+
+
+def model_of(found: Answer) -> Optional[str]:
+    """The model that gave an answer, where the answer says: the model version it names, else
+    Custom Vision's iteration id (exported models answer with empty ids: unknown)."""
+    if found.model:
+        return found.model
+    iteration = found.body.get("iteration") if isinstance(found.body, dict) else None
+    if isinstance(iteration, str) and iteration.strip("0-"):
+        return iteration
+    return None
+
+
+class Models:
+    """The model each setup last answered with in this process.
+
+    An iteration re-published under the same name, or a service's model update, changes the
+    answers but not the settings: a kept answer from another model than the one a fresh answer
+    came from is asked again. Before the first fresh answer of a process, kept ones are used.
+    """
+
+    def __init__(self) -> None:
+        self.latest_by_setup = {}  # type: Dict[str, str]
+        self.lock = threading.Lock()
+
+    def saw(self, identity: dict, fresh: Answer) -> None:
+        model = model_of(fresh)
+        if model is not None:
+            with self.lock:
+                self.latest_by_setup[_setup_key(identity)] = model
+
+    def latest(self, identity: dict) -> Optional[str]:
+        with self.lock:
+            return self.latest_by_setup.get(_setup_key(identity))
+
+    def current(self, identity: dict, kept: Answer) -> bool:
+        """False when ``kept`` came from a model other than the latest seen for its setup."""
+        latest, model = self.latest(identity), model_of(kept)
+        return latest is None or model is None or model == latest
+
+
+def _setup_key(identity: dict) -> str:
+    return json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _models() -> Models:
+    return runtime.current().get(Models)
+
+
+def digest(path: str) -> str:
+    """The SHA-256 of the file's bytes (hex), read once per process while the file is unchanged.
+
+    Raises OSError when the file cannot be read.
+    """
+    return _digests().digest(os.fspath(path))[0]
+
+
+def _content(path: str) -> Optional[Tuple[str, int]]:
+    """(digest, size) of a file that held still while it was read, else None: no caching."""
+    try:
+        found, size, steady = _digests().digest(os.fspath(path))
+    except OSError:
+        return None  # the backend reports the unreadable file in its own words
+    return (found, size) if steady else None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+class Digests:
+    """SHA-256 of the files this process read, the most recent first out last.
+
+    A file is known by its path and what ``stat`` says of it. The inode and the change time
+    are in the key as well as the size and modification time: a copy renamed over the file
+    (rsync, restores) may keep both of those, never its inode, and touching the change time
+    takes privileges no copy tool has.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.known = collections.OrderedDict()  # type: collections.OrderedDict
+        self.lock = threading.Lock()
+
+    def digest(self, path: str) -> Tuple[str, int, bool]:
+        """(hex digest, size, steady): steady is False when the file changed while read."""
+        before = _stamp(os.stat(path))
+        key = (path, *before)
+        with self.lock:
+            known = self.known.get(key)
+            if known is not None:
+                self.known.move_to_end(key)
+                return known, before[0], True
+        sha = hashlib.sha256()
+        buffer = bytearray(self.CHUNK)
+        view = memoryview(buffer)
+        with open(path, "rb") as f:
+            after = _stamp(os.fstat(f.fileno()))
+            while True:
+                count = f.readinto(buffer)
+                if not count:
+                    break
+                sha.update(view[:count])
+        found = sha.hexdigest()
+        steady = after == before == _stamp(os.stat(path))
+        if steady:
+            with self.lock:
+                self.known[key] = found
+                while len(self.known) > self.size:
+                    self.known.popitem(last=False)
+        return found, before[0], steady
+
+
+def _stamp(stat: os.stat_result) -> Tuple[int, int, int, int, int]:
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+
+
+def _digests() -> Digests:
+    return runtime.current().get(Digests)
+
+
+class Tally:
+    """What this process got from services and from the cache, for the tool's summary.
+
+    ``calls``: answers each service gave (per ``backend.service``); ``failed``: asks that
+    were sent and ended in an error (not a file held back or never sent); ``hits``: answers
+    reused from the cache, per service; ``bytes_sent``: bytes uploaded for the calls;
+    ``bytes_on_disk``: size of the files those calls answered
+    (to set against ``bytes_sent``); ``bytes_on_disk_reused``: size of the files answered
+    from the cache; ``tokens``: tokens billed, where an answer carries Azure OpenAI's
+    ``usage``.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls = collections.Counter()  # type: collections.Counter
+        self.failed = collections.Counter()  # type: collections.Counter
+        self.hits = collections.Counter()  # type: collections.Counter
+        self.bytes_sent = 0
+        self.bytes_on_disk = 0
+        self.bytes_on_disk_reused = 0
+        self.tokens = 0
+
+    def called(self, service: str, fresh: Answer, file_bytes: int) -> None:
+        tokens = _tokens(fresh.body)
+        with self.lock:
+            self.calls[service] += 1
+            self.bytes_sent += fresh.bytes_sent
+            self.bytes_on_disk += file_bytes
+            self.tokens += tokens
+
+    def reused(self, service: str, file_bytes: int) -> None:
+        with self.lock:
+            self.hits[service] += 1
+            self.bytes_on_disk_reused += file_bytes
+
+    def call_failed(self, service: str) -> None:
+        with self.lock:
+            self.failed[service] += 1
+
+    def spent(self, body: Any) -> None:
+        """Counts the tokens of an answer that is billed but not used (refused, cut off)."""
+        tokens = _tokens(body)
+        with self.lock:
+            self.tokens += tokens
+
+    def snapshot(self) -> Dict[str, Any]:
+        """A consistent copy: the counters per service as dicts, and their totals."""
+        with self.lock:
+            return {
+                "calls": dict(self.calls),
+                "failed": dict(self.failed),
+                "hits": dict(self.hits),
+                "total_calls": sum(self.calls.values()),
+                "total_failed": sum(self.failed.values()),
+                "total_hits": sum(self.hits.values()),
+                "bytes_sent": self.bytes_sent,
+                "bytes_on_disk": self.bytes_on_disk,
+                "bytes_on_disk_reused": self.bytes_on_disk_reused,
+                "tokens": self.tokens,
+            }
+
+
+def tally() -> Tally:
+    """This process's ``Tally``."""
+    return runtime.current().get(Tally)
+
+
+def _tokens(body: Any) -> int:
+    """Tokens an Azure OpenAI answer says it used (its ``usage``); 0 for other answers."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return 0
+    total = usage.get("total_tokens")
+    if _count(total):
+        return total
+    parts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    return sum(p for p in parts if _count(p))
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

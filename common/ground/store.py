@@ -1,0 +1,255 @@
+"""The embedded SQLite store the stand-in ``Metadata`` writes to outside PixStor.
+
+One row per field: (item, namespace, field) -> JSON value, with the plugin that wrote it. A
+plugin's write for an item replaces that plugin's earlier fields for the item, in one
+transaction, so a failed write leaves the previous state whole.
+
+The command-line tool also keeps one row per (item, plugin) in ``runs``: the content digest of
+the file, the signature of the settings that shaped its fields, the status and when. It is
+written in the same transaction as the fields, so a run that is stopped at any moment leaves
+every file either done (fields and run row) or not done (neither), and the next run continues.
+"""
+
+import json
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator, List, NamedTuple, Optional, Union
+
+from ..ground import runtime
+
+log = logging.getLogger(__name__)
+
+STORE_VARIABLE = "PIXSTOR_AZURE_STORE"
+DEFAULT_STORE = Path.home() / ".local" / "share" / "pixstor-azure" / "metadata.sqlite3"
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS fields (
+        item TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (item, namespace, name)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS runs (
+        item TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        digest TEXT,
+        size INTEGER,
+        mtime_ns INTEGER,
+        signature TEXT NOT NULL,
+        status TEXT NOT NULL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (item, plugin)
+    )
+    """,
+)
+
+
+class Run(NamedTuple):
+    """What the tool last did for one (item, plugin)."""
+
+    item: str
+    plugin: str  # the plugin's class name, as in the fields table
+    digest: Optional[str]  # SHA-256 of the file's content
+    size: Optional[int]  # size and mtime when the digest was taken: an unchanged file is
+    mtime_ns: Optional[int]  # not read again to know its digest
+    signature: str  # of the settings that shape the fields (never a key)
+    status: str  # SUCCESS, SKIPPED, FATAL or ERRORED
+    updated: float = 0.0
+
+
+class Pending:
+    """The run row each thread would like written with its next fields (see ``expect``)."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+
+def expect(run: Optional[Run]) -> None:
+    """Write ``run`` (status SUCCESS) in the same transaction as this thread's next write of its
+    item's fields by its plugin; None forgets it. ``written()`` then says whether it was."""
+    local = runtime.current().get(Pending).local
+    local.run = run
+    local.written = False
+
+
+def written() -> bool:
+    """Whether the run given to ``expect`` was committed with the fields."""
+    return bool(getattr(runtime.current().get(Pending).local, "written", False))
+
+
+def _pending(item: str, plugin: str) -> Optional[Run]:
+    run = getattr(runtime.current().get(Pending).local, "run", None)
+    if run is not None and run.item == item and run.plugin == plugin:
+        return run
+    return None
+
+
+def _set_up(connection: sqlite3.Connection, tries: int = 50) -> None:
+    """WAL and the tables. Another *process* switching a new file to WAL at the same moment
+    makes SQLite answer "database is locked" at once, without its busy wait: try again."""
+    for attempt in range(tries):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05 + 0.05 * random.random())
+
+
+class Stores(dict):
+    """This process's open stores, by path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+
+def default_path() -> Path:
+    """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
+    from ..ground.settings import Settings  # late: settings may name the store in the INI file
+
+    return Path(os.path.expanduser(Settings.load().text(STORE_VARIABLE, str(DEFAULT_STORE))))
+
+
+class MetadataStore:
+    def __init__(self, path: Union[str, os.PathLike]) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._setup = threading.Lock()
+
+    @classmethod
+    def default(cls) -> "MetadataStore":
+        """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
+        path = str(default_path())
+        stores = runtime.current().get(Stores)
+        with stores.lock:
+            if path not in stores:
+                stores[path] = cls(path)
+            return stores[path]
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            # Switching a new file to WAL fails at once ("database is locked", no busy wait)
+            # while another thread does the same: one thread at a time sets a connection up.
+            with self._setup:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                connection = sqlite3.connect(str(self.path), timeout=30)
+                _set_up(connection)
+            self._local.connection = connection
+        return connection
+
+    def write(self, item: str, namespace: str, plugin: str, data: dict) -> bool:
+        """Replace ``plugin``'s fields of ``item`` with ``data``; False if the store refused.
+
+        A run row this thread ``expect``-ed for the item and plugin goes in the same transaction.
+        """
+        run = _pending(item, plugin)
+        if run is not None:
+            run = run._replace(status="SUCCESS")
+        ok = self._commit(item, namespace, plugin, data, run)
+        if ok and run is not None:
+            runtime.current().get(Pending).local.written = True
+        return ok
+
+    def record(self, run: Run, namespace: str, data: Optional[dict]) -> bool:
+        """Write ``run``, and replace the plugin's fields of the item with ``data`` unless it is
+        None (an empty dict removes them), in one transaction; False if the store refused."""
+        return self._commit(run.item, namespace, run.plugin, data, run)
+
+    def _commit(
+        self, item: str, namespace: str, plugin: str, data: Optional[dict], run: Optional[Run]
+    ) -> bool:
+        now = time.time()
+        try:
+            connection = self._connection()
+            with connection:  # one transaction: all of it or nothing
+                if data is not None:
+                    rows = [
+                        (item, namespace, name, json.dumps(value, ensure_ascii=False), plugin, now)
+                        for name, value in data.items()
+                    ]
+                    connection.execute(
+                        "DELETE FROM fields WHERE item = ? AND namespace = ? AND plugin = ?",
+                        (item, namespace, plugin),
+                    )
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO fields VALUES (?, ?, ?, ?, ?, ?)", rows
+                    )
+                if run is not None:
+                    connection.execute(
+                        "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        tuple(run._replace(updated=now)),
+                    )
+        except (sqlite3.Error, OSError) as exc:
+            log.error("metadata store %s refused the write for %s: %s", self.path, item, exc)
+            return False
+        return True
+
+    def read(self, item: str, namespace: Optional[str] = None) -> dict:
+        """The fields of ``item`` as {field: value} (``namespace.field`` when not given one)."""
+        query = "SELECT namespace, name, value FROM fields WHERE item = ?"
+        args = (item,)  # type: tuple
+        if namespace is not None:
+            query += " AND namespace = ?"
+            args += (namespace,)
+        rows = self._connection().execute(query + " ORDER BY namespace, name", args).fetchall()
+        return {
+            (name if namespace else f"{ns}.{name}"): json.loads(value) for ns, name, value in rows
+        }
+
+    def items(self) -> List[str]:
+        rows = self._connection().execute("SELECT DISTINCT item FROM fields ORDER BY item")
+        return [row[0] for row in rows]
+
+    def run(self, item: str, plugin: str) -> Optional[Run]:
+        """What the tool last did for ``item`` with ``plugin``, if anything."""
+        row = (
+            self._connection()
+            .execute("SELECT * FROM runs WHERE item = ? AND plugin = ?", (item, plugin))
+            .fetchone()
+        )
+        return Run(*row) if row else None
+
+    def items_of(self, plugin: str) -> List[str]:
+        """The items ``plugin`` wrote fields for or the tool ran it on, in order."""
+        rows = self._connection().execute(
+            "SELECT item FROM runs WHERE plugin = ? UNION SELECT item FROM fields WHERE plugin = ?"
+            " ORDER BY item",
+            (plugin, plugin),
+        )
+        return [row[0] for row in rows]
+
+    def search(self, namespace: str, name: str, match: Any) -> Iterator[str]:
+        """The items whose field ``namespace.name`` holds a value for which ``match`` is true
+        (for a list field: any of its values), in item order."""
+        rows = self._connection().execute(
+            "SELECT item, value FROM fields WHERE namespace = ? AND name = ? ORDER BY item",
+            (namespace, name),
+        )
+        for item, value in rows:
+            value = json.loads(value)
+            values = value if isinstance(value, list) else [value]
+            if any(match(v) for v in values):
+                yield item
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            self._local.connection = None
+            connection.close()

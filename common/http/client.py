@@ -1,0 +1,456 @@
+"""The HTTP client every Azure call goes through.
+
+One keep-alive ``requests`` session per process, with a connection for each thread at work
+(``connections().fit(jobs)``); timeouts on every call, capped by what is left of the file's
+time budget (``budget``); the client-side rate limit (``ratelimit``); and bounded retries with
+exponential backoff and jitter that honour the service's own word on when to come back.
+Retries are written here rather than with urllib3's ``Retry`` because Azure puts the wait of a
+429 in the *body* as often as in a header ("Please retry after 55 seconds", "Try again in 1
+seconds.") where ``Retry`` cannot see it, and PixStor's shared environment may hold an old
+urllib3.
+"""
+
+import email.utils
+import json
+import logging
+import math
+import random
+import re
+import socket
+import threading
+from typing import Any, Callable, Dict, NamedTuple, Optional
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+
+from .. import __version__
+from ..answers import ratelimit
+from ..ground import budget, clock, runtime
+from ..ground.errors import NotAsked, Refused, ServiceError, Unavailable, Unresolved
+from ..ground.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"pixstor-azure/{__version__}"
+POOL = 10  # connections kept per host, at least: requests' own default
+# Less than this left of a file's time budget is not worth a request.
+MIN_SLICE = 0.05
+
+
+class HttpConfig(NamedTuple):
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    attempts: int = 5
+    backoff: float = 1.0
+    max_wait: float = 120.0
+    requests_per_second: float = 10.0
+    rate_file: str = ""  # the node's shared rate limit file; "" for the default
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, rate_setting: str, default_rate: float
+    ) -> "HttpConfig":
+        return cls(
+            connect_timeout=settings.number("PIXSTOR_AZURE_CONNECT_TIMEOUT", 5.0, 0.1, 300),
+            read_timeout=settings.number("PIXSTOR_AZURE_READ_TIMEOUT", 60.0, 0.1, 3600),
+            attempts=settings.integer("PIXSTOR_AZURE_ATTEMPTS", 5, 1, 20),
+            backoff=settings.number("PIXSTOR_AZURE_BACKOFF", 1.0, 0.0, 60),
+            max_wait=settings.number("PIXSTOR_AZURE_MAX_WAIT", 120.0, 0.0, 3600),
+            requests_per_second=settings.number(rate_setting, default_rate, 0.0, 1000),
+            rate_file=settings.text(ratelimit.SETTING, ""),
+        )
+
+
+class Connections:
+    """This process's HTTP session, its connection pool sized to the threads that use it."""
+
+    def __init__(self) -> None:
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.size = POOL
+        self._lock = threading.Lock()
+
+    def fit(self, jobs: int) -> int:
+        """Keep a connection per host for each of ``jobs`` threads (never fewer than ``POOL``):
+        above the pool's size, connections are opened, used once and thrown away. Returns the
+        size now kept."""
+        with self._lock:
+            if jobs > self.size:
+                adapter = requests.adapters.HTTPAdapter(pool_maxsize=jobs)
+                self.session.mount("https://", adapter)
+                self.session.mount("http://", adapter)
+                self.size = jobs
+            return self.size
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def connections() -> Connections:
+    return runtime.current().get(Connections)
+
+
+def post(
+    service: str,
+    url: str,
+    config: HttpConfig,
+    *,
+    headers: Dict[str, str],
+    data: bytes = b"",
+    params: Optional[Dict[str, str]] = None,
+    json_body: Any = None,
+    final: Optional[Callable[[ServiceError], bool]] = None,
+) -> Any:
+    """POST the image bytes ``data`` and return the decoded JSON answer, or raise ServiceError.
+
+    ``service`` names the service in messages and, with the URL's host, keys the rate limit.
+    ``json_body``, when given, is sent instead as ``application/json`` (Azure OpenAI takes the
+    image inside it). Raises ``Refused`` when no request can succeed as set up (TLS, a host
+    name that does not resolve), ``Unavailable`` when the service did not answer or answered
+    5xx after every attempt, ``ServiceError`` otherwise. ``final``: which error answers the
+    service words its own way are about the picture, so not worth another try.
+    """
+    # Both services take the image as application/octet-stream whatever its format; a
+    # Content-Type of image/jpeg is refused with 415.
+    content_type = "application/octet-stream"
+    if json_body is not None:
+        data = json.dumps(json_body, separators=(",", ":")).encode("utf-8")
+        content_type = "application/json"
+    headers = {"Accept": "application/json", "Content-Type": content_type, **headers}
+    return _json(service, _send(service, "POST", url, config, headers, data, params, final))
+
+
+class Exchange(NamedTuple):
+    """A 2xx answer: its status, its headers (names in any case), its JSON body (None if empty)."""
+
+    status: int
+    headers: Any
+    body: Any
+
+
+def exchange(
+    service: str,
+    method: str,
+    url: str,
+    config: HttpConfig,
+    *,
+    headers: Dict[str, str],
+    data: Optional[bytes] = None,
+    params: Optional[Dict[str, str]] = None,
+) -> Exchange:
+    """``method`` ``url`` with the timeouts, rate limit, retries and errors of ``post``, for
+    services whose answer is in the status and headers as much as in a body: the Read APIs
+    answer 202 with an Operation-Location, then GETs of it. ``headers`` are sent as given."""
+    headers = {"Accept": "application/json", **headers}
+    response = _send(service, method, url, config, headers, data, params)
+    body = _json(service, response) if response.content.strip() else None
+    return Exchange(response.status_code, response.headers, body)
+
+
+def _send(
+    service: str,
+    method: str,
+    url: str,
+    config: HttpConfig,
+    headers: Dict[str, str],
+    data: Optional[bytes],
+    params: Optional[Dict[str, str]],
+    final: Optional[Callable[[ServiceError], bool]] = None,
+) -> requests.Response:
+    """The one request loop: rate limit, timeouts within the file's budget, retries; the 2xx
+    response, or the error that ended it."""
+    host = urlsplit(url).hostname or ""
+    failure = None  # type: Optional[ServiceError]
+    for attempt in range(1, config.attempts + 1):
+        left = _slot(service, host, config, failure, attempt)
+        connect, read = config.connect_timeout, config.read_timeout
+        if left is not None:
+            connect, read = min(connect, left), min(read, left)
+        try:
+            response = connections().session.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                data=data,
+                timeout=(connect, read),
+                # requests would carry the key and the picture to wherever a redirect points,
+                # over plain http too: an endpoint that redirects is a wrong endpoint.
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            kind, timeout = "read", read
+            if isinstance(exc, requests.ConnectTimeout):
+                kind, timeout = "connect", connect
+            capped = left is not None and timeout >= left  # the budget ran out, not the timeout
+            failure = Unavailable(
+                service,
+                f"{service} did not answer in time"
+                if capped
+                else f"{service} did not answer ({kind} timeout of {timeout:g} s)",
+            )
+            wait = _backoff(config, attempt)
+        except requests.exceptions.SSLError as exc:
+            # A certificate that fails today fails in a second too: no retry.
+            raise Refused(service, f"{service}: TLS verification failed ({_reason(exc)})") from None
+        except requests.ConnectionError as exc:
+            unresolved = _unresolved(exc)
+            if unresolved is not None:  # no retry: a minute later is soon enough (see faults)
+                raise Unresolved(service, host, unresolved) from None
+            failure = Unavailable(service, f"{service} could not be reached ({_reason(exc)})")
+            wait = _backoff(config, attempt)
+        except requests.RequestException as exc:
+            raise ServiceError(service, f"{service}: request failed ({_reason(exc)})") from None
+        else:
+            if response.status_code < 300:
+                return response
+            if response.status_code < 400:
+                raise _redirected(service, response)
+            failure = error_from_response(service, response)
+            if response.status_code not in RETRY_STATUSES or (final and final(failure)):
+                raise failure
+            asked = retry_after(response.headers, response.text)
+            if asked is not None and asked > config.max_wait:
+                raise _given_up(
+                    failure,
+                    f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT "
+                    f"({config.max_wait:g} s)",
+                )
+            # A little over what was asked, so a crowd of workers does not return at once.
+            wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
+        if attempt == config.attempts:
+            raise _given_up(failure, _attempts(attempt))
+        left = budget.remaining()
+        if left is not None and wait > left - MIN_SLICE:
+            raise _out_of_time(failure, attempt)
+        log.debug("%s: attempt %d failed (%s); retrying in %.1f s", service, attempt, failure, wait)
+        clock.sleep(wait)
+    raise AssertionError("unreachable")  # the loop always returns or raises
+
+
+def _slot(
+    service: str, host: str, config: HttpConfig, failure: Optional[ServiceError], attempt: int
+) -> Optional[float]:
+    """Wait for the rate limit's next slot; the seconds then left of the file's budget."""
+    left = budget.remaining()
+    if left is not None and left < MIN_SLICE:
+        raise _out_of_time(failure or _not_asked(service), attempt - 1)
+    if config.requests_per_second > 0:
+        now = clock.wall()
+        start = ratelimit.limiters().reserve(
+            f"{service} {host}", config.requests_per_second, now, left, config.rate_file
+        )
+        if start is None:
+            why = failure or _not_asked(service, "no request slot of the client-side rate limit")
+            raise _out_of_time(why, attempt - 1)
+        if start > now:
+            clock.sleep(start - now)
+        left = budget.remaining()
+    return left
+
+
+def _not_asked(service: str, why: str = "") -> ServiceError:
+    return NotAsked(service, f"{service} was not asked{': ' + why if why else ''}")
+
+
+def _redirected(service: str, response: requests.Response) -> Refused:
+    target = urlsplit(response.headers.get("Location") or "")
+    where = f" to {target.scheme}://{target.hostname}" if target.hostname else ""
+    return Refused(
+        service,
+        f"{service} answered {response.status_code}, a redirect{where}, which is not followed "
+        "(the key and the picture go only to the endpoint set): set the endpoint to the "
+        "address it redirects to, if that is the service",
+        response.status_code,
+    )
+
+
+def _attempts(count: int) -> str:
+    return "after 1 attempt" if count == 1 else f"after {count} attempts"
+
+
+def _out_of_time(failure: ServiceError, attempts: int) -> ServiceError:
+    spent = f"{_attempts(attempts)}: no time left for another" if attempts else "no time left"
+    return _given_up(
+        failure,
+        f"{spent} in the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, "
+        f"{budget.total() or 0:g} s)",
+    )
+
+
+def _given_up(failure: ServiceError, why: str) -> ServiceError:
+    """The same error (same class), saying why no further attempt is made."""
+    return type(failure)(
+        failure.service,
+        f"{failure.message.rstrip('. ')}, {why}",
+        failure.http_status,
+        failure.code,
+        failure.detail,
+        failure.inner_code,
+        failure.said,
+    )
+
+
+def _backoff(config: HttpConfig, attempt: int) -> float:
+    """Exponential backoff with jitter: half to all of base * 2^(attempt-1)."""
+    return config.backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+# Azure's words for a wait: "Please retry after 55 seconds." (the API gateway), "Try again in
+# 1 seconds." (Custom Vision), "retry after 1 second" ... A number without a unit is seconds.
+_WAIT_IN_TEXT = re.compile(
+    r"(?:retry\s+after|try\s+again\s+in)\s+(\d+(?:\.\d+)?)\s*"
+    r"(milliseconds?|ms|seconds?|secs?|s|minutes?|mins?)?\b",
+    re.IGNORECASE,
+)
+
+
+def retry_after(headers: Any, text: str) -> Optional[float]:
+    """The seconds the service asks to wait before the next request, if it says so.
+
+    Read from ``x-ms-retry-after-ms`` or ``retry-after-ms`` (milliseconds), ``Retry-After``
+    (seconds or an HTTP date), else from the words of the body ``text``.
+    """
+    for name in ("x-ms-retry-after-ms", "retry-after-ms"):
+        millis = _number((headers.get(name) or "").strip())
+        if millis is not None:
+            return millis / 1000.0
+    header = (headers.get("Retry-After") or "").strip()
+    if header:
+        seconds = _number(header)
+        if seconds is not None:
+            return seconds
+        if email.utils.parsedate_tz(header) is not None:
+            when = email.utils.parsedate_to_datetime(header)
+            return max(0.0, when.timestamp() - clock.wall())
+    match = _WAIT_IN_TEXT.search(text or "")
+    if not match:
+        return None
+    unit = (match.group(2) or "s").lower()
+    if unit.startswith("milli") or unit == "ms":
+        factor = 0.001
+    elif unit.startswith("min"):
+        factor = 60.0
+    else:
+        factor = 1.0
+    return float(match.group(1)) * factor
+
+
+def _number(text: str) -> Optional[float]:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return max(0.0, value) if math.isfinite(value) else None
+
+
+_NOT_RESOLVED = re.compile(
+    r"Name or service not known|nodename nor servname provided|getaddrinfo failed|"
+    r"Temporary failure in name resolution|No address associated with hostname|"
+    r"Failed to resolve",
+    re.IGNORECASE,
+)
+
+
+def _unresolved(exc: BaseException) -> Optional[str]:
+    """Why the host name did not resolve, when that is why ``exc`` was raised."""
+    seen = set()
+    pending = [exc]  # requests wraps urllib3's MaxRetryError, which wraps the real cause
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror):
+            return str(error.strerror or error)
+        pending.extend(a for a in getattr(error, "args", ()) if isinstance(a, BaseException))
+        pending.extend([getattr(error, "reason", None), error.__cause__, error.__context__])
+    match = _NOT_RESOLVED.search(str(exc))
+    return match.group(0) if match else None
+
+
+def _reason(exc: Exception) -> str:
+    """The cause of a connection failure in a few words, without urllib3's wrapping."""
+    cause = exc.args[0] if exc.args else exc
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the real cause
+    return re.sub(r"<[^>]*>:\s*", "", str(cause))[:200]
+
+
+def _json(service: str, response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ServiceError(
+            service,
+            f"{service} answered {response.status_code} with a body that is not JSON",
+            http_status=response.status_code,
+            detail=response.text[:300],
+        ) from None
+
+
+def _lower_keys(value: Any) -> Any:
+    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+# Sentences of an error message about when to come back or whom to call: the client does the
+# waiting, and the administrator's line keeps to what went wrong.
+_ADVICE = re.compile(
+    r"\s*[^.]*(?:retry\s+after|try\s+again\s+in|contact\s+azure\s+support)[^.]*(?:\.|$)",
+    re.IGNORECASE,
+)
+
+
+def error_from_response(service: str, response: requests.Response) -> ServiceError:
+    """Read Azure's error body, wrapped ``{"error": {...}}`` or flat ``{"code", "message"}``.
+
+    The message names the status once, and the service's code only where it says more than
+    the status (gateways repeat it: ``"code": "429"``).
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    outer = _lower_keys(body)
+    error = _lower_keys(outer.get("error")) or outer
+    inner = _lower_keys(error.get("innererror"))
+    code = error.get("code") or response.headers.get("x-ms-error-code")
+    message = error.get("message") or (response.text or "").strip()[:300] or response.reason or ""
+    inner_code = inner.get("code")
+    status = response.status_code
+    summary = f"{service} answered {status}"
+    if code and str(code) != str(status):
+        summary += f" {code}"
+    if inner_code:
+        summary += f"/{inner_code}"
+    text = str(message).strip()
+    if status == 429:
+        text = _ADVICE.sub("", text).strip() or text
+    kind = Unavailable if status >= 500 else ServiceError
+    return kind(
+        service,
+        f"{summary}: {text}",
+        http_status=status,
+        code=str(code) if code else None,
+        inner_code=str(inner_code) if inner_code else None,
+        detail=json.dumps(body)[:1000] if body is not None else None,
+        said=text,
+    )
+
+
+# What the API gateway answers a key and endpoint of another kind of resource, e.g. "... not
+# supported with the current subscription key and pricing tier OpenAI.S0."
+_OTHER_TIER = re.compile(
+    r"not supported with the current subscription key and pricing tier\s+([\w.-]*\w)",
+    re.IGNORECASE,
+)
+
+
+def resource_tier(error: ServiceError) -> Optional[str]:
+    """The pricing tier the service names when the endpoint is of another kind of resource."""
+    for text in (error.said, error.message, error.detail):
+        match = _OTHER_TIER.search(text or "")
+        if match:
+            return match.group(1)
+    return None

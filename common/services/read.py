@@ -1,0 +1,453 @@
+"""Text read by Azure's Read APIs, in the cloud or in a container on the premises.
+
+Both protocols read asynchronously: the image is POSTed, the service answers 202 with an
+``Operation-Location``, and that URL is asked until the reading has ``succeeded`` or ``failed``.
+
+- ``vision-3.2``: Azure AI Vision's Read 3.2 (``/vision/v3.2/read/analyze``), in the cloud or in
+  its container (``mcr.microsoft.com/azure-cognitive-services/vision/read``), asked for the
+  natural reading order. It is how ``AZURE_VISION_API=3.2`` reads text, since its analyze reads
+  none.
+- ``document-intelligence``: the ``prebuilt-read`` model of Azure Document Intelligence
+  (api-version 2024-11-30), in the cloud or in its v4.0 container: the OCR successor Microsoft
+  names for after Image Analysis retires (2028-09-25).
+
+``load(settings, ...)`` gives the backend that reads text for ``azurevision.py``: the one at
+``AZURE_VISION_READ_ENDPOINT`` when that is set, whatever ``AZURE_VISION_API`` says.
+"""
+
+import logging
+from typing import Any, Dict, List, NamedTuple, Optional
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from ..answers import fetch
+from ..ground import budget, clock
+from ..ground.errors import ImageRejected, Refused, ServiceError, SettingsError, Unavailable
+from ..ground.logonce import log_once
+from ..ground.settings import Secret, Settings
+from ..http import client
+from ..images import prepare
+
+log = logging.getLogger(__name__)
+
+READ_32 = "vision-3.2"
+DOC_INTEL = "document-intelligence"
+PROTOCOLS = (READ_32, DOC_INTEL)
+DOC_INTEL_API_VERSION = "2024-11-30"
+
+ENDPOINT_SETTING = "AZURE_VISION_READ_ENDPOINT"
+KEY_SETTING = "AZURE_VISION_READ_KEY"
+API_SETTING = "AZURE_VISION_READ_API"
+
+# Read 3.2 is Azure AI Vision's own API: calls to the Vision resource share its rate limit
+# (keyed on service and host), and a container has a host of its own.
+SERVICES = {READ_32: "Azure AI Vision", DOC_INTEL: "Document Intelligence"}
+_WHAT = {READ_32: "Read 3.2", DOC_INTEL: "Document Intelligence prebuilt-read"}
+
+# Both take JPEG, PNG, BMP, TIFF (and PDF, which Pillow does not decode), 50 to 10,000 px a
+# side, and 4 MB on the free tiers (paid tiers and containers take far more). 4 MB fits every
+# tier, and the image sent is rarely near it: a 2048 px JPEG is a few hundred KB.
+READ_32_LIMITS = prepare.Limits(
+    "Read 3.2",
+    frozenset({"JPEG", "PNG", "BMP", "TIFF"}),
+    max_bytes=4_000_000,
+    max_side=10000,
+    min_side=50,
+)
+DOC_INTEL_LIMITS = prepare.Limits(
+    "Document Intelligence",
+    frozenset({"JPEG", "PNG", "BMP", "TIFF"}),
+    max_bytes=4_000_000,
+    max_side=10000,
+    min_side=50,
+)
+
+# Between two askings for the result, when the service does not say (Retry-After): Microsoft
+# asks for "an interval of 1-to-2 seconds"; later askings are spaced more, up to LONGEST_POLL.
+FIRST_POLL = 1.0
+LONGEST_POLL = 5.0
+SHORTEST_POLL = 0.5  # even when told to come back at once
+
+_RUNNING = {"notstarted", "running"}
+_ENDED = {"failed", "canceled", "cancelled", "skipped"}
+# Refusals of this one image, in either API's words (Read 3.2's error enum, Document
+# Intelligence's inner codes).
+_IMAGE_CODES = {
+    "InvalidImageFormat",
+    "InvalidImageSize",
+    "InvalidImage",
+    "InvalidImageDimension",
+    "UnsupportedImageFormat",
+    "NotSupportedImage",
+    "InvalidContent",
+    "InvalidContentDimensions",
+    "InvalidContentLength",
+}
+_OUTAGE_CODES = {"InternalServerError", "ServiceUnavailable", "Timeout"}
+
+
+class Backend(NamedTuple):
+    """One Read service: where it is, how it is asked, and how its image is prepared."""
+
+    protocol: str  # READ_32 or DOC_INTEL
+    endpoint: str
+    key: Optional[Secret]  # None: a container that takes no key
+    endpoint_setting: str  # the settings that name it, for messages
+    key_setting: str
+    http: client.HttpConfig
+    max_edge: int
+    min_edge: int
+
+    @property
+    def service(self) -> str:
+        return SERVICES[self.protocol]
+
+    @property
+    def limits(self) -> prepare.Limits:
+        return READ_32_LIMITS if self.protocol == READ_32 else DOC_INTEL_LIMITS
+
+    def identity(self) -> dict:
+        return {
+            "service": "read",
+            "protocol": self.protocol,
+            "host": urlsplit(self.endpoint).netloc.lower(),
+            "api-version": "v3.2" if self.protocol == READ_32 else DOC_INTEL_API_VERSION,
+            "reading-order": "natural" if self.protocol == READ_32 else "spans",
+            "edge": self.max_edge,
+        }
+
+    def ask(self, path: str) -> fetch.Answer:
+        image = prepare.prepare(path, self.limits, self.max_edge, self.min_edge)
+        body = self.read(image.data)
+        lines(body, self.protocol, self.service)  # a body that cannot be read is not kept
+        return fetch.answer(
+            body,
+            (image.width, image.height),
+            (image.display_width, image.display_height),
+            model=_model(body),
+            bytes_sent=len(image.data),
+        )
+
+    def parse(self, answer: fetch.Answer) -> Any:
+        """A ``vision.Analysis`` holding the lines read, in reading order, and nothing else."""
+        from ..services.vision import Analysis  # vision builds this backend: imported when used
+
+        return Analysis(text=lines(answer.body, self.protocol, self.service))
+
+    def read(self, data: bytes) -> dict:
+        """Start the reading of ``data`` and wait for it: the body of the succeeded result."""
+        try:
+            started = client.exchange(
+                self.service,
+                "POST",
+                self.analyze_url,
+                self.http,
+                headers={**self.headers, "Content-Type": "application/octet-stream"},
+                data=data,
+                params=self.params,
+            )
+        except ServiceError as exc:
+            raise self.explain(exc, polling=False) from None
+        location = started.headers.get("Operation-Location")
+        if not location:
+            raise Refused(
+                self.service,
+                f"{self.service} at {self.endpoint_setting} answered {started.status} without "
+                f"an Operation-Location to fetch the text from: check it is a {self.kind} "
+                f"({API_SETTING} says which protocol it speaks)",
+                started.status,
+            )
+        return self.poll(follow(self.endpoint, location), started.headers)
+
+    def poll(self, url: str, headers: Any) -> dict:
+        """Ask ``url`` for the result until the reading ends, waiting as the service asks."""
+        limit, named = self.http.max_wait, f"PIXSTOR_AZURE_MAX_WAIT ({self.http.max_wait:g} s)"
+        left = budget.remaining()
+        if left is not None and left < limit:
+            total = budget.total() or 0.0
+            limit, named = left, f"the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, {total:g} s)"
+        started = clock.now()
+        polls = 0
+        while True:
+            asked = client.retry_after(headers, "")
+            pause = max(SHORTEST_POLL, _interval(polls) if asked is None else asked)
+            if clock.now() + pause >= started + limit:
+                raise self.too_long(named, clock.now() - started, polls, asked)
+            clock.sleep(pause)
+            polls += 1
+            try:
+                reply = client.exchange(self.service, "GET", url, self.http, headers=self.headers)
+            except ServiceError as exc:
+                raise self.explain(exc, polling=True) from None
+            said = _lower(reply.body).get("status")
+            status = said.strip().lower() if isinstance(said, str) else ""
+            if status == "succeeded":
+                return reply.body
+            if status in _ENDED:
+                raise self.ended(reply.body, status)
+            if status not in _RUNNING:
+                raise ServiceError(
+                    self.service,
+                    f"{self.service} answered the reading's status with {said!r}, not one of "
+                    "notStarted, running, succeeded, failed",
+                    reply.status,
+                    detail=str(reply.body)[:300],
+                )
+            headers = reply.headers
+
+    @property
+    def analyze_url(self) -> str:
+        if self.protocol == READ_32:
+            return f"{self.endpoint}/vision/v3.2/read/analyze"
+        return f"{self.endpoint}/documentintelligence/documentModels/prebuilt-read:analyze"
+
+    @property
+    def params(self) -> Dict[str, str]:
+        # Read 3.2 lists lines left to right unless asked for the natural order; no language is
+        # sent: both read mixed languages, and a forced one "might return incomplete text".
+        if self.protocol == READ_32:
+            return {"readingOrder": "natural"}
+        return {"api-version": DOC_INTEL_API_VERSION}
+
+    @property
+    def headers(self) -> Dict[str, str]:
+        return {"Ocp-Apim-Subscription-Key": self.key.reveal()} if self.key else {}
+
+    @property
+    def kind(self) -> str:
+        """What the endpoint must be, in an administrator's words."""
+        return f"{_WHAT[self.protocol]} resource or container"
+
+    def too_long(
+        self, named: str, waited: float, polls: int, asked: Optional[float]
+    ) -> ServiceError:
+        why = f"still running after {waited:.3g} s and {polls} askings"
+        if asked is not None and asked > SHORTEST_POLL:
+            why += f", and asking to wait {asked:g} s more"
+        return Unavailable(
+            self.service,
+            f"{self.service} did not finish reading the image within {named} ({why})",
+        )
+
+    def ended(self, body: Any, status: str) -> ServiceError:
+        """The error for a reading that ended without succeeding."""
+        error = _lower(_lower(body).get("error"))
+        inner = _lower(error.get("innererror"))
+        code, inner_code = error.get("code"), inner.get("code")
+        said = str(inner.get("message") or error.get("message") or "").strip()
+        reason = f": {said}" if said else " (it gave no reason)"
+        detail = str(body)[:1000]
+        codes = {str(code), str(inner_code)}
+        # Unless the service says it was down, the reading of this one image failed.
+        kind = Unavailable if codes & _OUTAGE_CODES else ImageRejected  # type: Any
+        return kind(
+            self.service,
+            f"{self.service} could not read the image: the reading {status}{reason}",
+            None,
+            str(code) if code else None,
+            detail,
+            str(inner_code) if inner_code else None,
+        )
+
+    def explain(self, exc: ServiceError, polling: bool) -> ServiceError:
+        """The service's HTTP error in words an administrator can act on.
+
+        What holds for every file (the key, the endpoint, the protocol) is ``Refused``: logged
+        once, and files fail without asking until it is asked again.
+        """
+        codes = {exc.code, exc.inner_code}
+        args = (exc.http_status, exc.code, exc.detail, exc.inner_code, exc.said)
+        said = f" (the service said: {exc.said})" if exc.said else ""
+        tier = client.resource_tier(exc)
+        if tier is not None:
+            message = (
+                f"{self.endpoint_setting} is the endpoint of another kind of resource (pricing "
+                f"tier {tier}): set it to a {self.kind}{said}"
+            )
+        elif exc.http_status in (401, 403) and self.key is None:
+            message = (
+                f"{self.service} at {self.endpoint_setting} asks for a key ({exc.http_status}) "
+                f"and {self.key_setting} is not set: set it to a key of that resource (a "
+                f"container takes none: check {self.endpoint_setting} is its address){said}"
+            )
+        elif exc.http_status in (401, 403):
+            message = (
+                f"{self.service} refused the key ({exc.http_status}): check {self.key_setting} "
+                f"is a key of the resource at {self.endpoint_setting}{said}"
+            )
+        elif codes & _IMAGE_CODES:
+            return ImageRejected(self.service, f"{self.service} refused the image: {exc}", *args)
+        elif exc.http_status == 404 and polling:
+            return ServiceError(
+                self.service,
+                f"{self.service} no longer knows the reading it accepted (404 on its result): "
+                "a container restarted, or several run behind a load balancer without the "
+                f"shared cache they need{said}",
+                *args,
+            )
+        elif exc.http_status == 404 or (self.protocol == DOC_INTEL and _about_version(exc)):
+            message = (
+                f"{self.service} has no {_WHAT[self.protocol]} at {self.endpoint_setting} "
+                f"({exc.http_status}): check it names a {self.kind}, and that {API_SETTING} "
+                f"says which protocol it speaks ({', '.join(PROTOCOLS)}){said}"
+            )
+        elif exc.http_status == 429:
+            return type(exc)(
+                self.service,
+                f"{exc.message} (lower AZURE_VISION_REQUESTS_PER_SECOND to the resource's tier)",
+                *args,
+            )
+        else:
+            return exc
+        return Refused(self.service, message, *args)
+
+
+def load(settings: Settings, fallback: bool) -> Optional[Backend]:
+    """The backend that reads text for ``azurevision.py``, or None when the analyze call does.
+
+    ``AZURE_VISION_READ_ENDPOINT``, when set, reads it in every API mode, with its own key
+    ``AZURE_VISION_READ_KEY`` (none for a container) and the protocol ``AZURE_VISION_READ_API``
+    says. Otherwise, when ``fallback`` (``AZURE_VISION_API=3.2``, whose analyze reads no text),
+    Read 3.2 at ``AZURE_VISION_ENDPOINT`` with ``AZURE_VISION_KEY`` reads it; else None.
+    """
+    protocol = settings.choice(API_SETTING, READ_32, PROTOCOLS)
+    max_edge, min_edge = prepare.edge_settings(settings)
+    config = client.HttpConfig.from_settings(settings, "AZURE_VISION_REQUESTS_PER_SECOND", 10.0)
+    if settings.raw(ENDPOINT_SETTING) is not None:
+        # Never AZURE_VISION_KEY here: that key is for AZURE_VISION_ENDPOINT, and this may be
+        # another resource, or a container on the local network reached over plain http.
+        key = settings.secret(KEY_SETTING) if settings.raw(KEY_SETTING) is not None else None
+        return Backend(
+            protocol,
+            settings.endpoint(ENDPOINT_SETTING),
+            key,
+            ENDPOINT_SETTING,
+            KEY_SETTING,
+            config,
+            max_edge,
+            min_edge,
+        )
+    if protocol == DOC_INTEL:
+        raise SettingsError(
+            API_SETTING,
+            f"is {DOC_INTEL}, but {ENDPOINT_SETTING} is not set: name there the Document "
+            "Intelligence resource or container that reads the text",
+        )
+    if settings.raw(KEY_SETTING) is not None:
+        log_once(
+            log,
+            logging.WARNING,
+            f"{KEY_SETTING} is set but {ENDPOINT_SETTING} is not: the key is not used",
+        )
+    if not fallback:
+        return None
+    return Backend(
+        READ_32,
+        settings.endpoint("AZURE_VISION_ENDPOINT"),
+        settings.secret("AZURE_VISION_KEY"),
+        "AZURE_VISION_ENDPOINT",
+        "AZURE_VISION_KEY",
+        config,
+        max_edge,
+        min_edge,
+    )
+
+
+def follow(endpoint: str, location: str) -> str:
+    """The URL to ask for the result that ``location`` names, on the endpoint's own host.
+
+    Only the path and query of the Operation-Location are taken. A container names its results
+    as it sees itself (``http://localhost:5000/vision/v3.2/read/operations/...``), which is not
+    where this machine reaches it; and the key goes to the endpoint's host and no other.
+    """
+    base = urlsplit(endpoint)
+    target = urlsplit(urljoin(endpoint + "/", location.strip()))
+    prefix = base.path.rstrip("/")
+    path = target.path
+    if prefix and not path.startswith(prefix + "/"):
+        path = prefix + path  # a container behind a proxy's path knows nothing of the path
+    if (target.scheme, target.netloc) != (base.scheme, base.netloc):
+        log.debug("the reading's result is named at %s; asked at %s", target.netloc, base.netloc)
+    return urlunsplit((base.scheme, base.netloc, path, target.query, ""))
+
+
+def lines(body: Any, protocol: str, service: str = "") -> List[str]:
+    """The lines of a succeeded result, page by page, in reading order.
+
+    Read 3.2 lists them in the order asked for (natural). Document Intelligence says where each
+    line is in the reading order of its ``content`` (its first span's offset): that order is
+    followed whatever order the list is in.
+    """
+    try:
+        result = _keys(_keys(body)["analyzeresult"])
+        if protocol == READ_32:
+            pages = _in_order(result.get("readresults"), "page")
+            return [t for page in pages for t in _texts(page.get("lines"), "text")]
+        found = []  # type: List[str]
+        for page in _in_order(result.get("pages"), "pagenumber"):
+            page_lines = [_keys(line) for line in page.get("lines") or []]
+            offsets = [_offset(line) for line in page_lines]
+            if None not in offsets:
+                order = sorted(range(len(page_lines)), key=lambda i: (offsets[i], i))
+                page_lines = [page_lines[i] for i in order]
+            found.extend(_texts(page_lines, "content"))
+        return found
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        service = service or SERVICES[protocol]
+        raise ServiceError(
+            service, f"{service} answered with an unexpected body ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _in_order(pages: Any, number: str) -> List[dict]:
+    pages = [_keys(p) for p in pages or []]
+    numbered = [(int(p.get(number) or 0), i, p) for i, p in enumerate(pages)]
+    return [p for _, _, p in sorted(numbered, key=lambda n: n[:2])]
+
+
+def _texts(items: Any, name: str) -> List[str]:
+    texts = []
+    for item in items or []:
+        text = _keys(item)[name]
+        if not isinstance(text, str):
+            raise TypeError(f"a line's {name} is {type(text).__name__}, not text")
+        if text.strip():
+            texts.append(text.strip())
+    return texts
+
+
+def _offset(line: dict) -> Optional[int]:
+    spans = line.get("spans")
+    if not isinstance(spans, list) or not spans:
+        return None
+    offset = _keys(spans[0]).get("offset")
+    return offset if isinstance(offset, int) and not isinstance(offset, bool) else None
+
+
+def _model(body: Any) -> Optional[str]:
+    result = _lower(_lower(body).get("analyzeresult"))
+    model = result.get("modelversion") or " ".join(
+        str(result[k]) for k in ("modelid", "apiversion") if result.get(k)
+    )
+    return str(model) if model else None
+
+
+def _about_version(exc: ServiceError) -> bool:
+    """Whether Document Intelligence says it does not know the api-version asked for."""
+    if exc.http_status not in (400, 404):
+        return False
+    text = f"{exc.code} {exc.inner_code} {exc.said or exc.message}".lower()
+    return "apiversion" in text.replace("-", "").replace(" ", "")
+
+
+def _interval(polls: int) -> float:
+    return min(LONGEST_POLL, FIRST_POLL + 0.5 * polls)
+
+
+def _keys(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, found {type(value).__name__}")
+    return {str(k).lower(): v for k, v in value.items()}
+
+
+def _lower(value: Any) -> dict:
+    return _keys(value) if isinstance(value, dict) else {}
