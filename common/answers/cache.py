@@ -27,10 +27,10 @@ import zlib
 from pathlib import Path
 from typing import Any, Optional, Tuple, Union
 
-from ..answers.fetch import Answer
 from ..ground import clock, pixstor, runtime
 from ..ground.logonce import log_once
 from ..ground.settings import PLUGINS_FOLDER, Settings
+from .fetch import Answer
 
 log = logging.getLogger(__name__)
 

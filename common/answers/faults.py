@@ -24,10 +24,10 @@ import logging
 import threading
 from typing import Any, Optional, Tuple
 
-from ..answers.fetch import Answer
 from ..ground import clock, runtime
 from ..ground.errors import Held, Refused, ServiceError, Unavailable, Unresolved
 from ..ground.logonce import forget
+from .fetch import Answer
 
 log = logging.getLogger(__name__)
 

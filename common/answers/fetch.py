@@ -58,7 +58,7 @@ def answer(
 
 def fetch(backend: Any, path: str) -> Answer:
     """The answer of ``backend`` for the file at ``path``: the cached one, else the service's."""
-    from ..answers import cache, faults, offline  # cache and faults need Answer from here
+    from . import cache, faults, offline  # cache and faults need Answer from here
 
     store = cache.current()
     content = _content(path) if store is not None else None
@@ -103,7 +103,7 @@ def lookup(backend: Any, path: str) -> Optional[Answer]:
 
     Not counted in ``tally()``: it is for looking ahead (``--dry-run``) and re-deriving fields.
     """
-    from ..answers import cache
+    from . import cache
 
     store = cache.current()
     if store is None:

@@ -9,7 +9,7 @@ import contextlib
 import threading
 from typing import Iterator, Optional
 
-from ..ground import clock, runtime
+from . import clock, runtime
 
 SETTING = "PIXSTOR_AZURE_FILE_TIMEOUT"
 DEFAULT = 90.0

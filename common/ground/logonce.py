@@ -5,7 +5,7 @@ import logging
 import threading
 from typing import Optional
 
-from ..ground import runtime
+from . import runtime
 
 
 class Logged:

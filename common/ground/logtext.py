@@ -12,7 +12,7 @@ import os
 import threading
 from typing import Any
 
-from ..ground import runtime
+from . import runtime
 
 
 def printable(text: Any) -> str:

@@ -10,7 +10,7 @@ environment, it has no item ids of PixStor's index (only paths), so it must neve
 
 from typing import Any
 
-from ..ground import runtime
+from . import runtime
 
 try:
     from arcapix.search.metadata.helpers import Metadata as _IndexMetadata
@@ -18,7 +18,7 @@ try:
 
     IN_PIXSTOR = True
 except ImportError:
-    from ..ground.standin import Plugin, PluginStatus
+    from .standin import Plugin, PluginStatus
 
     _IndexMetadata = None
     IN_PIXSTOR = False
@@ -52,7 +52,7 @@ class Metadata:
 
     def __init__(self, id_: Any, plugin: Any) -> None:
         if writes_to_own_store():
-            from ..ground.standin import Metadata as StoreMetadata
+            from .standin import Metadata as StoreMetadata
 
             self._target = StoreMetadata(id_, plugin)
         else:

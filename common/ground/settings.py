@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from ..ground import clock, runtime
-from ..ground.errors import SettingsError
-from ..ground.logonce import log_once
+from . import clock, runtime
+from .errors import SettingsError
+from .logonce import log_once
 
 log = logging.getLogger(__name__)
 

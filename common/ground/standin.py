@@ -9,7 +9,7 @@ import enum
 import logging
 from typing import Any, Dict, Optional
 
-from ..ground.store import MetadataStore
+from .store import MetadataStore
 
 _TYPES = {
     "String": str,

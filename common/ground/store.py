@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, List, NamedTuple, Optional, Union
 
-from ..ground import runtime
+from . import runtime
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Stores(dict):
 
 def default_path() -> Path:
     """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
-    from ..ground.settings import Settings  # late: settings may name the store in the INI file
+    from .settings import Settings  # late: settings may name the store in the INI file
 
     return Path(os.path.expanduser(Settings.load().text(STORE_VARIABLE, str(DEFAULT_STORE))))
 

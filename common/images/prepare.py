@@ -26,7 +26,7 @@ from PIL import Image
 from ..ground import pixstor, runtime
 from ..ground.errors import ImageError
 from ..ground.settings import Settings
-from ..images import scrub
+from . import scrub
 
 log = logging.getLogger(__name__)
 

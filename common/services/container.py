@@ -22,7 +22,7 @@ from ..ground.errors import ImageRejected, Refused, ServiceError
 from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
-from ..services import customvision
+from . import customvision
 
 SERVICE = "Custom Vision container"
 # What the container answers, with HTTP 500, when it fails on a picture (lower case).

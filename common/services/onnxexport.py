@@ -43,7 +43,7 @@ from ..ground import runtime
 from ..ground.errors import ImageError, ServiceError, SettingsError
 from ..ground.settings import Settings
 from ..images import prepare
-from ..services import customvision
+from . import customvision
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from ..ground.logonce import log_once
 from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
-from ..services import customvision, vision
+from . import customvision, vision
 
 log = logging.getLogger(__name__)
 

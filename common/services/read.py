@@ -129,7 +129,7 @@ class Backend(NamedTuple):
 
     def parse(self, answer: fetch.Answer) -> Any:
         """A ``vision.Analysis`` holding the lines read, in reading order, and nothing else."""
-        from ..services.vision import Analysis  # vision builds this backend: imported when used
+        from .vision import Analysis  # vision builds this backend: imported when used
 
         return Analysis(text=lines(answer.body, self.protocol, self.service))
 

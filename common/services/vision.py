@@ -23,7 +23,7 @@ from ..ground.logonce import log_once
 from ..ground.settings import Secret, Settings
 from ..http import client
 from ..images import prepare
-from ..services import read
+from . import read
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ def _backend(settings: Settings) -> Any:
     if reader is not None and asked == ["read"]:
         return reader
     if settings.choice("AZURE_VISION_API", API_40, APIS) == API_OPENAI:
-        from ..services import openai
+        from . import openai
 
         return _with(openai.VisionBackend(settings, text_elsewhere=reader is not None), reader)
     return _with(Config.load(settings, text_elsewhere=reader is not None), reader)

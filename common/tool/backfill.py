@@ -30,9 +30,9 @@ from ..ground.store import MetadataStore, Run
 from ..ground.store import expect as expect_run
 from ..ground.store import written as run_written
 from ..http import client
-from ..tool import catalog, prices, walk
-from ..tool.interrupt import interruptible
-from ..tool.summary import Summary
+from . import catalog, prices, walk
+from .interrupt import interruptible
+from .summary import Summary
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from ..ground import boxes
 from ..ground.errors import ImageError
 from ..ground.store import MetadataStore
 from ..images.formats import handles
-from ..tool import catalog, walk
-from ..tool.draw import draw_file
+from . import catalog, walk
+from .draw import draw_file
 
 BOX_FIELDS = ("image.azure_detected_boxes", "image.azure_object_boxes")
 # Fields of free text: found by a part of it. Every other field: by a whole value.

@@ -31,7 +31,7 @@ from .. import __version__
 from ..ground import pixstor
 from ..ground.errors import SettingsError
 from ..ground.settings import CONFIG_VARIABLE, DEFAULT_CONFIG, Settings
-from ..tool import backfill, browse, catalog, doctor, walk
+from . import backfill, browse, catalog, doctor, walk
 
 log = logging.getLogger("pixstor_azure.tool.cli")
 

@@ -20,7 +20,7 @@ from ..ground import budget, runtime
 from ..ground.errors import ImageError, ServiceError, SettingsError, Unresolved
 from ..ground.settings import Settings
 from ..services import vision
-from ..tool import catalog
+from . import catalog
 
 log = logging.getLogger(__name__)
 
