@@ -54,6 +54,7 @@ from PIL import Image  # noqa: E402
 
 import azurevision  # noqa: E402, F401  (loads common/ as pixstor_azure, as the plugins do)
 from pixstor_azure.answers import cache, fetch  # noqa: E402
+from pixstor_azure.answers.answer import fresh  # noqa: E402
 from pixstor_azure.ground import runtime  # noqa: E402
 from tests import imagefactory  # noqa: E402
 
@@ -175,7 +176,7 @@ def fresh_digests() -> None:
 
 
 def overhead_rows(path: Path, label: str, store: cache.AnswerCache, runs: int) -> List[dict]:
-    body = fetch.answer(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
+    body = fresh(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
 
     def prepare(_: int) -> None:
         prepare.clear_cache()
@@ -234,7 +235,7 @@ def hash_row() -> dict:
 
 def lookup_rows(folder: Path) -> List[dict]:
     store = cache.AnswerCache(folder / "lookups.sqlite3")
-    body = fetch.answer(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
+    body = fresh(recorded("customvision-classify-200.json"), (2048, 1365), (6000, 4000))
     contents = [hashlib.sha256(str(n).encode()).hexdigest() for n in range(LOOKUP_ANSWERS)]
     started = time.perf_counter()
     for content in contents:
@@ -273,7 +274,7 @@ def size_rows(folder: Path) -> List[dict]:
         path = folder / f"size-{n}.sqlite3"
         store = cache.AnswerCache(path)
         body = make()
-        answer = fetch.answer(body, (2048, 1365), (6000, 4000), model="2023-10-01")
+        answer = fresh(body, (2048, 1365), (6000, 4000), model="2023-10-01")
         for i in range(SIZE_ANSWERS):
             store.put(hashlib.sha256(f"{n}/{i}".encode()).hexdigest(), IDENTITY, answer)
         if store.count() != SIZE_ANSWERS:

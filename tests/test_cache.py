@@ -22,6 +22,7 @@ from PIL import Image
 import azureclassification
 import azurevision
 from pixstor_azure.answers import cache, fetch
+from pixstor_azure.answers.answer import fresh
 from pixstor_azure.ground import runtime
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
@@ -268,7 +269,7 @@ def test_a_refused_image_is_not_kept(plugin, fake, cache_file, photo):
 def test_an_error_body_is_never_kept(cache_file):
     store = cache.current()
     for body in ({"error": {"code": "Throttled"}}, "Too many requests", None):
-        assert not store.put("ab" * 32, {"service": "x"}, fetch.answer(body, (1, 1), (1, 1)))
+        assert not store.put("ab" * 32, {"service": "x"}, fresh(body, (1, 1), (1, 1)))
     assert store.get("ab" * 32, {"service": "x"}) is None
 
 
@@ -492,7 +493,7 @@ def test_a_cache_too_small_for_an_answer_costs_no_file(
 def _filler(n, size=3000):
     """An answer that does not compress: about ``size`` bytes in the file."""
     noise = random.Random(n).getrandbits(8 * size).to_bytes(size, "little").hex()
-    return fetch.answer({"predictions": [{"tagName": noise}]}, (10, 10), (10, 10))
+    return fresh({"predictions": [{"tagName": noise}]}, (10, 10), (10, 10))
 
 
 def test_the_size_is_bounded_and_the_oldest_answers_go_first(cache_file, monkeypatch):
@@ -650,7 +651,7 @@ class Chat:
     def ask(self, path):
         self.asked += 1
         body = {"choices": [{"message": {"content": "{}"}}], "usage": self.usage}
-        return fetch.answer(body, (10, 10), (10, 10), bytes_sent=123)
+        return fresh(body, (10, 10), (10, 10), bytes_sent=123)
 
 
 @pytest.mark.parametrize(
@@ -689,7 +690,7 @@ class Retrained:
     def ask(self, path):
         self.asked.append(os.path.basename(path))
         body = {"iteration": self.iteration, "predictions": []}
-        return fetch.answer(body, (10, 10), (10, 10))
+        return fresh(body, (10, 10), (10, 10))
 
 
 def test_an_answer_from_a_replaced_model_is_asked_again(cache_file, tmp_path):

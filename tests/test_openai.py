@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 import azureclassification
 import azurevision
 from pixstor_azure.answers import fetch
+from pixstor_azure.answers.answer import fresh
 from pixstor_azure.ground.errors import ImageRejected, ServiceError, SettingsError
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
@@ -815,7 +816,7 @@ def test_probabilities_follow_token_bytes_across_split_characters():
 )
 def test_envelopes_that_are_not_answers(recorded, body, error, said):
     backend = customvision.backend(customvision.CLASSIFY, Settings.load())
-    stored = fetch.answer(body, (1, 1), (1, 1))
+    stored = fresh(body, (1, 1), (1, 1))
 
     with pytest.raises(error) as raised:
         backend.parse(stored)
@@ -826,7 +827,7 @@ def test_envelopes_that_are_not_answers(recorded, body, error, said):
 def test_no_classes_is_none_of_these(recorded):
     backend = customvision.backend(customvision.CLASSIFY, Settings.load())
 
-    assert backend.parse(fetch.answer(chat('{"classes":[]}'), (1, 1), (1, 1))) == []
+    assert backend.parse(fresh(chat('{"classes":[]}'), (1, 1), (1, 1))) == []
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from typing import Any, Optional, Tuple, Union
 from ..ground import clock, pixstor, runtime
 from ..ground.logonce import log_once
 from ..ground.settings import PLUGINS_FOLDER, Settings
-from .fetch import Answer
+from .answer import Answer, identity_key
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ class AnswerCache:
 
 def setup(identity: dict) -> Tuple[bytes, str]:
     """(key, canonical text) of a backend's identity: the same settings give the same key."""
-    described = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    described = identity_key(identity)
     return hashlib.sha256(described.encode("utf-8")).digest()[:16], described
 
 

@@ -19,7 +19,6 @@ After a hold's time is up, one file is let through to ask; the others keep faili
 until it is answered.
 """
 
-import json
 import logging
 import threading
 from typing import Any, Optional, Tuple
@@ -27,7 +26,7 @@ from typing import Any, Optional, Tuple
 from ..ground import clock, runtime
 from ..ground.errors import Held, Refused, ServiceError, Unavailable, Unresolved
 from ..ground.logonce import forget
-from .fetch import Answer
+from .answer import Answer, identity_key
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +164,7 @@ def _keys(backend: Any) -> Tuple[str, Tuple[str, str]]:
     """What a refusal holds back (everything that makes the backend what it is), and what an
     outage holds back (the service's host)."""
     identity = backend.identity()
-    refusal = json.dumps([backend.service, identity], sort_keys=True, default=str)
+    refusal = identity_key({"service": backend.service, "identity": identity})
     host = identity.get("host") if isinstance(identity, dict) else None
     return refusal, (backend.service, str(host or refusal))
 

@@ -22,44 +22,22 @@ and what it got for free.
 
 import collections
 import hashlib
-import json
 import logging
 import os
 import threading
 import time
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ..ground import runtime
 from ..ground.errors import ServiceError
+from . import cache, faults, offline
+from .answer import Answer, identity_key, model_of
 
 log = logging.getLogger(__name__)
 
 
-class Answer(NamedTuple):
-    body: Any  # the service's JSON answer as it came, before thresholds
-    sent: Tuple[int, int]  # width, height of the image sent: pixel boxes are on it
-    display: Tuple[int, int]  # width, height of the file as displayed (EXIF applied)
-    asked: float  # when it was asked, seconds since the epoch
-    model: Optional[str] = None  # the model version the answer names, where it names one
-    bytes_sent: int = 0  # what was uploaded for it (0 when nothing left the machine)
-    cached: bool = False  # True when it came from the answer cache, not the service
-
-
-def answer(
-    body: Any,
-    sent: Tuple[int, int],
-    display: Tuple[int, int],
-    model: Optional[str] = None,
-    bytes_sent: int = 0,
-) -> Answer:
-    """A fresh answer, asked now."""
-    return Answer(body, tuple(sent), tuple(display), time.time(), model, bytes_sent)
-
-
 def fetch(backend: Any, path: str) -> Answer:
     """The answer of ``backend`` for the file at ``path``: the cached one, else the service's."""
-    from . import cache, faults, offline  # cache and faults need Answer from here
-
     store = cache.current()
     content = _content(path) if store is not None else None
     identity = backend.identity()
@@ -103,8 +81,6 @@ def lookup(backend: Any, path: str) -> Optional[Answer]:
 
     Not counted in ``tally()``: it is for looking ahead (``--dry-run``) and re-deriving fields.
     """
-    from . import cache
-
     store = cache.current()
     if store is None:
         return None
@@ -112,17 +88,6 @@ def lookup(backend: Any, path: str) -> Optional[Answer]:
     if content is None:
         return None
     return store.get(content[0], backend.identity())
-
-
-def model_of(found: Answer) -> Optional[str]:
-    """The model that gave an answer, where the answer says: the model version it names, else
-    Custom Vision's iteration id (exported models answer with empty ids: unknown)."""
-    if found.model:
-        return found.model
-    iteration = found.body.get("iteration") if isinstance(found.body, dict) else None
-    if isinstance(iteration, str) and iteration.strip("0-"):
-        return iteration
-    return None
 
 
 class Models:
@@ -141,20 +106,16 @@ class Models:
         model = model_of(fresh)
         if model is not None:
             with self.lock:
-                self.latest_by_setup[_setup_key(identity)] = model
+                self.latest_by_setup[identity_key(identity)] = model
 
     def latest(self, identity: dict) -> Optional[str]:
         with self.lock:
-            return self.latest_by_setup.get(_setup_key(identity))
+            return self.latest_by_setup.get(identity_key(identity))
 
     def current(self, identity: dict, kept: Answer) -> bool:
         """False when ``kept`` came from a model other than the latest seen for its setup."""
         latest, model = self.latest(identity), model_of(kept)
         return latest is None or model is None or model == latest
-
-
-def _setup_key(identity: dict) -> str:
-    return json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _models() -> Models:

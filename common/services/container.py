@@ -17,7 +17,7 @@ answers have no ``tagType``: the classifier's Negative tag is known by its name 
 from typing import Any, List
 from urllib.parse import urlsplit
 
-from ..answers import fetch
+from ..answers.answer import Answer, fresh
 from ..ground.errors import ImageRejected, Refused, ServiceError
 from ..ground.settings import Settings
 from ..http import client
@@ -67,7 +67,7 @@ class Backend:
             "edge": min(self.max_edge, LIMITS.max_side),
         }
 
-    def ask(self, path: str) -> fetch.Answer:
+    def ask(self, path: str) -> Answer:
         edge = min(self.max_edge, LIMITS.max_side)
         image = prepare.prepare(path, LIMITS, edge, self.min_edge)
         try:
@@ -83,14 +83,14 @@ class Backend:
             raise self._explain(exc) from None
         if not (isinstance(body, dict) and isinstance(_predictions(body), list)):
             raise self._not_predictions(body)
-        return fetch.answer(
+        return fresh(
             body,
             (image.width, image.height),
             (image.display_width, image.display_height),
             bytes_sent=len(image.data),
         )
 
-    def parse(self, answer: fetch.Answer) -> List[customvision.Prediction]:
+    def parse(self, answer: Answer) -> List[customvision.Prediction]:
         return customvision.parse(answer.body, with_boxes=self.task is customvision.DETECT)
 
     def _explain(self, exc: ServiceError) -> Exception:

@@ -14,6 +14,7 @@ from typing import Any, List, NamedTuple, Optional
 from urllib.parse import quote, urlsplit
 
 from ..answers import fetch
+from ..answers.answer import Answer, fresh
 from ..ground.boxes import Box
 from ..ground.errors import ImageRejected, Refused, ServiceError, SettingsError
 from ..ground.fields import passing
@@ -139,7 +140,7 @@ class Backend:
             "edge": self.max_edge,
         }
 
-    def ask(self, path: str) -> fetch.Answer:
+    def ask(self, path: str) -> Answer:
         image = prepare.prepare(path, prepare.CUSTOM_VISION, self.max_edge, self.min_edge)
         try:
             body = client.post(
@@ -151,14 +152,14 @@ class Backend:
             )
         except ServiceError as exc:
             raise _explain(exc, self) from None
-        return fetch.answer(
+        return fresh(
             body,
             (image.width, image.height),
             (image.display_width, image.display_height),
             bytes_sent=len(image.data),
         )
 
-    def parse(self, answer: fetch.Answer) -> List[Prediction]:
+    def parse(self, answer: Answer) -> List[Prediction]:
         return parse(answer.body, with_boxes=self.task is DETECT)
 
 

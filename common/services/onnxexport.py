@@ -38,7 +38,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from PIL import Image
 
-from ..answers import fetch
+from ..answers.answer import Answer, fresh
 from ..ground import runtime
 from ..ground.errors import ImageError, ServiceError, SettingsError
 from ..ground.settings import Settings
@@ -565,7 +565,7 @@ class Backend:
             "preparation": PREPARATION,
         }
 
-    def ask(self, path: str) -> fetch.Answer:
+    def ask(self, path: str) -> Answer:
         decoded = prepare.load(path, self.model.decode_edge)
         if min(decoded.display_size) < self.min_edge:
             width, height = decoded.display_size
@@ -584,9 +584,9 @@ class Backend:
             ),
             "predictions": model.predictions(outputs),
         }
-        return fetch.answer(body, (model.width, model.height), decoded.display_size)
+        return fresh(body, (model.width, model.height), decoded.display_size)
 
-    def parse(self, answer: fetch.Answer) -> List[customvision.Prediction]:
+    def parse(self, answer: Answer) -> List[customvision.Prediction]:
         return customvision.parse(answer.body, with_boxes=self.task is customvision.DETECT)
 
 

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 from PIL import Image
 
 from ..answers import fetch
+from ..answers.answer import Answer, fresh
 from ..ground import fields
 from ..ground.errors import ImageError, ImageRejected, Refused, ServiceError, SettingsError
 from ..ground.logonce import log_once
@@ -119,7 +120,7 @@ class _Chat:
             "edge": min(self.max_edge, self.limits.max_side),
         }
 
-    def ask(self, path: str) -> fetch.Answer:
+    def ask(self, path: str) -> Answer:
         image = as_jpeg(prepare.prepare(path, self.limits, self.max_edge, self.min_edge))
         data_url = "data:image/jpeg;base64," + base64.b64encode(image.data).decode("ascii")
         try:
@@ -141,7 +142,7 @@ class _Chat:
             fetch.tally().spent(body)
             raise
         model = body.get("model")
-        return fetch.answer(
+        return fresh(
             body,
             (image.width, image.height),
             (image.display_width, image.display_height),
@@ -380,7 +381,7 @@ class VisionBackend(_Chat):
             found[name] = value
         return found
 
-    def parse(self, answer: fetch.Answer) -> vision.Analysis:
+    def parse(self, answer: Answer) -> vision.Analysis:
         found = self.read(answer.body)
         # The model gives no confidence: every tag it names passes AZURE_VISION_TAG_THRESHOLD,
         # in its order, and AZURE_VISION_MAX_TAGS still applies.
@@ -456,7 +457,7 @@ class Backend(_Chat):
             raise self.off_schema(f"{unknown[0]!r} is not in CUSTOM_VISION_CLASSIFY_CLASSES")
         return named, text, tokens
 
-    def parse(self, answer: fetch.Answer) -> List[customvision.Prediction]:
+    def parse(self, answer: Answer) -> List[customvision.Prediction]:
         named, text, tokens = self.read(answer.body)
         probabilities = None
         if self.logprobs:

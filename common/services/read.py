@@ -19,7 +19,7 @@ import logging
 from typing import Any, Dict, List, NamedTuple, Optional
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from ..answers import fetch
+from ..answers.answer import Answer, fresh
 from ..ground import budget, clock
 from ..ground.errors import ImageRejected, Refused, ServiceError, SettingsError, Unavailable
 from ..ground.logonce import log_once
@@ -115,11 +115,11 @@ class Backend(NamedTuple):
             "edge": self.max_edge,
         }
 
-    def ask(self, path: str) -> fetch.Answer:
+    def ask(self, path: str) -> Answer:
         image = prepare.prepare(path, self.limits, self.max_edge, self.min_edge)
         body = self.read(image.data)
         lines(body, self.protocol, self.service)  # a body that cannot be read is not kept
-        return fetch.answer(
+        return fresh(
             body,
             (image.width, image.height),
             (image.display_width, image.display_height),
@@ -127,7 +127,7 @@ class Backend(NamedTuple):
             bytes_sent=len(image.data),
         )
 
-    def parse(self, answer: fetch.Answer) -> Any:
+    def parse(self, answer: Answer) -> Any:
         """A ``vision.Analysis`` holding the lines read, in reading order, and nothing else."""
         from .vision import Analysis  # vision builds this backend: imported when used
 

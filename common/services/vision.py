@@ -15,6 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from ..answers import fetch
+from ..answers.answer import Answer, fresh
 from ..ground import runtime
 from ..ground.boxes import Box
 from ..ground.errors import ImageRejected, Refused, ServiceError, SettingsError
@@ -123,7 +124,7 @@ class Config(NamedTuple):
             "edge": self.max_edge,
         }
 
-    def ask(self, path: str) -> fetch.Answer:
+    def ask(self, path: str) -> Answer:
         image = prepare.prepare(path, self.limits, self.max_edge, self.min_edge)
         while True:
             features = self.wanted()
@@ -144,7 +145,7 @@ class Config(NamedTuple):
                 _turned_down(self, refused, exc)
                 continue  # the same image at once, without that feature
             model = body.get("modelVersion") if isinstance(body, dict) else None
-            return fetch.answer(
+            return fresh(
                 body,
                 (image.width, image.height),
                 (image.display_width, image.display_height),
@@ -152,7 +153,7 @@ class Config(NamedTuple):
                 bytes_sent=len(image.data),
             )
 
-    def parse(self, answer: fetch.Answer) -> "Analysis":
+    def parse(self, answer: Answer) -> "Analysis":
         return parse(answer.body, self.api, list(self.features), *answer.sent)
 
     @property
@@ -313,7 +314,7 @@ class WithRead:
             "read": self.reader.identity(),
         }
 
-    def ask(self, path: str) -> fetch.Answer:
+    def ask(self, path: str) -> Answer:
         got = [part.ask(path) for part in self.parts]
         body = {
             "parts": [
@@ -324,9 +325,9 @@ class WithRead:
         models = ", ".join(a.model for a in got if a.model) or None
         first = got[0]
         sent = sum(a.bytes_sent for a in got)
-        return fetch.Answer(body, first.sent, first.display, first.asked, models, sent)
+        return Answer(body, first.sent, first.display, first.asked, models, sent)
 
-    def parse(self, answer: fetch.Answer) -> Analysis:
+    def parse(self, answer: Answer) -> Analysis:
         found = []
         for part, got in zip(self.parts, answer.body["parts"]):
             one = answer._replace(
