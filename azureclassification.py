@@ -16,6 +16,8 @@ from typing import Any, Optional
 _COMMON = os.path.join(os.path.dirname(os.path.realpath(__file__)), "common", "__init__.py")
 if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
     _spec = importlib.util.spec_from_file_location("pixstor_azure", _COMMON)
+    if _spec is None or _spec.loader is None:  # no loader for a .py file: never for ours
+        raise ImportError(f"{_COMMON} cannot be loaded as a module")
     sys.modules["pixstor_azure"] = importlib.util.module_from_spec(_spec)
     try:
         _spec.loader.exec_module(sys.modules["pixstor_azure"])

@@ -10,7 +10,7 @@ writes no field; when nothing was found at all the file is SKIPPED. Settings: se
 import importlib.util
 import os
 import sys
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 # PixStor loads this file through a link in its enabled/ folder. Load common/ from beside the
 # real file under a name of our own: other vendors' plugins may bring a "common" of their own,
@@ -18,6 +18,8 @@ from typing import Any, Optional
 _COMMON = os.path.join(os.path.dirname(os.path.realpath(__file__)), "common", "__init__.py")
 if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
     _spec = importlib.util.spec_from_file_location("pixstor_azure", _COMMON)
+    if _spec is None or _spec.loader is None:  # no loader for a .py file: never for ours
+        raise ImportError(f"{_COMMON} cannot be loaded as a module")
     sys.modules["pixstor_azure"] = importlib.util.module_from_spec(_spec)
     try:
         _spec.loader.exec_module(sys.modules["pixstor_azure"])
@@ -43,7 +45,7 @@ SCHEMA = [
 def extract(path: str) -> dict:
     """The fields for the image at ``path``: exactly what ``process`` writes."""
     found = vision.analyze(path)
-    data = {}
+    data: Dict[str, Any] = {}
     if found.tags:
         data["azure_tags"] = [t.name for t in found.tags]
     if found.caption:

@@ -56,6 +56,7 @@ import azurevision  # noqa: E402, F401  (loads common/ as pixstor_azure, as the 
 from pixstor_azure.answers import cache, fetch  # noqa: E402
 from pixstor_azure.answers.answer import fresh  # noqa: E402
 from pixstor_azure.ground import runtime  # noqa: E402
+from pixstor_azure.ground.setting_registry import CACHE, CONFIG  # noqa: E402
 from tests import imagefactory  # noqa: E402
 
 TARGET = 0.10  # the JPEG's overhead, as a share of its preparation
@@ -252,7 +253,7 @@ def lookup_rows(folder: Path) -> List[dict]:
     photo = folder / "coffee.jpg"
     shutil.copyfile(ROOT / "images" / "coffee.jpg", photo)
     store.put(fetch.digest(str(photo)), IDENTITY, body)
-    os.environ[cache.CACHE_VARIABLE] = str(store.path)
+    os.environ[CACHE.name] = str(store.path)
     backend = Backend()
     started = time.perf_counter()
     for _ in range(LOOKUPS // 4):
@@ -307,17 +308,17 @@ def _row(section: str, case: str, measure: str, value: float, unit: str) -> dict
 
 def rows(runs: int = 5) -> List[dict]:
     """Every figure of this benchmark; files are made in, and removed with, a temporary folder."""
-    saved = {k: os.environ.get(k) for k in (cache.CACHE_VARIABLE, "PIXSTOR_AZURE_CONFIG")}
+    saved = {k: os.environ.get(k) for k in (CACHE.name, CONFIG.name)}
     out: List[dict] = []
     with tempfile.TemporaryDirectory(prefix="pixstor-azure-bench-cache-") as tmp:
         folder = Path(tmp)
         (folder / "empty.ini").write_text("")
-        os.environ["PIXSTOR_AZURE_CONFIG"] = str(folder / "empty.ini")  # no INI of the machine
+        os.environ[CONFIG.name] = str(folder / "empty.ini")  # no INI of the machine
         try:
             runtime.reset()
             out.append(hash_row())
             store = cache.AnswerCache(folder / "answers.sqlite3")
-            os.environ[cache.CACHE_VARIABLE] = str(store.path)
+            os.environ[CACHE.name] = str(store.path)
             for label, make in (("24 MP JPEG", make_jpeg), ("200 MB TIFF", make_tiff)):
                 path = make(folder)
                 out += overhead_rows(path, label, store, runs)

@@ -59,7 +59,7 @@ import azurevision  # noqa: E402, F401  (loads common/ as pixstor_azure)
 from pixstor_azure.ground import fields, runtime  # noqa: E402
 from pixstor_azure.ground.settings import Settings  # noqa: E402
 from pixstor_azure.images import prepare  # noqa: E402
-from pixstor_azure.services import customvision, onnxexport  # noqa: E402
+from pixstor_azure.services import customvision, onnxexport, registry  # noqa: E402
 
 TARGET_SHARE = 0.25
 PICTURES = 5  # a run
@@ -146,7 +146,7 @@ def one_pass(path: Path) -> None:
     """What the plugin does for a new file, the answer cache aside."""
     prepare.clear_cache()
     settings = Settings.load()
-    backend = customvision.backend(customvision.CLASSIFY, settings)
+    backend = registry.backend(customvision.CLASSIFY.name, settings)
     limits = customvision.Thresholds.load(customvision.CLASSIFY, settings)
     found = backend.parse(backend.ask(str(path)))
     fields.passing(found, limits.threshold, limits.max_count)

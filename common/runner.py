@@ -10,33 +10,42 @@ sequence a file name holds can be written by any log handler.
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .ground import budget
 from .ground.errors import Held, PixstorAzureError, Refused, SettingsError, StoreError
 from .ground.logonce import log_once
 from .ground.logtext import guard, printable
 from .ground.pixstor import Metadata, PluginStatus
+from .ground.setting_registry import FILE_TIMEOUT
 from .ground.settings import Settings
 
 _LEVELS = {"SKIPPED": logging.WARNING, "FATAL": logging.ERROR, "ERRORED": logging.ERROR}
 
 
-def process(plugin: Any, id_: Any, path: str, extract: Callable[[str], dict]) -> Any:
-    """Run ``extract(path)`` for ``plugin`` and write its fields for item ``id_``."""
+def process(
+    plugin: Any,
+    id_: Any,
+    path: str,
+    extract: Callable[[str], dict],
+    write: Optional[Callable[[dict], bool]] = None,
+) -> Any:
+    """Run ``extract(path)`` for ``plugin`` and write its fields for item ``id_``: through
+    ``write`` when given (the tool writes a record of the run with them), else to wherever this
+    process writes fields (PixStor's index, or our stand-in's store)."""
     name = _label(plugin, extract)
     logger = plugin.logger
     shown = printable(path)
     guard(__package__)  # every line of ours about this file can be written, whatever its name
     try:
-        seconds = Settings.load().number(budget.SETTING, budget.DEFAULT, 1.0, 3600.0)
+        seconds = Settings.load().get(FILE_TIMEOUT)
         with budget.limit(seconds):
             data = extract(path)
         if not data:
             logger.info("%s: %s: SKIPPED: nothing found at or above the thresholds", shown, name)
             return PluginStatus.SKIPPED
         try:
-            accepted = Metadata(id_, plugin).update(data)
+            accepted = write(data) if write is not None else Metadata(id_, plugin).update(data)
         except Exception as exc:
             raise StoreError(f"the metadata store refused the fields ({exc})") from exc
         if not accepted:

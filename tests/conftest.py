@@ -15,6 +15,7 @@ import functools
 import io
 import json
 import logging
+import os
 import random
 import shutil
 import sys
@@ -33,6 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Test modules import onnxruntime themselves: without this, onnxruntime would write its device id
+# into the developer's home (common/services/ortquiet.py; test_localread.py proves our own
+# imports need no help).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 # common/ under the name the plugins give it, loaded by the plugins' own bootstrap.
 import azurevision  # noqa: E402, F401
@@ -43,10 +48,13 @@ from pixstor_azure.ground.store import MetadataStore  # noqa: E402
 from tests import imagefactory  # noqa: E402
 from tests.fakeazure import FakeAzure  # noqa: E402
 
+# The PostgreSQL server fixtures (postgres_server, database, own_server...) for every module.
+pytest_plugins = ("tests.postgres",)
+
 KEY = "test-key-5f2b9c1e7a3d4b8f"
 PROJECT = "64b822c5-8082-4b36-a426-27225f4aa18c"
 ENDPOINT = "https://westus.api.cognitive.microsoft.com"
-_PREFIXES = ("CUSTOM_VISION_", "AZURE_VISION_", "PIXSTOR_AZURE_")
+_PREFIXES = ("CUSTOM_VISION_", "AZURE_VISION_", "AZURE_OPENAI_", "PIXSTOR_AZURE_")
 
 
 def recording(name: str) -> dict:
@@ -142,6 +150,24 @@ def clock(monkeypatch):
 def waits(clock):
     """Seconds each retry or rate-limit pause asked to sleep, in order; nobody sleeps."""
     return clock.slept
+
+
+@pytest.fixture(scope="session")
+def another_user() -> int:
+    """The uid of a second local user, who plants files where we look. Giving a file to
+    another user needs root (CI runs as root); a user is made when the node has none to use."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("giving a file to another user needs root (CI runs the suite as root)")
+    import pwd
+    import subprocess
+
+    for name in ("nobody", "pixstor-azure-other"):
+        try:
+            return pwd.getpwnam(name).pw_uid
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--no-create-home", "pixstor-azure-other"], check=True)
+    return pwd.getpwnam("pixstor-azure-other").pw_uid
 
 
 @pytest.fixture

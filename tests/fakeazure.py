@@ -1,7 +1,7 @@
 """A fake Azure for the test suite: Custom Vision Prediction v3.0 and Azure AI Vision.
 
 ``FakeAzure`` runs a real HTTP/1.1 server (keep-alive) on 127.0.0.1 in a background thread
-and answers like the real services do, as far as /work/shared/azure/API-FACTS.md knows them:
+and answers like the real services do, as far as docs/azure-services.md knows them:
 the same paths, key headers, input limits, error bodies, and F0-style rate limiting.
 
 It cannot recognise anything, so it looks at colours. Every uploaded picture is decoded with
@@ -54,7 +54,8 @@ from PIL import Image, ImageChops
 
 DEFAULT_KEY = "fake-key-0123456789abcdef"
 
-# Limits of the real services (API-FACTS §1.6, §2.5, §3.4).
+# Limits of the real services (docs/azure-services.md, "Image Analysis 4.0 input limits",
+# "Computer Vision 3.2 input limits" and "Custom Vision limits").
 CV_MAX_BYTES = 4 * 1024 * 1024
 CV_MAX_SIDE = 10240
 CV_MAX_ASPECT = 25.0

@@ -4,7 +4,8 @@
         container = server.mount("/", FakeContainer("classify", ["red", "green", "blue"]))
         ... CUSTOM_VISION_CLASSIFY_URL = server.url
 
-It behaves as the exported Flask app does, as far as API-FACTS.md section 5.1 knows it:
+It behaves as the exported Flask app does, as far as docs/azure-services.md, "Docker export"
+knows it:
 
 - ``GET /``: the text "CustomVision.ai model host harness";
 - ``POST /image`` and its aliases (``/<project>/image[/nostore]``,

@@ -1,7 +1,7 @@
 """Azure OpenAI chat completions for FakeAzure: ``FakeAzure().mount("/openai/", FakeOpenAI())``.
 
-The classic deployments path, as /work/shared/azure/SUCCESSORS.md section 3.2 and the
-2024-10-21 inference spec describe it::
+The classic deployments path, as docs/retirements.md, "Azure OpenAI chat completions with an
+image" and the 2024-10-21 inference spec describe it::
 
     POST /openai/deployments/{deployment}/chat/completions?api-version=2024-10-21
     api-key: <key>                    (FakeAzure's key check: 401 with the gateway's body)

@@ -35,6 +35,7 @@ __all__ = [
     "jpeg",
     "jpeg_40mp",
     "jpeg_exif_rotated",
+    "pixstor_only",
     "png",
     "png_alpha",
     "random_bytes_jpg",
@@ -321,6 +322,15 @@ def random_bytes_jpg(folder: Union[str, os.PathLike]) -> Path:
     """4096 bytes of seeded random data named ``noise.jpg``."""
     path = _folder(folder) / "noise.jpg"
     path.write_bytes(random.Random(_SEED + 2).getrandbits(4096 * 8).to_bytes(4096, "little"))
+    return path
+
+
+def pixstor_only(folder: Union[str, os.PathLike]) -> Path:
+    """A file only PixStor's loader could read: a DPX file's first bytes (its magic number)
+    followed by seeded random data, named ``frame.dpx``."""
+    path = _folder(folder) / "frame.dpx"
+    noise = random.Random(_SEED + 3).getrandbits(4096 * 8).to_bytes(4096, "little")
+    path.write_bytes(b"SDPX" + noise)
     return path
 
 
@@ -906,3 +916,230 @@ def _sub_blocks(data: bytes) -> bytes:
         part = data[start : start + 255]
         out += bytes((len(part),)) + part
     return out + b"\0"
+
+
+# --------------------------------------------------------------------------- colour profiles
+#
+# ICC profiles written byte for byte (version 2, RGB display, matrix and tone curves), with
+# free text where real ones carry it: a description, a copyright, the device's maker and model.
+# The primaries are turned to the profile connection space's D50 white by the Bradford
+# transform, as littleCMS and the ICC's own tools do.
+
+# A profile's free text, as an editor or a calibration tool leaves it: never to reach a service.
+PROFILE_NOTE = "graded for reel 07 by Jane Q. Cinematographer"
+ADOBE_RGB = ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06))  # Adobe RGB (1998): a wide gamut
+SRGB = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
+D65 = (0.3127, 0.3290)
+_D50_XYZ = (0.9642, 1.0, 0.8249)
+_BRADFORD = ((0.8951, 0.2664, -0.1614), (-0.7502, 1.7135, 0.0367), (0.0389, -0.0685, 1.0296))
+ADOBE_GAMMA = 563 / 256  # 2.19921875, as Adobe RGB (1998) is written in u8Fixed8
+
+
+def _xyz(xy: Tuple[float, float]) -> Tuple[float, float, float]:
+    x, y = xy
+    return (x / y, 1.0, (1 - x - y) / y)
+
+
+def _solve(m, v):
+    """``m``^-1 ``v`` for a 3x3 matrix, by Cramer's rule."""
+
+    def det(a):
+        return (
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        )
+
+    whole = det(m)
+    out = []
+    for col in range(3):
+        a = [list(row) for row in m]
+        for row in range(3):
+            a[row][col] = v[row]
+        out.append(det(a) / whole)
+    return tuple(out)
+
+
+def _mul(m, v):
+    return tuple(sum(m[r][c] * v[c] for c in range(3)) for r in range(3))
+
+
+def rgb_to_xyz(primaries, white=D65):
+    """The 3x3 matrix from linear RGB to XYZ (Y of white 1) of these primaries and white."""
+    columns = [_xyz(p) for p in primaries]
+    m = [[columns[c][r] for c in range(3)] for r in range(3)]
+    scale = _solve(m, _xyz(white))
+    return tuple(tuple(m[r][c] * scale[c] for c in range(3)) for r in range(3))
+
+
+def _to_d50(xyz, white=D65):
+    """``xyz`` seen under ``white`` adapted to D50, by the Bradford transform."""
+    src, dst = _mul(_BRADFORD, _xyz(white)), _mul(_BRADFORD, _D50_XYZ)
+    cone = _mul(_BRADFORD, xyz)
+    return _solve(_BRADFORD, tuple(c * d / s for c, d, s in zip(cone, dst, src)))
+
+
+def srgb_encode(linear: float) -> float:
+    """The sRGB transfer function, 0..1 in and out."""
+    linear = min(1.0, max(0.0, linear))
+    return 12.92 * linear if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
+
+
+def srgb_decode(value: float) -> float:
+    return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+
+def adobe_to_srgb(rgb: Tuple[int, int, int]) -> Tuple[float, float, float]:
+    """What an Adobe RGB (1998) colour is in sRGB (0..255, not rounded), worked out from the
+    primaries alone: linear Adobe RGB -> XYZ -> linear sRGB, both under D65."""
+    linear = tuple((v / 255) ** ADOBE_GAMMA for v in rgb)
+    xyz = _mul(rgb_to_xyz(ADOBE_RGB), linear)
+    return tuple(255 * srgb_encode(v) for v in _solve(rgb_to_xyz(SRGB), xyz))
+
+
+def _s15(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def _icc_xyz(xyz) -> bytes:
+    return b"XYZ \0\0\0\0" + b"".join(_s15(v) for v in xyz)
+
+
+def _icc_desc(text: str) -> bytes:
+    ascii_text = text.encode("ascii") + b"\0"
+    return (
+        b"desc\0\0\0\0"
+        + struct.pack(">I", len(ascii_text))
+        + ascii_text
+        + b"\0" * 8  # no Unicode text
+        + b"\0\0\0"  # no ScriptCode text
+        + b"\0" * 67
+    )
+
+
+def icc_profile(primaries=ADOBE_RGB, gamma: float = ADOBE_GAMMA, note: str = PROFILE_NOTE) -> bytes:
+    """An RGB display profile (ICC version 2) of ``primaries`` under D65 with the tone curve
+    ``gamma`` (a number), or the sRGB curve sampled at 1024 points (``gamma`` None); its
+    description, copyright, maker and model all carry ``note`` and the secrets of the
+    metadata files."""
+    m = rgb_to_xyz(primaries)
+    colorants = [_to_d50(tuple(m[r][c] for r in range(3))) for c in range(3)]
+    if gamma is None:
+        points = [round(65535 * srgb_decode(i / 1023)) for i in range(1024)]
+        curve = b"curv\0\0\0\0" + struct.pack(f">I{len(points)}H", len(points), *points)
+    else:
+        curve = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256))
+    tags = [
+        (b"desc", _icc_desc(f"Wide RGB, {note}, {MASTER_PATH}")),
+        (b"cprt", b"text\0\0\0\0" + f"Copyright {ARTIST}, {note}".encode("ascii") + b"\0"),
+        (b"dmnd", _icc_desc(f"PixCam maker, {note}")),
+        (b"dmdd", _icc_desc(f"PixCam model {SERIAL}")),
+        (b"wtpt", _icc_xyz(_D50_XYZ)),
+        (b"rXYZ", _icc_xyz(colorants[0])),
+        (b"gXYZ", _icc_xyz(colorants[1])),
+        (b"bXYZ", _icc_xyz(colorants[2])),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    table_end = 128 + 4 + 12 * len(tags)
+    entries, body, at = b"", b"", table_end
+    for signature, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        entries += signature + struct.pack(">II", at, len(data))
+        body += data
+        at += len(data)
+    size = table_end + len(body)
+    header = (
+        struct.pack(">I", size)
+        + b"\0\0\0\0"  # preferred CMM: none
+        + bytes((2, 0x10, 0, 0))  # version 2.1
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2024, 5, 31, 14, 2, 11)
+        + b"acsp"
+        + b"\0" * 4  # platform
+        + b"\0" * 4  # flags
+        + b"PXCM"  # device maker
+        + b"\0" * 4  # device model
+        + b"\0" * 8  # attributes
+        + b"\0" * 4  # rendering intent: perceptual
+        + b"".join(_s15(v) for v in _D50_XYZ)
+        + b"\0" * 4  # creator
+        + b"\0" * 16  # profile id: not computed
+        + b"\0" * 28
+    )
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + entries + body
+
+
+def flat_with_profile(
+    folder: Union[str, os.PathLike],
+    colour: Tuple[int, int, int],
+    profile: bytes,
+    fmt: str = "JPEG",
+    size: Tuple[int, int] = (300, 200),
+    name: str = "",
+) -> Path:
+    """A picture of one ``colour`` (its numbers as stored) with the ICC ``profile`` embedded,
+    as Pillow writes one into a JPEG (APP2), PNG (iCCP), WebP (ICCP) or TIFF (tag 34675)."""
+    suffix = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "TIFF": "tif"}[fmt]
+    path = _folder(folder) / (name or f"profiled.{suffix}")
+    # WebP losslessly: its lossy coding moves a flat colour's numbers by several steps.
+    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
+    Image.new("RGB", size, colour).save(path, fmt, icc_profile=profile, **options)
+    return path
+
+
+# --------------------------------------------------------------------------- files that are large
+
+
+def png_with_text_chunk(
+    folder: Union[str, os.PathLike], megabytes: int = 200, kind: bytes = b"tEXt"
+) -> Path:
+    """A small PNG (64x48) with one text chunk of ``megabytes`` MB before its pixels, written
+    a megabyte at a time (the chunk is never whole in this process's memory)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (30, 120, 200)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    after_header = 8 + 12 + 13
+    piece = b"x" * (1 << 20)
+    head = kind + b"Comment\0"
+    length = len(head) - 4 + megabytes * len(piece)
+    path = _folder(folder) / f"text_{megabytes}mb.png"
+    with open(path, "wb") as f:
+        f.write(data[:after_header])
+        f.write(struct.pack(">I", length) + head)
+        crc = zlib.crc32(head)
+        for _ in range(megabytes):
+            f.write(piece)
+            crc = zlib.crc32(piece, crc)
+        f.write(struct.pack(">I", crc & 0xFFFFFFFF))
+        f.write(data[after_header:])
+    return path
+
+
+def png_16bit(
+    folder: Union[str, os.PathLike], size: Tuple[int, int] = (6000, 5000), name: str = ""
+) -> Path:
+    """A 16-bit greyscale PNG (a scan, a render's depth pass): a diagonal ramp over the whole
+    16-bit range, ``size`` pixels (30 MP by default, a few MB: a ramp compresses well)."""
+    w, h = size
+    row = array("H", (round(65535 * x / max(1, w - 1)) for x in range(w)))
+    if sys.byteorder == "big":
+        row.byteswap()
+    ramp = Image.frombytes("I;16", (w, 1), row.tobytes()).resize(size, Image.NEAREST)
+    path = _folder(folder) / (name or f"ramp_{w}x{h}_16bit.png")
+    ramp.save(path, "PNG", compress_level=1)
+    return path
+
+
+def sparse_file(
+    folder: Union[str, os.PathLike], name: str, gigabytes: int = 20, head: bytes = b""
+) -> Path:
+    """A file of ``gigabytes`` GB that takes no room on disk (a hole), starting with ``head``:
+    what a failed copy or a hostile user leaves. Reading it gives zeros after ``head``."""
+    path = _folder(folder) / name
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(gigabytes << 30)
+    return path

@@ -1,9 +1,10 @@
 """Small ONNX models in the four shapes Custom Vision exports, built here with the onnx package.
 
 Each model carries its export form's real input and output names, shapes, element types and
-metadata properties (API-FACTS.md section 5.2, SUCCESSORS.md section 4.3), and computes
-something a test can check from the picture alone, so that colour order, value range, label
-order, thresholds, EXIF orientation and box conversion are proven on real inference:
+metadata properties (docs/azure-services.md, "ONNX export"; docs/retirements.md, "Exported
+ONNX models"), and computes something a test can check from the picture alone, so that colour
+order, value range, label order, thresholds, EXIF orientation and box conversion are proven on
+real inference:
 
 - ``classifier_s1``: ``data`` -> ``model_output`` [1, 3], the mean of the red, green and blue
   channels as probabilities (0..1), for labels red, green, blue;

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from pixstor_azure.ground.store import MetadataStore
+from tests import imagefactory
 from tests.fakeazure import FakeAzure
 from tests.fakeread import FakeRead, Line
 from tests.toolrun import Tool, frames, sent_widths, serve, width
@@ -420,3 +421,18 @@ def test_a_model_run_here_is_not_a_billed_call(tool, server, archive, tmp_path):
     assert run.returncode == 0, run
     assert run.count("azureclassification", "SUCCESS") == 5
     assert server.requests == []
+
+
+def test_a_call_sent_again_after_no_answer_is_counted_as_maybe_billed_twice(tmp_path, server):
+    """The first request reaches the service and its answer comes after the read timeout: the
+    retry may be billed a second time, and the summary says so."""
+    photo = imagefactory.jpeg(tmp_path / "one", size=(320, 240))
+    server.fail_next(200, delay=2.0)
+    tool = Tool(tmp_path, server, PIXSTOR_AZURE_READ_TIMEOUT="0.5", PIXSTOR_AZURE_BACKOFF="0")
+
+    result = tool.run("tag", *CLASSIFY, str(photo))
+
+    assert result.returncode == 0, result
+    assert result.number("calls made") == 1  # the answer of the second request
+    assert result.number("calls that may have been billed twice") == 1
+    assert "sent again after the first got no answer in time" in result.stderr

@@ -23,7 +23,7 @@ from pixstor_azure.ground.errors import (
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
 from pixstor_azure.images import prepare
-from pixstor_azure.services import customvision
+from pixstor_azure.services import customvision, registry
 from tests import imagefactory
 from tests.fakeazure import FakeAzure
 from tests.fakecontainer import HARNESS, FakeContainer
@@ -98,7 +98,7 @@ def test_unsorted_classifications_meet_the_thresholds(classifier, tmp_path, monk
     # The container lists blue before red (labels.txt order), whatever the probabilities.
     path = stripes(tmp_path, [((255, 0, 0), 0.6), ((0, 0, 255), 0.3)])
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
 
     answer = backend.ask(str(path))
 
@@ -146,7 +146,7 @@ def test_a_large_picture_is_sent_within_the_containers_limits(classifier, tmp_pa
     monkeypatch.setenv("CUSTOM_VISION_MAX_LONG_EDGE", "4000")
     path = noise_png(tmp_path)
     assert path.stat().st_size > 4 * 1024 * 1024
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
 
     backend.ask(str(path))
 
@@ -160,7 +160,7 @@ def test_a_large_picture_is_sent_within_the_containers_limits(classifier, tmp_pa
 def test_by_default_the_custom_vision_long_edge_is_sent(classifier, tmp_path):
     server, _ = classifier
 
-    customvision.backend(CLASSIFY, Settings.load()).ask(str(noise_png(tmp_path)))
+    registry.backend(CLASSIFY.name, Settings.load()).ask(str(noise_png(tmp_path)))
 
     assert max(server.requests[-1].image_size) == edge()
 
@@ -173,7 +173,7 @@ def test_a_json_string_with_200_skips_the_picture(classifier, tmp_path):
     path = stripes(tmp_path, [((255, 0, 0), 1.0)])
 
     with pytest.raises(ImageRejected) as caught:
-        customvision.backend(CLASSIFY, Settings.load()).ask(str(path))
+        registry.backend(CLASSIFY.name, Settings.load()).ask(str(path))
     assert "could not read the picture: Error: Could not preprocess image" in str(caught.value)
     assert plugin.process("p", str(path)) == PluginStatus.SKIPPED
 
@@ -185,7 +185,7 @@ def test_the_negative_tag_is_never_written(monkeypatch, store, tmp_path):
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
     path = stripes(tmp_path, [((128, 128, 128), 0.7), ((255, 0, 0), 0.3)])
     try:
-        answer = customvision.backend(CLASSIFY, Settings.load()).ask(str(path))
+        answer = registry.backend(CLASSIFY.name, Settings.load()).ask(str(path))
         status = azureclassification.AzureClassificationPlugin().process("n", str(path))
     finally:
         server.stop()
@@ -249,7 +249,7 @@ def test_another_500_is_retried_then_an_outage(classifier, tmp_path, waits, logs
     )
     server.fail_next(500, "Internal Server Error", {"Content-Type": "text/html"}, times=5)
     with pytest.raises(Unavailable):
-        customvision.backend(CLASSIFY, Settings.load()).ask(str(tmp_path / "s.png"))
+        registry.backend(CLASSIFY.name, Settings.load()).ask(str(tmp_path / "s.png"))
 
 
 def test_413_is_a_refused_picture(classifier, tmp_path):
@@ -270,7 +270,7 @@ def test_a_body_without_predictions_is_an_error(classifier, tmp_path, body):
     server.fail_next(200, body)
 
     with pytest.raises(ServiceError) as caught:
-        customvision.backend(CLASSIFY, Settings.load()).ask(str(stripes(tmp_path, [])))
+        registry.backend(CLASSIFY.name, Settings.load()).ask(str(stripes(tmp_path, [])))
 
     assert "answered with an error instead of predictions" in str(caught.value)
 
@@ -310,7 +310,7 @@ def test_404_and_405_are_refusals_naming_the_url_setting(classifier, tmp_path, s
     server.fail_next(status, "<title>Not here</title>", {"Content-Type": "text/html"})
 
     with pytest.raises(Refused) as caught:
-        customvision.backend(CLASSIFY, Settings.load()).ask(str(stripes(tmp_path, [])))
+        registry.backend(CLASSIFY.name, Settings.load()).ask(str(stripes(tmp_path, [])))
 
     assert caught.value.http_status == status
     assert str(caught.value) == (
@@ -324,7 +324,7 @@ def test_plain_http_to_another_machine_is_refused_by_default(monkeypatch):
     monkeypatch.setenv("CUSTOM_VISION_DETECT_URL", "http://192.0.2.10:8080")
 
     with pytest.raises(SettingsError) as caught:
-        customvision.backend(DETECT, Settings.load())
+        registry.backend(DETECT.name, Settings.load())
 
     assert caught.value.setting == "CUSTOM_VISION_DETECT_URL"
 
@@ -334,7 +334,7 @@ def test_plain_http_to_a_host_the_administrator_names_is_allowed(monkeypatch):
     monkeypatch.setenv("CUSTOM_VISION_DETECT_BACKEND", "container")
     monkeypatch.setenv("CUSTOM_VISION_DETECT_URL", "http://192.0.2.10:8080/")
 
-    backend = customvision.backend(DETECT, Settings.load())
+    backend = registry.backend(DETECT.name, Settings.load())
 
     assert backend.identity()["url"] == "http://192.0.2.10:8080"
 
@@ -343,7 +343,7 @@ def test_url_must_be_set(monkeypatch):
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_BACKEND", "container")
 
     with pytest.raises(SettingsError) as caught:
-        customvision.backend(CLASSIFY, Settings.load())
+        registry.backend(CLASSIFY.name, Settings.load())
 
     assert (caught.value.setting, caught.value.problem) == (
         "CUSTOM_VISION_CLASSIFY_URL",
@@ -353,7 +353,7 @@ def test_url_must_be_set(monkeypatch):
 
 def test_identity_names_the_container_and_no_key(classifier):
     server, _ = classifier
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
 
     identity = backend.identity()
 
@@ -384,7 +384,7 @@ def test_hostile_files_are_skipped_without_a_request(classifier, tmp_path, make)
 
 def test_pictures_of_any_mode_reach_the_container_as_rgb(classifier, tmp_path):
     server, _ = classifier
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
 
     answer = backend.ask(str(imagefactory.png_alpha(tmp_path)))
 

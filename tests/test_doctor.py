@@ -186,6 +186,20 @@ def test_vision_with_a_read_api_is_checked_whole(tmp_path, server):
     ]
 
 
+def test_a_reading_that_failed_is_a_failure_of_a_service_that_answered(tmp_path, server):
+    FakeRead(lines=[Line("SCENE 42")], polls=1, outcome="failed").mount(server)
+    tool = Tool(tmp_path, server, AZURE_VISION_API="3.2")
+
+    result = doctor(tool, "-p", "vision")
+
+    assert result.returncode == 1, result
+    assert (
+        "azurevision: failed: Azure AI Vision could not read the image: the reading failed"
+        in result.stdout
+    )
+    assert "unreachable" not in result.stdout
+
+
 def test_a_model_run_here_is_named_by_its_file_and_form(tmp_path):
     pytest.importorskip("onnxruntime")
     from tests import onnxmodels

@@ -95,7 +95,8 @@ def raw_rgb(folder: Path) -> Path:
     """A picture in a format only PixStor's own loader reads, named like a DPX file."""
     path = folder / "frame.dpx"
     width, height = 64, 64
-    path.write_bytes(b"RAWRGB" + struct.pack(">HH", width, height) + bytes([0, 200, 0]) * 4096)
+    pixels = bytes([0, 200, 0]) * 4096
+    path.write_bytes(b"SDPXRAWRGB" + struct.pack(">HH", width, height) + pixels)  # DPX's magic
     return path
 
 

@@ -13,11 +13,17 @@ import pytest
 import requests
 import responses
 
+import azureclassification
+import azurevision
 from pixstor_azure.answers import faults
 from pixstor_azure.ground.errors import Held, Refused, Unavailable
 from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import assert_no_key, recording
+from tests.fakeazure import FakeAzure
+from tests.fakecontainer import FakeContainer
+from tests.fakeopenai import FakeOpenAI
+from tests.fakeread import FakeRead, Line
 from tests.test_every_plugin import PLUGINS, SERVICE
 
 CLASSES = {name: cls for name, (cls, _) in PLUGINS.items()}
@@ -289,11 +295,88 @@ def test_failures_between_successes_are_no_outage(monkeypatch, served, files, on
     assert statuses.count(PluginStatus.SUCCESS) == 3 and len(served.calls) == 9
 
 
+def _openai_classifier(monkeypatch, server, misbehave):
+    api = server.mount("/openai/", FakeOpenAI())
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_BACKEND", "openai")
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_CLASSES", "red, blue")
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", server.url)
+    monkeypatch.setenv("AZURE_OPENAI_KEY", server.key)
+    monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "vision-4o")
+    return azureclassification.AzureClassificationPlugin(), lambda: misbehave(api)
+
+
+def _reader(monkeypatch, server):
+    read = FakeRead(lines=[Line("SCENE 42", 0, 0)], outcome="failed").mount(server)
+    read.outcome = "succeeded"
+    monkeypatch.setenv("AZURE_VISION_FEATURES", "read")
+    monkeypatch.setenv("AZURE_VISION_ENDPOINT", server.url)
+    monkeypatch.setenv("AZURE_VISION_KEY", server.key)
+    monkeypatch.setenv("AZURE_VISION_READ_ENDPOINT", server.url)
+    monkeypatch.setenv("AZURE_VISION_READ_KEY", server.key)
+    return azurevision.AzureVisionPlugin(), lambda: setattr(read, "outcome", "failed")
+
+
+def _container(monkeypatch, server):
+    container = server.mount("/", FakeContainer("classify", ["red", "green", "blue"]))
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_BACKEND", "container")
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_URL", server.url)
+    return azureclassification.AzureClassificationPlugin(), lambda: setattr(
+        container, "quirk", "preprocess"
+    )
+
+
+# Each: the plugin set up against a fake over real sockets, and how the service is made to
+# answer 200 with a body that is an error; the status that file ends with.
+ANSWERED_WITH_AN_ERROR = {
+    "openai-off-schema": (
+        lambda mp, server: _openai_classifier(
+            mp, server, lambda api: api.misbehave("content", '{"classes": ["green"]}')
+        ),
+        PluginStatus.FATAL,
+    ),
+    "openai-content-filter": (
+        lambda mp, server: _openai_classifier(
+            mp, server, lambda api: api.misbehave("content_filter")
+        ),
+        PluginStatus.SKIPPED,
+    ),
+    "read-failed": (_reader, PluginStatus.SKIPPED),
+    "container-json-string": (_container, PluginStatus.SKIPPED),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ANSWERED_WITH_AN_ERROR))
+def test_an_error_in_a_200_answer_ends_an_outage(
+    monkeypatch, files, logs, clock, one_attempt, case
+):
+    """The service answered, even if what it said is an error about the picture (off the
+    schema, withheld by a content filter, a reading that failed): the outage is over, and
+    the next file is sent at once."""
+    set_up, status = ANSWERED_WITH_AN_ERROR[case]
+    with FakeAzure() as server:
+        plugin, answer_with_an_error = set_up(monkeypatch, server)
+        server.fail_next(503, times=faults.OUTAGE_AFTER)
+        for n in range(faults.OUTAGE_AFTER):
+            assert plugin.process(f"down-{n}", files()) == PluginStatus.FATAL
+        assert plugin.process("paused", files()) == PluginStatus.FATAL
+        assert len(server.requests) == faults.OUTAGE_AFTER  # the pause is open: not asked
+        clock.advance(faults.FIRST_PAUSE + 1)
+
+        answer_with_an_error()
+        assert plugin.process("probe", files()) == status
+        asked = len(server.requests)
+        assert asked > faults.OUTAGE_AFTER  # the file let through was sent
+        assert "answers again after an outage of" in logs.text
+        plugin.process("next", files())
+        assert len(server.requests) > asked  # no pause left: sent at once
+        assert server.errors == []
+
+
 # ------------------------------------------------------------------ while one file asks again
 
 
 class Backend:
-    service = "Stub"
+    name = "Stub"
     endpoint_setting = "STUB_ENDPOINT"
 
     def __init__(self, error):

@@ -12,14 +12,14 @@ import pytest
 import requests
 import responses
 
-from pixstor_azure.answers import ratelimit
+from pixstor_azure.answers import pacing, ratelimit
 from pixstor_azure.ground import budget, runtime
 from pixstor_azure.ground.errors import Refused, ServiceError, Unavailable, Unresolved
 from pixstor_azure.http import client
 from tests.fakeazure import FakeAzure
 
 URL = "https://example.cognitiveservices.azure.com/some/operation"
-CONFIG = client.HttpConfig(requests_per_second=0)
+CONFIG = client.HttpConfig()
 # Custom Vision's 429 (the wait in words of its own) and the API gateway's.
 CUSTOM_VISION_429 = {"code": "429", "message": "Rate limit is exceeded. Try again in 4 seconds."}
 GATEWAY_429 = {
@@ -102,7 +102,7 @@ def test_429_line_names_one_code_in_one_sentence(served):
     served.add(responses.POST, URL, json=GATEWAY_429, status=429)
 
     with pytest.raises(ServiceError) as caught:
-        post(client.HttpConfig(requests_per_second=0, attempts=2))
+        post(client.HttpConfig(attempts=2))
 
     assert str(caught.value) == (
         "Test Service answered 429: Requests to the Predict Operation under Custom Vision "
@@ -185,7 +185,7 @@ def test_transient_statuses_are_retried(served, status, waits):
 def test_an_outage_is_told_apart_from_other_failures(served, failure):
     served.add(responses.POST, URL, **failure)
     with pytest.raises(Unavailable):  # what faults counts towards a pause
-        post(client.HttpConfig(requests_per_second=0, attempts=2))
+        post(client.HttpConfig(attempts=2))
     assert len(served.calls) == 2
 
 
@@ -216,7 +216,7 @@ def test_host_name_that_does_not_resolve_is_refused_at_once(monkeypatch, waits):
 
 def test_request_carries_timeouts_and_headers(served):
     served.add(responses.POST, URL, json={})
-    post(client.HttpConfig(connect_timeout=3, read_timeout=44, requests_per_second=0))
+    post(client.HttpConfig(connect_timeout=3, read_timeout=44))
     request = served.calls[0].request
     assert request.headers["Accept"] == "application/json"
     assert request.headers["User-Agent"].startswith("pixstor-azure/")
@@ -231,7 +231,7 @@ def test_timeouts_are_capped_by_what_is_left_of_the_file_budget(served, clock):
     served.add(responses.POST, URL, json={})
     with budget.limit(20):
         clock.advance(18)
-        post(client.HttpConfig(connect_timeout=5, read_timeout=60, requests_per_second=0))
+        post(client.HttpConfig(connect_timeout=5, read_timeout=60))
     assert served.calls[0].request.req_kwargs["timeout"] == pytest.approx((2, 2))
 
 
@@ -251,7 +251,9 @@ def test_no_wait_beyond_the_file_budget(served, waits):
 
 def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, waits, tmp_path):
     served.add(responses.POST, URL, json={})
-    config = client.HttpConfig(requests_per_second=0.05, rate_file=str(tmp_path / "rate"))
+    config = client.HttpConfig(
+        pacer=pacing.RatePacer(pacing.RateLimit(0.05, str(tmp_path / "rate")))
+    )
     post(config)  # the next slot is 20.8 s away
 
     with budget.limit(10), pytest.raises(ServiceError, match="no request slot"):
@@ -265,7 +267,9 @@ def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, wai
 
 def test_rate_limit_spaces_requests_with_a_margin(served, waits, tmp_path):
     served.add(responses.POST, URL, json={})
-    config = client.HttpConfig(requests_per_second=4, rate_file=str(tmp_path / "rate"))
+    config = client.HttpConfig(
+        pacer=pacing.RatePacer(pacing.RateLimit(4, str(tmp_path / "rate")))
+    )
     for _ in range(3):
         post(config)
     gap = 1 / (4 * (1 - ratelimit.MARGIN))
@@ -276,7 +280,9 @@ def test_rate_limits_are_per_service_and_host(served, waits, tmp_path):
     other = "https://other.cognitiveservices.azure.com/some/operation"
     served.add(responses.POST, URL, json={})
     served.add(responses.POST, other, json={})
-    config = client.HttpConfig(requests_per_second=1, rate_file=str(tmp_path / "rate"))
+    config = client.HttpConfig(
+        pacer=pacing.RatePacer(pacing.RateLimit(1, str(tmp_path / "rate")))
+    )
     client.post("A", URL, config, headers={}, data=b"")
     client.post("B", URL, config, headers={}, data=b"")
     client.post("A", other, config, headers={}, data=b"")
@@ -328,3 +334,21 @@ def test_every_thread_keeps_its_connection(caplog):
         assert statuses == [404] * 2 * jobs
         assert fake.connections <= jobs
     assert "discarding connection" not in caplog.text  # urllib3's word when the pool is full
+
+
+@pytest.mark.parametrize(
+    ("first", "resent"),
+    [
+        (requests.exceptions.ReadTimeout("timed out"), {"Test Service": 1}),  # sent, unanswered
+        (requests.exceptions.ConnectTimeout("timed out"), {}),  # never reached the service
+        (requests.exceptions.ConnectionError("Connection refused"), {}),
+    ],
+    ids=["read-timeout", "connect-timeout", "refused"],
+)
+def test_a_post_sent_again_after_no_answer_is_counted_as_maybe_billed_twice(
+    served, waits, first, resent
+):
+    served.add(responses.POST, URL, body=first)
+    served.add(responses.POST, URL, json={"ok": True})
+    assert post(client.HttpConfig(attempts=2)) == {"ok": True}
+    assert client.resends().snapshot() == resent

@@ -7,8 +7,11 @@ what would be sent and checks its pixels and size, not only that nothing raised.
 import io
 import os
 import random
+import re
 import statistics
 import struct
+import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import List, Tuple
@@ -16,9 +19,9 @@ from typing import List, Tuple
 import pytest
 from PIL import Image, ImageChops, ImageStat, JpegImagePlugin
 
-from pixstor_azure.ground import pixstor
+from pixstor_azure.ground import budget, pixstor
 from pixstor_azure.ground.errors import ImageError, SettingsError
-from pixstor_azure.images import prepare
+from pixstor_azure.images import memory, prepare
 from tests import imagefactory as factory
 
 LIMITS = [prepare.CUSTOM_VISION, prepare.VISION_40, prepare.VISION_32]
@@ -29,6 +32,7 @@ MAX_EDGE = 2048
 
 RED = (255, 0, 0)
 WHITE = (255, 255, 255)
+NOT_AN_IMAGE = "not an image: its first bytes are of no format the plugins read"
 
 
 def body(prepared: prepare.PreparedImage) -> Image.Image:
@@ -507,9 +511,9 @@ def test_a_strip_that_fits_at_its_own_size_is_judged_at_its_own_size(tmp_path):
     [
         (factory.decompression_bomb, "refused as a possible decompression bomb"),
         (factory.truncated_jpeg, "corrupt or truncated image data (image file is truncated"),
-        (factory.random_bytes_jpg, "not an image Pillow can read"),
-        (factory.text_file_png, "not an image Pillow can read"),
-        (factory.svg, "not an image Pillow can read"),
+        (factory.random_bytes_jpg, NOT_AN_IMAGE),
+        (factory.text_file_png, NOT_AN_IMAGE),
+        (factory.svg, NOT_AN_IMAGE),
     ],
     ids=["bomb", "truncated", "random-bytes", "text", "svg"],
 )
@@ -526,6 +530,156 @@ def test_hostile_files_end_in_a_clear_image_error(tmp_path, make, words):
 def test_a_missing_file_is_an_image_error(tmp_path):
     with pytest.raises(ImageError, match="cannot read the file"):
         prepare.prepare(tmp_path / "gone.jpg", prepare.CUSTOM_VISION, MAX_EDGE)
+
+
+def within(seconds, work, unblock=None):
+    """``work()``'s result (or error), failing the test if it has not returned within
+    ``seconds``; ``unblock`` then frees the thread, so that it does not outlive the test."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:  # handed to the test's thread as it is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        if unblock is not None:
+            unblock()
+        thread.join(seconds)
+        pytest.fail(f"still running after {seconds} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def writer_of(fifo: Path):
+    """Opens the FIFO's other end and closes it: a reader blocked on it then sees its end."""
+    return lambda: os.close(os.open(str(fifo), os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_fifo_named_like_a_picture_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "x.jpg"
+    os.mkfifo(str(fifo))
+
+    with pytest.raises(ImageError, match=r"^not a regular file \(a FIFO\)$"):
+        within(5, lambda: prepare.prepare(fifo, prepare.CUSTOM_VISION, MAX_EDGE), writer_of(fifo))
+
+
+def dev_zero(folder: Path) -> Path:
+    """/dev/zero linked as a picture: it reads zeros for ever."""
+    path = folder / "zero.jpg"
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def folder_jpg(folder: Path) -> Path:
+    path = folder / "folder.jpg"
+    path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [(dev_zero, "a character device"), (folder_jpg, "a folder")],
+    ids=["dev-zero", "folder"],
+)
+def test_devices_and_folders_named_like_pictures_are_refused_unread(tmp_path, make, what):
+    path = make(tmp_path)
+
+    with pytest.raises(ImageError) as caught:
+        within(5, lambda: prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE))
+
+    assert str(caught.value) == f"not a regular file ({what})"
+
+
+def test_a_file_larger_than_the_size_limit_is_refused_unread(tmp_path, monkeypatch, opens):
+    monkeypatch.setenv("PIXSTOR_AZURE_MAX_FILE_MB", "1")
+    path = factory.camera_jpeg(tmp_path, (2400, 1800))  # about 1.5 MB
+    assert path.stat().st_size > 1 << 20
+    opens.clear()  # the factory's own
+
+    with pytest.raises(ImageError) as caught:
+        prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
+
+    assert re.fullmatch(
+        r"1\.\d MB, larger than PIXSTOR_AZURE_MAX_FILE_MB \(1 MB\): not read", str(caught.value)
+    )
+    assert opens == []
+
+
+def test_the_first_bytes_decide_whatever_the_name_says(tmp_path):
+    png = factory.png(tmp_path, size=(300, 200))
+    misnamed = png.rename(tmp_path / "really-a-png.jpg")
+
+    prepared = prepare.prepare(misnamed, prepare.CUSTOM_VISION, MAX_EDGE)
+
+    assert prepared.as_is and prepared.format == "PNG"
+
+
+def test_a_text_chunk_larger_than_pillow_takes_is_skipped_and_the_picture_decoded(tmp_path):
+    # Pillow reads a tEXt chunk whole before it counts it, and refuses 64 MB of text.
+    path = factory.png_with_text_chunk(tmp_path, megabytes=70)
+
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
+
+    assert (prepared.width, prepared.height) == (64, 48)
+    assert near(rgb_at(body(prepared), 0.5, 0.5), (30, 120, 200), 4)
+    assert b"xxxxxxxx" not in prepared.data
+
+
+def test_a_picture_larger_than_the_whole_decode_budget_is_decoded_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_DECODE_MEMORY_MB", "16")
+    path = factory.png_16bit(tmp_path, size=(3000, 2000))  # 6 MP: about 34 MB to decode
+
+    prepared = prepare.prepare(path, prepare.VISION_40, MAX_EDGE)
+
+    assert (prepared.width, prepared.height) == (2048, 1365)
+    room = memory.DecodeMemory.current()
+    assert room.used == 0 and room.limit == 16 << 20
+
+
+def test_a_decode_waits_for_room_no_longer_than_the_files_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_DECODE_MEMORY_MB", "16")
+    path = factory.png(tmp_path, size=(600, 400))
+    room = memory.DecodeMemory.current()
+    started = time.monotonic()
+
+    def in_a_file():
+        with budget.limit(0.5):
+            return prepare.prepare(path, prepare.VISION_40, MAX_EDGE)
+
+    with room.reserve(16 << 20), pytest.raises(ImageError) as caught:  # another's decode
+        within(10, in_a_file)
+
+    assert 0.4 < time.monotonic() - started < 5
+    assert str(caught.value) == (
+        "waited all of the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, 0.5 s) for room to "
+        "decode it: other pictures held PIXSTOR_AZURE_DECODE_MEMORY_MB (16 MB)"
+    )
+    assert room.used == 0
+    assert within(10, in_a_file).width == 600  # room again: the same file goes
+
+
+def test_a_decode_waits_for_room_and_goes_when_it_is_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_DECODE_MEMORY_MB", "16")
+    path = factory.png(tmp_path, size=(600, 400))
+    room = memory.DecodeMemory.current()
+    done = threading.Event()
+    results = []
+
+    def in_a_file():
+        with budget.limit(60):
+            results.append(prepare.prepare(path, prepare.VISION_40, MAX_EDGE))
+        done.set()
+
+    with room.reserve(16 << 20):
+        threading.Thread(target=in_a_file, daemon=True).start()
+        assert not done.wait(0.3)  # no room: it waits
+    assert done.wait(10) and results[0].width == 600
 
 
 def test_every_truncation_of_an_animated_gif_is_an_image_error_or_an_image(tmp_path):
@@ -563,7 +717,7 @@ def test_tiff_with_a_broken_next_frame_pointer_is_an_image_error(tmp_path):
 
 
 def test_pixstor_loader_reads_what_pillow_cannot(tmp_path, monkeypatch):
-    path = factory.random_bytes_jpg(tmp_path)
+    path = factory.pixstor_only(tmp_path)
     asked = []
 
     def load_image(name):
@@ -587,7 +741,7 @@ def test_pixstor_loader_image_is_turned_upright(tmp_path, monkeypatch):
         pixstor, "load_image", lambda name: SimpleNamespace(image=Image.open(rotated))
     )
 
-    prepared = prepare.prepare(factory.random_bytes_jpg(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
+    prepared = prepare.prepare(factory.pixstor_only(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
 
     assert (prepared.display_width, prepared.display_height) == (300, 400)
     assert (prepared.width, prepared.height) == (300, 400)
@@ -604,14 +758,26 @@ def test_pixstor_loader_failing_is_an_image_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pixstor, "load_image", load_image)
 
     with pytest.raises(ImageError, match=r"not an image Pillow or PixStor can read .*delegate"):
-        prepare.prepare(factory.text_file_png(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
+        prepare.prepare(factory.pixstor_only(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
+
+
+def test_pixstor_loader_is_given_only_files_whose_first_bytes_it_reads(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(pixstor, "load_image", asked.append)
+
+    for path in (factory.random_bytes_jpg(tmp_path), factory.text_file_png(tmp_path)):
+        with pytest.raises(ImageError) as caught:
+            prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
+        assert str(caught.value) == NOT_AN_IMAGE
+
+    assert asked == []
 
 
 def test_without_pixstor_an_unreadable_file_is_an_image_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pixstor, "load_image", None)
 
     with pytest.raises(ImageError, match=r"^not an image Pillow can read$"):
-        prepare.prepare(factory.random_bytes_jpg(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
+        prepare.prepare(factory.pixstor_only(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
 
 
 # --------------------------------------------------------------------------- byte limits

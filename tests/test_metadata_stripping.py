@@ -5,9 +5,11 @@ tests/imagefactory.py: an EXIF block with a GPS position, a body serial number a
 XMP naming the master the picture was made from (``DerivedFrom="/mnt/stills/..."``); IPTC
 by-line and caption; comments; PNG text chunks and a private chunk; WebP EXIF and XMP
 chunks; TIFF tags; GIF comment and application extensions; and data appended after the end
-of the image. Each test checks the bytes that would be (or were) sent: none of
-``imagefactory.SECRETS`` is in them, their structure holds only what the pixels need, and a
-file sent as it is decodes to exactly its own pixels.
+of the image; and colour profiles whose free text (description, copyright, maker, model)
+names the artist, the master and the camera. Each test checks the bytes that would be (or
+were) sent: none of ``imagefactory.SECRETS`` is in them, their structure holds only what the
+pixels need, no colour profile goes with them, and a file sent as it is decodes to exactly its
+own pixels; a wide-gamut picture goes in sRGB, its colours kept.
 """
 
 import importlib
@@ -31,10 +33,20 @@ LIMIT_IDS = ["custom_vision", "vision_40", "vision_32"]
 
 
 def icc() -> bytes:
+    """An sRGB profile in all but its words: sRGB's primaries and curve, and free text naming
+    the artist, the master and the camera."""
+    return factory.icc_profile(factory.SRGB, gamma=None)
+
+
+def has_cms() -> bool:
     try:
-        return factory.icc_srgb()
-    except ImportError:  # a Pillow built without littleCMS: the files go without a profile
-        return b""
+        from PIL import ImageCms  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_cms = pytest.mark.skipif(not has_cms(), reason="this Pillow has no littleCMS")
 
 
 MAKERS = {
@@ -104,12 +116,13 @@ def riff_chunks(data: bytes) -> List[Tuple[bytes, bytes]]:
     return chunks
 
 
-JPEG_KEPT = {0xC0, 0xC1, 0xC2, 0xC4, 0xDA, 0xDB, 0xDD, 0xE0, 0xE2, 0xEE}
+JPEG_KEPT = {0xC0, 0xC1, 0xC2, 0xC4, 0xDA, 0xDB, 0xDD, 0xE0, 0xEE}
 
 
 def assert_pixels_only(data: bytes, fmt: str) -> None:
-    """Only what the pixels need, and nothing after the end of the image."""
+    """Only what the pixels need, no colour profile, and nothing after the end of the image."""
     assert not secrets_in(data)
+    assert Image.open(io.BytesIO(data)).info.get("icc_profile") is None
     if fmt == "JPEG":
         segments, end = jpeg_segments(data)
         assert end == len(data)
@@ -117,19 +130,17 @@ def assert_pixels_only(data: bytes, fmt: str) -> None:
         for marker, payload in segments:
             if marker == 0xE0:
                 assert payload[:5] == b"JFIF\0" and payload[12:14] == b"\0\0"  # no thumbnail
-            if marker == 0xE2:
-                assert payload[:12] == b"ICC_PROFILE\0"
     elif fmt == "PNG":
         chunks, end = png_chunks(data)
         assert end == len(data)
         kinds = {kind for kind, _ in chunks}
-        assert kinds <= {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"iCCP", b"sRGB", b"gAMA"}
+        assert kinds <= {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"sRGB", b"gAMA"}
     elif fmt == "WEBP":
         chunks = riff_chunks(data)
-        assert {kind for kind, _ in chunks} <= {b"VP8X", b"ICCP", b"VP8 ", b"VP8L", b"ALPH"}
+        assert {kind for kind, _ in chunks} <= {b"VP8X", b"VP8 ", b"VP8L", b"ALPH"}
         for kind, body in chunks:
             if kind == b"VP8X":
-                assert not body[0] & 0x0C  # no EXIF or XMP announced
+                assert not body[0] & 0x2C  # no colour profile, EXIF or XMP announced
     else:
         raise AssertionError(f"{fmt} is not sent as it is by this suite")
 
@@ -174,7 +185,7 @@ def test_an_upright_file_within_limits_goes_losslessly(tmp_path, kind, limits, f
     assert same_pixels(prepared.data, path.read_bytes())
 
 
-@pytest.mark.skipif(not icc(), reason="this Pillow has no littleCMS to make a profile with")
+@needs_cms
 @pytest.mark.parametrize(
     ("kind", "limits"),
     [
@@ -185,15 +196,53 @@ def test_an_upright_file_within_limits_goes_losslessly(tmp_path, kind, limits, f
         ("webp", prepare.CUSTOM_VISION),  # re-encoded: Custom Vision takes no WebP
     ],
 )
-def test_the_colour_profile_stays_with_the_pixels(tmp_path, kind, limits):
+def test_no_colour_profile_leaves_and_an_srgb_one_costs_no_re_encoding(tmp_path, kind, limits):
     path = MAKERS[kind](tmp_path)
+    with Image.open(path) as stored:
+        assert stored.info.get("icc_profile") == icc()  # the file carries one
 
     prepared = prepare.prepare(path, limits, 2048)
 
-    assert Image.open(io.BytesIO(prepared.data)).info.get("icc_profile") == icc()
-    if prepared.format == "PNG":
-        (profile,) = [body for kind, body in png_chunks(prepared.data)[0] if kind == b"iCCP"]
-        assert profile.startswith(b"ICC profile\0")  # its free-text name is not the artist's
+    assert Image.open(io.BytesIO(prepared.data)).info.get("icc_profile") is None
+    assert factory.PROFILE_NOTE.encode("ascii") not in prepared.data
+    if kind != "jpeg-rotated" and limits.formats >= {"WEBP"}:
+        # sRGB in all but its words: the picture goes as it is, its pixels untouched.
+        assert prepared.as_is and same_pixels(prepared.data, path.read_bytes())
+
+
+WIDE = (90, 150, 110)  # Adobe RGB (1998) numbers, well inside sRGB's gamut
+
+
+@needs_cms
+@pytest.mark.parametrize("limits", [prepare.CUSTOM_VISION, prepare.VISION_40], ids=LIMIT_IDS[:2])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_a_wide_gamut_picture_goes_in_srgb_without_its_profile(tmp_path, fmt, limits):
+    expected = factory.adobe_to_srgb(WIDE)  # from the primaries, not from littleCMS
+    assert max(abs(a - b) for a, b in zip(WIDE, expected)) > 40  # its numbers alone are wrong
+    path = factory.flat_with_profile(tmp_path, WIDE, factory.icc_profile(), fmt)
+
+    prepared = prepare.prepare(path, limits, 2048)
+
+    sent = Image.open(io.BytesIO(prepared.data))
+    assert sent.info.get("icc_profile") is None and not prepared.as_is
+    assert factory.PROFILE_NOTE.encode("ascii") not in prepared.data
+    centre = sent.convert("RGB").getpixel((sent.width // 2, sent.height // 2))
+    assert all(abs(c - e) <= 3 for c, e in zip(centre, expected)), (centre, expected)
+
+
+@needs_cms
+def test_a_wide_gamut_picture_reduced_goes_in_srgb(tmp_path):
+    path = factory.flat_with_profile(
+        tmp_path, WIDE, factory.icc_profile(), "JPEG", size=(3000, 2000)
+    )
+
+    prepared = prepare.prepare(path, prepare.CUSTOM_VISION, 1024)
+
+    sent = Image.open(io.BytesIO(prepared.data))
+    assert sent.size == (1024, 683) and sent.info.get("icc_profile") is None
+    centre = sent.convert("RGB").getpixel((512, 341))
+    expected = factory.adobe_to_srgb(WIDE)
+    assert all(abs(c - e) <= 3 for c, e in zip(centre, expected)), (centre, expected)
 
 
 # --------------------------------------------------------------------------- every path
@@ -234,7 +283,7 @@ def test_what_pixstors_loader_decodes_goes_without_its_metadata(tmp_path, monkey
     assert opened.info.get("comment") or opened.info.get("exif")  # Pillow kept them in info
     monkeypatch.setattr(pixstor, "load_image", lambda name: SimpleNamespace(image=opened))
 
-    prepared = prepare.prepare(factory.random_bytes_jpg(tmp_path), prepare.VISION_40, 2048)
+    prepared = prepare.prepare(factory.pixstor_only(tmp_path), prepare.VISION_40, 2048)
 
     assert not prepared.as_is
     assert_pixels_only(prepared.data, "JPEG")
@@ -334,6 +383,21 @@ def test_the_bytes_each_plugin_sends_carry_no_metadata(tmp_path, plugin_and_call
     assert_pixels_only(sent, fmt)
     if fmt != "JPEG" or kind in ("jpeg", "camera"):  # sent as it is: its own pixels
         assert same_pixels(sent, path.read_bytes())
+
+
+@needs_cms
+def test_each_plugin_sends_a_wide_gamut_picture_in_srgb(tmp_path, plugin_and_calls):
+    plugin, calls = plugin_and_calls
+    path = factory.flat_with_profile(tmp_path, WIDE, factory.icc_profile(), "PNG")
+
+    plugin.process("item-1", str(path))
+
+    (call,) = calls
+    sent = Image.open(io.BytesIO(call.request.body))
+    assert sent.info.get("icc_profile") is None
+    centre = sent.convert("RGB").getpixel((sent.width // 2, sent.height // 2))
+    expected = factory.adobe_to_srgb(WIDE)
+    assert all(abs(c - e) <= 3 for c, e in zip(centre, expected)), (centre, expected)
 
 
 # --------------------------------------------------------------------------- scrub on its own

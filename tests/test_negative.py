@@ -3,7 +3,7 @@ answer types it (the cloud's ``tagType``) or only names it (an exported model's 
 
 import pytest
 
-from pixstor_azure.services import customvision
+from pixstor_azure.services import base, imageprediction
 
 
 def body(*predictions: dict) -> dict:
@@ -20,15 +20,15 @@ def tag(name: str, probability: float, **extra) -> dict:
     ids=["untyped", "null", "empty", "typed", "typed-lower-case"],
 )
 def test_the_negative_tag_is_no_prediction(typed):
-    found = customvision.parse(
+    found = imageprediction.parse(
         body(tag("Negative", 0.9, **typed), tag("cat", 0.6, tagType="Regular")), with_boxes=False
     )
 
-    assert found == [customvision.Prediction("cat", 0.6)]
+    assert found == [base.Prediction("cat", 0.6)]
 
 
 def test_the_negative_tag_is_known_by_its_exact_name_when_untyped():
-    found = customvision.parse(
+    found = imageprediction.parse(
         body(tag("Negative", 0.9), tag("Negative space", 0.8), tag("Not Negative", 0.7)),
         with_boxes=False,
     )
@@ -38,7 +38,7 @@ def test_the_negative_tag_is_known_by_its_exact_name_when_untyped():
 
 def test_an_untyped_negative_tag_is_skipped_by_a_detector_too():
     box = {"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}
-    found = customvision.parse(
+    found = imageprediction.parse(
         body(tag("Negative", 0.9, boundingBox=box), tag("car", 0.8, boundingBox=box)),
         with_boxes=True,
     )

@@ -31,7 +31,7 @@ from pixstor_azure.ground import runtime  # noqa: E402
 from pixstor_azure.ground.errors import SettingsError  # noqa: E402
 from pixstor_azure.ground.pixstor import PluginStatus  # noqa: E402
 from pixstor_azure.ground.settings import Settings  # noqa: E402
-from pixstor_azure.services import customvision, onnxexport  # noqa: E402
+from pixstor_azure.services import base, customvision, onnxexport, registry  # noqa: E402
 from tests import imagefactory, onnxmodels  # noqa: E402
 
 CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
@@ -66,7 +66,7 @@ def stripes(folder: Path, shares: Dict[Tuple[int, int, int], float], name: str =
 
 def scores(path: Path) -> Dict[str, float]:
     """Every label's probability, before thresholds."""
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
     return {p.tag: p.probability for p in backend.parse(backend.ask(str(path)))}
 
 
@@ -103,7 +103,7 @@ def test_labels_name_classes_by_line(use, tmp_path):
     path = stripes(tmp_path, {BLUE: 0.7, GREEN: 0.2})
 
     assert customvision.predict(str(path), CLASSIFY) == [
-        customvision.Prediction("sky", pytest.approx(0.7, abs=0.01))
+        base.Prediction("sky", pytest.approx(0.7, abs=0.01))
     ]
 
 
@@ -154,7 +154,7 @@ def test_the_negative_label_is_never_written(use, tmp_path, store, monkeypatch, 
     use(CLASSIFY, model(), NEGATIVE_LABELS)
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
     path = stripes(tmp_path, {GREEN: 0.6, RED: 0.3})
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
 
     predictions = backend.ask(str(path)).body["predictions"]
     status = azureclassification.AzureClassificationPlugin().process("n", str(path))
@@ -167,7 +167,7 @@ def test_the_negative_label_is_never_written(use, tmp_path, store, monkeypatch, 
 def test_answer_is_the_cloud_envelope_and_nothing_was_sent(use, tmp_path):
     use(CLASSIFY, onnxmodels.classifier_s1(size=256), onnxmodels.LABELS)
     path = stripes(tmp_path, {RED: 1.0})
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
 
     answer = backend.ask(str(path))
 
@@ -240,7 +240,7 @@ def test_detector_s1_sees_no_red_in_a_blue_picture(use, tmp_path):
     use(DETECT, onnxmodels.detector_s1(), onnxmodels.DETECTOR_LABELS)
     path = stripes(tmp_path, {BLUE: 0.5})
 
-    backend = customvision.backend(DETECT, Settings.load())
+    backend = registry.backend(DETECT.name, Settings.load())
     assert [p.tag for p in backend.parse(backend.ask(str(path)))] == ["green"]  # the faint one
 
 
@@ -339,21 +339,21 @@ def test_model_is_loaded_once_and_shared_by_threads(use, tmp_path, monkeypatch):
 
     assert len(made) == 1
     for n, share in enumerate(shares):
-        expected = [customvision.Prediction("red", pytest.approx(share, abs=0.01))]
+        expected = [base.Prediction("red", pytest.approx(share, abs=0.01))]
         assert results[n] == (expected if share >= 0.5 else [])
 
 
 def test_identity_keys_on_the_model_and_its_labels(use, tmp_path, monkeypatch):
     first = use(CLASSIFY, onnxmodels.classifier_s1(), onnxmodels.LABELS, name="a")
-    identity = customvision.backend(CLASSIFY, Settings.load()).identity()
+    identity = registry.backend(CLASSIFY.name, Settings.load()).identity()
     copy = shutil.copy(first, tmp_path / "copy.zip")
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_MODEL", str(copy))
-    assert customvision.backend(CLASSIFY, Settings.load()).identity() == identity
+    assert registry.backend(CLASSIFY.name, Settings.load()).identity() == identity
 
     use(CLASSIFY, onnxmodels.classifier_s1(), ["rouge", "vert", "bleu"], name="b")
-    relabelled = customvision.backend(CLASSIFY, Settings.load()).identity()
+    relabelled = registry.backend(CLASSIFY.name, Settings.load()).identity()
     use(CLASSIFY, onnxmodels.classifier_s1(bgr=True), onnxmodels.LABELS, name="c")
-    other = customvision.backend(CLASSIFY, Settings.load()).identity()
+    other = registry.backend(CLASSIFY.name, Settings.load()).identity()
 
     assert len({identity["model"], relabelled["model"], other["model"]}) == 3
     with zipfile.ZipFile(first) as archive:
@@ -374,7 +374,7 @@ def test_a_replaced_export_is_loaded_again(use, tmp_path):
 def test_the_answer_cache_keeps_onnx_answers_by_model(use, tmp_path):
     use(CLASSIFY, onnxmodels.classifier_s1(), onnxmodels.LABELS)
     picture = stripes(tmp_path, {RED: 0.8})
-    backend = customvision.backend(CLASSIFY, Settings.load())
+    backend = registry.backend(CLASSIFY.name, Settings.load())
 
     first = fetch.fetch(backend, str(picture))
     again = fetch.fetch(backend, str(picture))
@@ -413,7 +413,7 @@ def test_hostile_files_are_skipped_without_running_the_model(use, tmp_path, monk
 
 def problem(task=CLASSIFY) -> SettingsError:
     with pytest.raises(SettingsError) as caught:
-        customvision.backend(task, Settings.load())
+        registry.backend(task.name, Settings.load())
     return caught.value
 
 

@@ -28,7 +28,7 @@ from pixstor_azure.ground.errors import ImageRejected, ServiceError, SettingsErr
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
 from pixstor_azure.images import prepare
-from pixstor_azure.services import customvision, openai, vision
+from pixstor_azure.services import base, customvision, openai, openaiclassify, registry, vision
 from tests import imagefactory
 from tests.conftest import assert_no_key, serve
 from tests.fakeazure import FakeAzure
@@ -206,7 +206,7 @@ def test_detail_sets_the_size_sent_and_the_image_tokens(
 ):
     monkeypatch.setenv("AZURE_OPENAI_DETAIL", detail)
     path = imagefactory.jpeg(tmp_path, size=(3000, 2000))
-    backend = vision.backend(Settings.load())
+    backend = registry.backend("vision", Settings.load())
 
     answer = backend.ask(str(path))
 
@@ -574,14 +574,14 @@ def test_recorded_vision_answer(vision_plugin, recorded, tmp_path, store, logs):
 
 def test_recorded_answer_carries_the_model_and_the_usage(recorded, photo):
     serve(recorded, URL, "openai-vision-200.handmade.json")
-    backend = vision.backend(Settings.load())
+    backend = registry.backend("vision", Settings.load())
 
     answer = backend.ask(str(photo))
 
     assert answer.model == "gpt-4o-2024-08-06"
     assert answer.body["usage"]["prompt_tokens"] == 765 + 290
     assert answer.bytes_sent > len(photo.read_bytes())  # base64 is a third larger
-    assert backend.parse(answer).tags[0] == vision.Tag("tram", 1.0)
+    assert backend.parse(answer).tags[0] == base.Tag("tram", 1.0)
 
 
 @pytest.mark.parametrize(
@@ -605,7 +605,7 @@ def test_recorded_classes_with_logprobs(
 def test_recorded_probabilities_are_those_of_the_tokens(recorded, photo, monkeypatch):
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_CLASSES", "exterior, night")
     serve(recorded, URL, "openai-classify-200.handmade.json")
-    backend = customvision.backend(customvision.CLASSIFY, Settings.load())
+    backend = registry.backend(customvision.CLASSIFY.name, Settings.load())
 
     predictions = backend.parse(backend.ask(str(photo)))
 
@@ -733,7 +733,7 @@ def test_a_picture_refused_as_image_data_is_skipped(vision_plugin, recorded, pho
 
 def test_identity_names_everything_that_changes_the_answer_and_never_the_key(recorded, monkeypatch):
     def identity() -> dict:
-        return customvision.backend(customvision.CLASSIFY, Settings.load()).identity()
+        return registry.backend(customvision.CLASSIFY.name, Settings.load()).identity()
 
     first = identity()
     assert first["service"] == "openai" and first["task"] == "classify"
@@ -760,7 +760,7 @@ def test_identity_names_everything_that_changes_the_answer_and_never_the_key(rec
 
 def test_a_stored_answer_gives_todays_fields(recorded, photo, monkeypatch):
     serve(recorded, URL, "openai-vision-200.handmade.json")
-    backend = vision.backend(Settings.load())
+    backend = registry.backend("vision", Settings.load())
     stored = backend.ask(str(photo))
     monkeypatch.setenv("AZURE_VISION_MAX_TAGS", "3")
 
@@ -797,11 +797,11 @@ def test_probabilities_follow_token_bytes_across_split_characters():
 
     # The first token holds the key and the start of the class: its 0 counts, as a part of
     # the class's tokens.
-    assert openai._class_probabilities(text, tokens, named) == pytest.approx([0.4, 0.3])
-    assert openai._class_probabilities(text, tokens[:-1], named) is None  # not the answer
-    assert openai._class_probabilities(text, tokens, ["night", "café terrace"]) is None
+    assert openaiclassify._class_probabilities(text, tokens, named) == pytest.approx([0.4, 0.3])
+    assert openaiclassify._class_probabilities(text, tokens[:-1], named) is None  # not the answer
+    assert openaiclassify._class_probabilities(text, tokens, ["night", "café terrace"]) is None
     bad = [dict(tokens[0], logprob=float("nan")), *tokens[1:]]
-    assert openai._class_probabilities(text, bad, named) is None
+    assert openaiclassify._class_probabilities(text, bad, named) is None
 
 
 @pytest.mark.parametrize(
@@ -815,7 +815,7 @@ def test_probabilities_follow_token_bytes_across_split_characters():
     ],
 )
 def test_envelopes_that_are_not_answers(recorded, body, error, said):
-    backend = customvision.backend(customvision.CLASSIFY, Settings.load())
+    backend = registry.backend(customvision.CLASSIFY.name, Settings.load())
     stored = fresh(body, (1, 1), (1, 1))
 
     with pytest.raises(error) as raised:
@@ -825,7 +825,7 @@ def test_envelopes_that_are_not_answers(recorded, body, error, said):
 
 
 def test_no_classes_is_none_of_these(recorded):
-    backend = customvision.backend(customvision.CLASSIFY, Settings.load())
+    backend = registry.backend(customvision.CLASSIFY.name, Settings.load())
 
     assert backend.parse(fresh(chat('{"classes":[]}'), (1, 1), (1, 1))) == []
 
@@ -846,7 +846,7 @@ def test_settings_errors_name_the_setting(recorded, monkeypatch, name, value, sa
     monkeypatch.setenv(name, value)
 
     with pytest.raises(SettingsError) as raised:
-        customvision.backend(customvision.CLASSIFY, Settings.load())
+        registry.backend(customvision.CLASSIFY.name, Settings.load())
 
     assert raised.value.setting == name and said in raised.value.problem
 

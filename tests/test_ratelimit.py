@@ -13,6 +13,7 @@ import textwrap
 import pytest
 
 from pixstor_azure.answers import ratelimit
+from pixstor_azure.ground.setting_registry import RATE_FILE
 from tests.conftest import ROOT
 
 KEY = "Custom Vision westus.api.cognitive.microsoft.com"
@@ -96,17 +97,19 @@ def test_keys_do_not_share_slots(slots):
     )
 
 
-def test_the_default_file_is_the_users_own_in_the_temporary_folder():
+def test_the_default_file_is_in_a_folder_of_the_users_own_in_the_temporary_folder():
     import tempfile
 
     path = ratelimit.default_file.__wrapped__()  # conftest points the default at tmp_path
-    assert os.path.dirname(path) == tempfile.gettempdir()
-    assert str(os.getuid()) in os.path.basename(path)
+    folder = os.path.dirname(path)
+    assert os.path.dirname(folder) == tempfile.gettempdir()
+    assert os.path.basename(folder) == f"pixstor-azure-{os.geteuid()}"
 
 
 def test_an_unusable_file_falls_back_to_this_process_with_one_warning(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
-    missing = str(tmp_path / "no such folder" / "rate.sqlite3")
+    (tmp_path / "a file").write_text("")
+    missing = str(tmp_path / "a file" / "rate.sqlite3")  # a folder that cannot be
     limiters = ratelimit.limiters()
 
     first = limiters.reserve(KEY, 4, 100.0, None, missing)
@@ -114,15 +117,17 @@ def test_an_unusable_file_falls_back_to_this_process_with_one_warning(tmp_path, 
 
     assert (first, second) == (100.0, pytest.approx(100.0 + ratelimit.interval(4)))
     (line,) = [r.getMessage() for r in caplog.records]
-    assert missing in line and ratelimit.SETTING in line
+    assert missing in line and RATE_FILE.name in line
 
 
 def test_a_file_that_failed_is_tried_again_a_minute_later(tmp_path, clock):
     folder = tmp_path / "not yet"
+    folder.mkdir()
+    folder.chmod(0o777)  # anyone could plant the file: refused
     path = str(folder / "rate.sqlite3")
     limiters = ratelimit.limiters()
-    limiters.reserve(KEY, 4, 100.0, None, path)  # no folder: this process's own slots
-    folder.mkdir()
+    limiters.reserve(KEY, 4, 100.0, None, path)  # this process's own slots meanwhile
+    folder.chmod(0o700)
 
     limiters.reserve(KEY, 4, 100.0, None, path)
     assert not os.path.exists(path)  # within the minute: not tried again
@@ -138,12 +143,12 @@ def test_a_new_file_is_the_users_alone(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_a_file_another_user_made_is_not_shared(tmp_path, monkeypatch, caplog):
+def test_a_file_another_user_made_is_not_shared(tmp_path, caplog, another_user):
     path = tmp_path / "rate.sqlite3"
     path.touch()
-    monkeypatch.setattr(os, "getuid", lambda: path.stat().st_uid + 1000)  # we are someone else
+    os.chown(str(path), another_user, another_user)  # planted by someone else (root included)
 
-    ratelimit.limiters().reserve(KEY, 4, 100.0, None, str(path))
+    assert ratelimit.limiters().reserve(KEY, 4, 100.0, None, str(path)) == 100.0
 
     assert path.stat().st_size == 0  # not written to
     assert "belongs to another user" in caplog.text

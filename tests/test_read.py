@@ -16,7 +16,7 @@ from pixstor_azure.answers import ratelimit
 from pixstor_azure.ground.errors import ServiceError
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
-from pixstor_azure.services import read, vision
+from pixstor_azure.services import read, registry, withread
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording
 from tests.fakeazure import FakeAzure
@@ -648,9 +648,9 @@ def test_the_backend_pair_answers_as_one_for_checks(photo, vision_fake, read_fak
     """``doctor`` and the like call a backend's ask/parse directly: the pair asks both."""
     use_read_endpoint(monkeypatch, read_fake)
     FakeRead(lines=LINES, polls=0).mount(read_fake)
-    chosen = vision.backend(Settings.load())
-    assert isinstance(chosen, vision.WithRead)
-    assert chosen.service == "Azure AI Vision"  # Read 3.2 is Azure AI Vision's own API
+    chosen = registry.backend("vision", Settings.load())
+    assert isinstance(chosen, withread.WithRead)
+    assert chosen.name == "Azure AI Vision"  # Read 3.2 is Azure AI Vision's own API
     assert chosen.identity()["read"]["host"] == read_fake.url.split("//")[1]
     assert READ_KEY not in str(chosen.identity()) and READ_KEY not in repr(chosen.reader)
 
@@ -672,7 +672,7 @@ def test_plain_http_to_a_container_named_in_the_allowed_hosts(monkeypatch):
     monkeypatch.setenv("AZURE_VISION_FEATURES", "read")
     monkeypatch.setenv("AZURE_VISION_READ_ENDPOINT", "http://ocr.studio.lan:5000")
     monkeypatch.setenv("PIXSTOR_AZURE_HTTP_HOSTS", "ocr.studio.lan:5000")
-    chosen = vision.backend(Settings.load())
-    assert isinstance(chosen, read.Backend)
+    chosen = registry.backend("vision", Settings.load())
+    assert isinstance(chosen, read.Read)
     assert (chosen.endpoint, chosen.key) == ("http://ocr.studio.lan:5000", None)
     assert chosen.analyze_url == "http://ocr.studio.lan:5000/vision/v3.2/read/analyze"

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from pixstor_azure.ground import setting_registry as registry
 from pixstor_azure.ground import settings as settings_module
 from pixstor_azure.ground.errors import SettingsError
 from pixstor_azure.ground.settings import Secret, Settings, is_loopback
-from pixstor_azure.services import customvision, vision
+from pixstor_azure.services import customvision
+from pixstor_azure.services import registry as backends
 
 
 def write_ini(tmp_path, text, monkeypatch):
@@ -207,12 +209,12 @@ def test_a_number_out_of_bounds_is_described_not_shown(value, args, said):
     assert str(caught.value) == f"setting X_SETTING {said}"
 
 
-def test_words_say_how_many_entries_are_wrong_without_showing_them():
+def test_words_name_the_entries_that_are_wrong_and_only_those():
     with pytest.raises(SettingsError) as caught:
         Settings({"X_SETTING": "tags,faces,brands"}).words("X_SETTING", ["tags"], ["tags", "read"])
     assert str(caught.value) == (
         "setting X_SETTING must be a comma-separated list of tags, read; 2 of its 3 entries are "
-        "not among them (17 characters, not shown)"
+        "not among them: faces (entry 2), brands (entry 3)"
     )
     with pytest.raises(SettingsError, match="it lists none"):
         Settings({"X_SETTING": " , "}).words("X_SETTING", ["tags"], ["tags", "read"])
@@ -265,7 +267,7 @@ def test_a_key_with_characters_no_key_has_is_named_with_the_others_of_its_backen
         }
     )
     with pytest.raises(SettingsError, match=r"^setting AZURE_VISION_KEY has characters"):
-        vision.backend(settings)
+        backends.backend("vision", settings)
 
 
 def test_a_key_is_stripped_and_one_with_spaces_inside_refused():
@@ -416,7 +418,7 @@ def test_every_missing_setting_of_a_backend_is_named_at_once():
     settings = Settings({})
 
     with pytest.raises(SettingsError) as caught:
-        customvision.backend(customvision.CLASSIFY, settings)
+        backends.backend(customvision.CLASSIFY.name, settings)
 
     assert str(caught.value) == (
         "settings CUSTOM_VISION_CLASSIFY_PROJECT, CUSTOM_VISION_ENDPOINT, CUSTOM_VISION_KEY and "
@@ -431,7 +433,7 @@ def test_every_missing_setting_of_a_backend_is_named_at_once():
     with pytest.raises(
         SettingsError, match=r"^settings AZURE_VISION_ENDPOINT and AZURE_VISION_KEY"
     ):
-        vision.backend(settings)
+        backends.backend("vision", settings)
 
 
 def test_one_missing_setting_is_the_plain_error():
@@ -443,7 +445,7 @@ def test_one_missing_setting_is_the_plain_error():
         }
     )
     with pytest.raises(SettingsError) as caught:
-        customvision.backend(customvision.CLASSIFY, settings)
+        backends.backend(customvision.CLASSIFY.name, settings)
     assert (caught.value.setting, caught.value.problem) == (
         "CUSTOM_VISION_CLASSIFY_ITERATION",
         "is not set",
@@ -460,7 +462,7 @@ def test_missing_settings_placeholders_and_a_malformed_value_in_one_line():
         }
     )
     with pytest.raises(SettingsError) as caught:
-        customvision.backend(customvision.CLASSIFY, settings)
+        backends.backend(customvision.CLASSIFY.name, settings)
     assert str(caught.value) == (
         "settings CUSTOM_VISION_KEY and CUSTOM_VISION_CLASSIFY_ITERATION are not set; "
         "setting CUSTOM_VISION_ENDPOINT still holds a placeholder "
@@ -474,7 +476,7 @@ def test_an_error_caused_by_a_stand_in_is_not_reported():
     # The project is missing: the stand-in passes the GUID check, so nothing but the missing
     # settings is said, and what follows the project is still checked.
     with pytest.raises(SettingsError) as caught:
-        customvision.backend(customvision.DETECT, Settings({"CUSTOM_VISION_KEY": "abc"}))
+        backends.backend(customvision.DETECT.name, Settings({"CUSTOM_VISION_KEY": "abc"}))
     assert str(caught.value) == (
         "settings CUSTOM_VISION_DETECT_PROJECT, CUSTOM_VISION_ENDPOINT and "
         "CUSTOM_VISION_DETECT_ITERATION are not set"
@@ -573,26 +575,26 @@ def test_another_config_file_named_is_read_at_once(tmp_path, monkeypatch):
 
 
 def test_backends_are_reused_until_a_setting_they_read_changes(monkeypatch, classify_env):
-    first = customvision.backend(customvision.CLASSIFY, Settings.load())
-    assert customvision.backend(customvision.CLASSIFY, Settings.load()) is first
+    first = backends.backend(customvision.CLASSIFY.name, Settings.load())
+    assert backends.backend(customvision.CLASSIFY.name, Settings.load()) is first
     with pytest.raises(SettingsError):  # another plugin's backend is kept apart
-        customvision.backend(customvision.DETECT, Settings.load())
+        backends.backend(customvision.DETECT.name, Settings.load())
 
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "Production2")
-    second = customvision.backend(customvision.CLASSIFY, Settings.load())
+    second = backends.backend(customvision.CLASSIFY.name, Settings.load())
     assert second is not first and second.iteration == "Production2"
 
     monkeypatch.setenv("PIXSTOR_AZURE_READ_TIMEOUT", "7")  # read by the backend's HTTP settings
-    third = customvision.backend(customvision.CLASSIFY, Settings.load())
+    third = backends.backend(customvision.CLASSIFY.name, Settings.load())
     assert third is not second and third.http.read_timeout == 7.0
 
 
 def test_a_backend_that_failed_to_build_is_built_again_once_fixed(monkeypatch, classify_env):
     monkeypatch.delenv("CUSTOM_VISION_KEY")
     with pytest.raises(SettingsError, match="CUSTOM_VISION_KEY is not set"):
-        customvision.backend(customvision.CLASSIFY, Settings.load())
+        backends.backend(customvision.CLASSIFY.name, Settings.load())
     monkeypatch.setenv("CUSTOM_VISION_KEY", "abc")
-    assert customvision.backend(customvision.CLASSIFY, Settings.load()).key.reveal() == "abc"
+    assert backends.backend(customvision.CLASSIFY.name, Settings.load()).key.reveal() == "abc"
 
 
 def test_a_built_object_that_says_it_is_stale_is_built_again():
@@ -646,3 +648,212 @@ def test_the_backends_own_checks_never_show_the_value(plugin, setting):
         catalog.backend(plugin, settings)
     assert caught.value.setting == setting
     assert KEY_LIKE[0][:16] not in str(caught.value) + repr(caught.value)
+
+
+# ------------------------------------------------------------------ names and files warned about
+
+
+def warnings_in(logs):
+    return [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+
+
+def reread(path, clock):
+    """Make the next ``Settings.load()`` parse the file again."""
+    os.utime(path, ns=(1, path.stat().st_mtime_ns + 1_000_000_000))
+    clock.advance(settings_module.RECHECK_SECONDS)
+
+
+@pytest.mark.parametrize(
+    ("section", "written", "meant"),
+    [
+        ("custom_vision", "classify_threshhold", "classify_threshold"),
+        ("pixstor_azure", "file_timeot", "file_timeout"),
+        ("azure_vision", "feature", "features"),
+    ],
+)
+def test_a_misspelt_ini_key_is_warned_about_once_naming_the_nearest(
+    tmp_path, monkeypatch, logs, clock, section, written, meant
+):
+    path = write_ini(tmp_path, f"[{section}]\n{written} = 0.4-never-shown\n", monkeypatch)
+    path.chmod(0o600)
+    Settings.load()
+    reread(path, clock)
+    Settings.load()
+    assert warnings_in(logs) == [
+        f"{path}: [{section}] {written} is no setting and is ignored (did you mean {meant}?)"
+    ]
+    assert "never-shown" not in logs.text
+
+
+def test_an_ini_key_of_another_section_is_named_with_its_section(tmp_path, monkeypatch, logs):
+    path = write_ini(tmp_path, "[pixstor_azure]\nclassify_backend = onnx\n", monkeypatch)
+    path.chmod(0o600)
+    Settings.load()
+    assert warnings_in(logs) == [
+        f"{path}: [pixstor_azure] classify_backend is no setting and is ignored "
+        "(did you mean classify_backend in [custom_vision]?)"
+    ]
+
+
+def test_the_config_setting_in_the_ini_is_said_to_be_the_environments_only(
+    tmp_path, monkeypatch, logs
+):
+    path = write_ini(tmp_path, "[pixstor_azure]\nconfig = /etc/other.ini\n", monkeypatch)
+    path.chmod(0o600)
+    Settings.load()
+    assert warnings_in(logs) == [
+        f"{path}: [pixstor_azure] config is ignored: PIXSTOR_AZURE_CONFIG is read from the "
+        "environment only"
+    ]
+
+
+def test_known_ini_keys_are_not_warned_about(tmp_path, monkeypatch, logs):
+    path = write_ini(
+        tmp_path,
+        "[custom_vision]\nclassify_threshold = 0.4\n[pixstor_azure]\nmin_side = 8\n",
+        monkeypatch,
+    )
+    path.chmod(0o600)
+    assert Settings.load().get(registry.CLASSIFY_THRESHOLD) == 0.4
+    assert warnings_in(logs) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("AZURE_VISION_FEATURE", "AZURE_VISION_FEATURES"),
+        ("PIXSTOR_AZURE_FILE_TIMEOT", "PIXSTOR_AZURE_FILE_TIMEOUT"),
+        ("AZURE_OPENAI_API_KEY", "AZURE_OPENAI_KEY"),
+        ("CUSTOM_VISION_CLASIFY_PROJECT", "CUSTOM_VISION_CLASSIFY_PROJECT"),
+    ],
+)
+def test_an_unknown_environment_variable_of_ours_is_warned_about_once(
+    monkeypatch, logs, name, meant
+):
+    monkeypatch.setenv(name, "value-never-shown")
+    Settings.load()
+    monkeypatch.setenv("AZURE_VISION_LANGUAGE", "es")  # a setting read: loaded anew
+    Settings.load().get(registry.VISION_LANGUAGE)
+    monkeypatch.setenv("AZURE_VISION_LANGUAGE", "ja")
+    assert Settings.load().get(registry.VISION_LANGUAGE) == "ja"
+    assert warnings_in(logs) == [
+        f"environment variable {name} is no setting and is ignored (did you mean {meant}?)"
+    ]
+    assert "never-shown" not in logs.text
+
+
+def test_environment_variables_of_others_and_known_settings_are_not_warned_about(monkeypatch, logs):
+    monkeypatch.setenv("AZURE_STORAGE_KEY", "x")  # not one of our prefixes
+    monkeypatch.setenv("AZURE_VISION_FEATURES", "tags")
+    monkeypatch.setenv("PIXSTOR_AZURE_CONFIG", os.environ["PIXSTOR_AZURE_CONFIG"])
+    Settings.load()
+    assert warnings_in(logs) == []
+
+
+def test_a_misspelt_feature_is_named_with_the_nearest_but_nothing_else_of_the_value():
+    with pytest.raises(SettingsError) as caught:
+        Settings({"AZURE_VISION_FEATURES": "tags, colour,capton"}).get(registry.VISION_FEATURES)
+    assert str(caught.value) == (
+        "setting AZURE_VISION_FEATURES must be a comma-separated list of tags, caption, objects, "
+        "read; 2 of its 3 entries are not among them: colour (entry 2), capton (entry 3; did you "
+        "mean caption?)"
+    )
+    assert "tags, colour" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [KEY_LIKE[0], KEY_LIKE[1], "abc123def456ghi789", "https://x.example", "a" * 30],
+)
+def test_an_entry_that_may_be_a_key_is_named_by_its_place_only(entry):
+    with pytest.raises(SettingsError) as caught:
+        Settings({"AZURE_VISION_FEATURES": f"tags,{entry}"}).get(registry.VISION_FEATURES)
+    said = str(caught.value)
+    assert said.endswith(
+        f"1 of its 2 entries is not among them: entry 2 ({settings_module._about(entry)})"
+    )
+    assert entry not in said
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (
+            "[custom_vision]\nendpoint = https://x.example\nkey =\n"
+            "3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2f\n",
+            "line 4 (after key in [custom_vision]) is not name = value, a [section] or a comment",
+        ),
+        (
+            "[custom_vision]\n3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2f\n",
+            "line 2 (at the start of [custom_vision]) is not name = value",
+        ),
+        (
+            "[custom_vision]\nkey = 3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2f\n"
+            "key = 3f9c0b7e1a2d4c6b8e0f1a\n",
+            "line 3 sets key in [custom_vision] a second time",
+        ),
+        (
+            "[custom_vision]\nkey = 3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2f\n[custom_vision]\n",
+            "line 3 starts [custom_vision] a second time",
+        ),
+        (
+            "; settings\nkey = 3f9c0b7e1a2d4c6b8e0f1a3c5d7e9b2f\n",
+            "line 2 comes before any section",
+        ),
+    ],
+)
+def test_an_ini_syntax_error_names_the_line_and_option_never_the_text(
+    tmp_path, monkeypatch, text, said
+):
+    path = write_ini(tmp_path, text, monkeypatch)
+    with pytest.raises(SettingsError) as caught:
+        Settings.load()
+    message = str(caught.value)
+    assert message.startswith(f"setting PIXSTOR_AZURE_CONFIG names {path}, which is not a valid ")
+    assert said in message
+    assert "3f9c0b7e" not in message and "3f9c0b7e" not in repr(caught.value)
+
+
+def test_an_ini_that_is_not_utf8_names_the_line(tmp_path, monkeypatch):
+    path = write_ini(tmp_path, "", monkeypatch)
+    path.write_bytes(b"[custom_vision]\nendpoint = https://x.example\nkey = 3f9c\xff0b7e\n")
+    with pytest.raises(SettingsError) as caught:
+        Settings.load()
+    assert str(caught.value).endswith("which is not a valid INI file: line 3 is not UTF-8 text")
+    assert "3f9c" not in str(caught.value)
+
+
+def test_an_ini_with_keys_readable_by_its_group_is_warned_about_once(
+    tmp_path, monkeypatch, logs, clock
+):
+    path = write_ini(tmp_path, "[custom_vision]\nkey = abc-secret-123\n", monkeypatch)
+    path.chmod(0o640)
+    Settings.load()
+    reread(path, clock)
+    Settings.load()
+    assert warnings_in(logs) == [
+        f"{path} holds keys and the users of its group can read it (mode 640): chmod 600 {path}"
+    ]
+    assert "abc-secret-123" not in logs.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root gives a file away")
+def test_a_group_readable_ini_of_another_owner_is_warned_about_with_the_chown(
+    tmp_path, monkeypatch, logs
+):
+    path = write_ini(tmp_path, "[azure_vision]\nkey = abc-secret-123\n", monkeypatch)
+    path.chmod(0o640)
+    os.chown(str(path), 4242, -1)
+    Settings.load()
+    user = settings_module._user()
+    assert warnings_in(logs) == [
+        f"{path} holds keys and the users of its group can read it (mode 640): chown {user} "
+        f"{path} and chmod 600 {path}"
+    ]
+
+
+def test_a_group_readable_ini_without_keys_is_not_warned_about(tmp_path, monkeypatch, logs):
+    path = write_ini(tmp_path, "[azure_vision]\nlanguage = es\nkey =\n", monkeypatch)
+    path.chmod(0o640)
+    Settings.load()
+    assert warnings_in(logs) == []

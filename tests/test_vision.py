@@ -23,7 +23,7 @@ from pixstor_azure.ground import boxes
 from pixstor_azure.ground.errors import ServiceError
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.standin import check
-from pixstor_azure.services import vision
+from pixstor_azure.services import base, imageanalysis
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording, sent_image, serve
 
@@ -446,7 +446,7 @@ def test_empty_results_are_never_written_as_placeholders(plugin, served, photo, 
 def test_40_reader_gives_tags_and_objects_most_confident_first():
     body = recording("imageanalysis-analyze-200.json")["body"]
 
-    found = vision.parse(body, "4.0", ["tags", "objects"], 864, 576)
+    found = imageanalysis.parse(body, "4.0", ["tags", "objects"], 864, 576)
 
     assert [t.name for t in found.tags] == [*MAXIMUMSET_TAGS, "using"]  # none dropped yet
     assert [b.tag for b in found.objects] == ["person", "Laptop", "chair", "dining table", "chair"]
@@ -472,7 +472,7 @@ def test_32_reader_takes_the_best_caption_and_each_object_by_its_own_name():
         "metadata": {"width": 100, "height": 200, "format": "Png"},
     }
 
-    found = vision.parse(body, "3.2", ["caption", "objects"], 100, 200)
+    found = imageanalysis.parse(body, "3.2", ["caption", "objects"], 100, 200)
 
     assert (found.caption, found.caption_confidence) == ("a film slate on a table", 0.77)
     (box,) = found.objects
@@ -491,9 +491,9 @@ def test_keys_are_read_whatever_their_case_and_tags_come_best_first():
         "ReadResult": {"Blocks": [{"Lines": [{"Text": "SCENE 12"}, {"Text": "TAKE 3"}]}]},
     }
 
-    found = vision.parse(body, "4.0", ["tags", "caption", "read"], 100, 100)
+    found = imageanalysis.parse(body, "4.0", ["tags", "caption", "read"], 100, 100)
 
-    assert found.tags == [vision.Tag("slate", 0.9), vision.Tag("text", 0.7)]  # best first
+    assert found.tags == [base.Tag("slate", 0.9), base.Tag("text", 0.7)]  # best first
     assert found.caption == "a slate"
     assert found.text == ["SCENE 12", "TAKE 3"]
 
@@ -687,8 +687,8 @@ def test_only_caption_asked_for_and_refused_is_a_settings_error_said_once(
 
 def refusal(message, code="InvalidRequest", inner=None, detail=None, status=400):
     return ServiceError(
-        vision.SERVICE,
-        f"{vision.SERVICE} answered {status} {code}: {message}",
+        imageanalysis.SERVICE,
+        f"{imageanalysis.SERVICE} answered {status} {code}: {message}",
         http_status=status,
         code=code,
         inner_code=inner,
@@ -750,7 +750,7 @@ ALL = ["tags", "caption", "objects", "read"]
     ],
 )
 def test_region_refusals_are_recognised(error, features, expected):
-    assert vision.region_refusal(error, features) == expected
+    assert imageanalysis.region_refusal(error, features) == expected
 
 
 # --------------------------------------------------------------------------- errors

@@ -1,14 +1,16 @@
 """Whole processes, as PixStor runs the plugins: a file's time budget against a service that
-accepts the connection and never answers, and log lines for file names that are not UTF-8
-written by a real UTF-8 ``FileHandler``."""
+accepts the connection and never answers, log lines for file names that are not UTF-8 written
+by a real UTF-8 ``FileHandler``, and files that would block, run on or take gigabytes."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -21,24 +23,40 @@ PROJECT = "3c9a1f0e-5b7d-4e2a-9f1c-8d6b4a2e0c17"
 PLUGIN = textwrap.dedent(
     """
     import json, logging, os, sys
-    log_file, files = sys.argv[1], sys.argv[2:]
+    from concurrent.futures import ThreadPoolExecutor
+    log_file, jobs, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     handler = logging.FileHandler(log_file, encoding="utf-8")  # errors="strict", as by default
     logging.basicConfig(level=logging.DEBUG, handlers=[handler])
     import azureclassification
     plugin = azureclassification.AzureClassificationPlugin()
     names = [os.fsdecode(os.fsencode(f)) for f in files]
-    print(json.dumps([plugin.process("item-%d" % n, f).name for n, f in enumerate(names)]))
+    with ThreadPoolExecutor(jobs) as pool:  # as PixStor's workers, or the tool's -j
+        done = pool.map(lambda n: plugin.process("item-%d" % n, names[n]).name, range(len(names)))
+        statuses = list(done)
+    # The peak of this program's own memory: VmHWM starts afresh at exec, where ru_maxrss
+    # keeps the forking parent's (a test runner grown to a gigabyte).
+    try:
+        with open("/proc/self/status") as status:
+            hwm = [line.split()[1] for line in status if line.startswith("VmHWM:")]
+        peak_mb = int(hwm[0]) / 1024
+    except (OSError, IndexError):
+        import resource
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps([statuses, peak_mb]))
     """
 )
 
 
-def run_plugin(tmp_path, env: dict, *files) -> tuple:
-    """Run the classification plugin in a fresh interpreter over ``files``; its statuses and
-    the text of its log file."""
+def run_plugin(
+    tmp_path, env: dict, *files, peak: bool = False, jobs: int = 1, prefix=(), timeout=60
+) -> tuple:
+    """Run the classification plugin in a fresh interpreter over ``files``, on ``jobs``
+    threads, its command line after ``prefix``; its statuses and the text of its log file
+    (and, with ``peak``, its peak memory in MB)."""
     log_file = tmp_path / "plugin.log"
     (tmp_path / "none.ini").write_text("")
     result = subprocess.run(
-        [sys.executable, "-c", PLUGIN, str(log_file), *map(os.fsdecode, files)],
+        [*prefix, sys.executable, "-c", PLUGIN, str(log_file), str(jobs), *map(os.fsdecode, files)],
         cwd=str(tmp_path),
         env={
             "PATH": os.environ.get("PATH", ""),
@@ -56,11 +74,13 @@ def run_plugin(tmp_path, env: dict, *files) -> tuple:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         universal_newlines=True,
-        timeout=60,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr
     assert "Logging error" not in result.stderr, result.stderr  # a line the handler refused
-    return json.loads(result.stdout), log_file.read_text(encoding="utf-8")
+    statuses, peak_mb = json.loads(result.stdout)
+    log = log_file.read_text(encoding="utf-8")
+    return (statuses, log, peak_mb) if peak else (statuses, log)
 
 
 class Silent:
@@ -149,3 +169,170 @@ def test_file_names_that_are_not_utf8_are_logged_by_a_utf8_file_handler(tmp_path
     (skipped,) = [line for line in log.splitlines() if "SKIPPED" in line]
     assert "caf\\x8e-broken.jpg: azureclassification: SKIPPED: corrupt or truncated" in skipped
     assert "\\xe9t\\xe9-photo.jpg: azureclassification: SUCCESS" in log
+
+
+# --------------------------------------------------------------------------- files, not answers
+#
+# Issue 18: files that are not regular pictures, a file the plugin may not read, and honest
+# pictures that would take gigabytes. The answer cache is on in each run, so every file's
+# content would be hashed before anything else.
+
+
+def skipped_lines(log: str) -> list:
+    return [line for line in log.splitlines() if ": SKIPPED: " in line]
+
+
+def with_cache(tmp_path, **more) -> dict:
+    return {"PIXSTOR_AZURE_CACHE": str(tmp_path / "answers.sqlite3"), **more}
+
+
+def test_files_that_are_not_regular_pictures_are_skipped_at_once(tmp_path, silent):
+    """A FIFO named x.jpg, /dev/zero linked as a .jpg, a 20 GB sparse .jpg of zeros and a 20
+    GB one that starts as a real JPEG: no read blocks or runs on, no call is made."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    fifo = folder / "x.jpg"
+    os.mkfifo(str(fifo))
+    zero = folder / "zero.jpg"
+    zero.symlink_to("/dev/zero")
+    zeros = imagefactory.sparse_file(folder, "zeros.jpg")
+    head = imagefactory.jpeg(tmp_path / "src", size=(320, 240)).read_bytes()
+    huge = imagefactory.sparse_file(folder, "huge.jpg", head=head)
+    started = time.monotonic()
+
+    statuses, log = run_plugin(
+        tmp_path,
+        with_cache(tmp_path, CUSTOM_VISION_ENDPOINT=silent.url),
+        fifo,
+        zero,
+        zeros,
+        huge,
+        timeout=30,
+    )
+
+    assert time.monotonic() - started < 20
+    assert statuses == ["SKIPPED"] * 4
+    assert not silent.accepted
+    lines = skipped_lines(log)
+    assert len(lines) == 4
+    assert lines[0].endswith("x.jpg: azureclassification: SKIPPED: not a regular file (a FIFO)")
+    assert lines[1].endswith("SKIPPED: not a regular file (a character device)")
+    assert lines[2].endswith(
+        "zeros.jpg: azureclassification: SKIPPED: not an image: its first bytes are of no "
+        "format the plugins read"
+    )
+    assert lines[3].endswith(
+        "huge.jpg: azureclassification: SKIPPED: 20480 MB, larger than "
+        "PIXSTOR_AZURE_MAX_FILE_MB (2048 MB): not read"
+    )
+
+
+def test_hashing_a_huge_file_stops_when_the_files_budget_runs_out(tmp_path, silent):
+    """The size limit raised out of the way: a 20 GB file is read (hashed) for 2 s, not for
+    the minutes all of it would take."""
+    head = imagefactory.jpeg(tmp_path / "src", size=(320, 240)).read_bytes()
+    huge = imagefactory.sparse_file(tmp_path / "pictures", "huge.jpg", head=head)
+    started = time.monotonic()
+
+    statuses, log = run_plugin(
+        tmp_path,
+        with_cache(
+            tmp_path,
+            CUSTOM_VISION_ENDPOINT=silent.url,
+            PIXSTOR_AZURE_FILE_TIMEOUT="2",
+            PIXSTOR_AZURE_MAX_FILE_MB="100000",
+        ),
+        huge,
+        timeout=60,
+    )
+
+    assert time.monotonic() - started < 15
+    assert statuses == ["SKIPPED"]
+    assert not silent.accepted
+    (line,) = skipped_lines(log)
+    assert line.endswith(
+        "SKIPPED: ran out of the file's time budget while it was read "
+        "(PIXSTOR_AZURE_FILE_TIMEOUT, 2 s)"
+    )
+
+
+def _without_privileges() -> list:
+    """The command prefix under which this user cannot read a file of mode 000."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root, and no setpriv to drop the privilege of reading any file")
+    dropped = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={dropped}", f"--inh-caps={dropped}"]
+
+
+def test_a_file_the_plugin_may_not_read_says_permission_denied(tmp_path, silent):
+    prefix = _without_privileges()
+    photo = imagefactory.jpeg(tmp_path / "pictures", size=(320, 240))
+    photo.chmod(0)
+
+    statuses, log = run_plugin(
+        tmp_path, with_cache(tmp_path, CUSTOM_VISION_ENDPOINT=silent.url), photo, prefix=prefix
+    )
+
+    assert statuses == ["SKIPPED"]
+    assert not silent.accepted
+    (line,) = skipped_lines(log)
+    assert line.endswith("plain.jpg: azureclassification: SKIPPED: permission denied")
+
+
+def test_a_200_mb_text_chunk_is_never_loaded(tmp_path):
+    """Pillow reads a text chunk whole, and copies it, before it refuses it (1.16 GB at the
+    peak for this file); the picture around it is sent as any other."""
+    picture = imagefactory.png_with_text_chunk(tmp_path / "pictures", megabytes=200)
+
+    with FakeAzure() as server:
+        server.add_project(PROJECT, "classify", published=["production"])
+        statuses, log, peak_mb = run_plugin(
+            tmp_path,
+            with_cache(tmp_path, CUSTOM_VISION_ENDPOINT=server.url, CUSTOM_VISION_KEY=server.key),
+            picture,
+            peak=True,
+        )
+        sent = len(server.requests)
+
+    assert statuses[0] in ("SUCCESS", "SKIPPED") and sent == 1, log
+    assert "nothing found" in log or statuses == ["SUCCESS"]
+    assert peak_mb < 200  # the plugin and its libraries take about 60 MB
+
+
+def test_four_big_16_bit_pictures_at_once_wait_for_room_to_decode(tmp_path):
+    """Four 30 MP 16-bit PNGs on four threads, in a process whose decoded pixels may take 200
+    MB at once: each decode takes about 170 MB at its height (2 bytes a pixel as stored, 4
+    to reduce it), so they decode one after the other, every one is still sent, and the
+    process grows no more than it does on one thread (four at once: about 300 MB more)."""
+    ramp = imagefactory.png_16bit(tmp_path / "src")
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    files = [folder / f"{n}.png" for n in range(4)]
+    for path in files:
+        shutil.copyfile(str(ramp), str(path))  # four files: four inodes, four decodes
+    one_mb = 6000 * 5000 * 6 / 2**20
+
+    peaks, sent = {}, {}
+    with FakeAzure() as server:
+        server.add_project(PROJECT, "classify", published=["production"])
+        for jobs in (1, 4):
+            server.reset()
+            statuses, log, peaks[jobs] = run_plugin(
+                tmp_path,
+                {
+                    "CUSTOM_VISION_ENDPOINT": server.url,
+                    "CUSTOM_VISION_KEY": server.key,
+                    "PIXSTOR_AZURE_DECODE_MEMORY_MB": "200",
+                },
+                *files,
+                peak=True,
+                jobs=jobs,
+            )
+            sent[jobs] = len(server.requests)
+            assert "FATAL" not in statuses, log
+
+    assert sent == {1: 4, 4: 4}
+    assert peaks[4] < peaks[1] + one_mb / 2, peaks  # one decode at a time

@@ -29,7 +29,7 @@ def fresh(
     bytes_sent: int = 0,
 ) -> Answer:
     """A fresh answer, asked now."""
-    return Answer(body, tuple(sent), tuple(display), time.time(), model, bytes_sent)
+    return Answer(body, sent, display, time.time(), model, bytes_sent)
 
 
 def model_of(found: Answer) -> Optional[str]:

@@ -25,22 +25,19 @@ import time
 import weakref
 import zlib
 from pathlib import Path
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
-from ..ground import clock, pixstor, runtime
+from ..ground import clock, paths, private, runtime
 from ..ground.logonce import log_once
-from ..ground.settings import PLUGINS_FOLDER, Settings
+from ..ground.setting_registry import CACHE, CACHE_MAX_MB
+from ..ground.settings import Settings
 from .answer import Answer, identity_key
 
 log = logging.getLogger(__name__)
 
-CACHE_VARIABLE = "PIXSTOR_AZURE_CACHE"
-MAX_MB_VARIABLE = "PIXSTOR_AZURE_CACHE_MAX_MB"
-DEFAULT_MAX_MB = 1024.0
 OFF = "off"
 FILE_NAME = "answers.sqlite3"
 # Inside PixStor: a folder beside common/, which the user PixStor runs as must be able to write.
-PLUGINS_CACHE_FOLDER = PLUGINS_FOLDER / "cache"
 # Marks a file as an answer cache (SQLite's application_id, "pxAc"): any other database, such
 # as the metadata store named by mistake, is left untouched.
 APPLICATION_ID = 0x70784163
@@ -64,6 +61,7 @@ _SCHEMA = (
     # What each setup digest stands for, so that an administrator can see and clear by service.
     "CREATE TABLE IF NOT EXISTS setups (setup BLOB PRIMARY KEY, identity TEXT NOT NULL)",
 )
+OURS = private.tables(_SCHEMA)
 _SELECT = (
     "SELECT body, sent_width, sent_height, display_width, display_height, asked, model, "
     "bytes_sent FROM answers WHERE content = ? AND setup = ?"
@@ -82,29 +80,19 @@ class Leftovers(Exception):
 def current(settings: Optional[Settings] = None) -> Optional["AnswerCache"]:
     """The cache the settings name, opened on first use; None when ``PIXSTOR_AZURE_CACHE=off``."""
     settings = settings or Settings.load()
-    named = settings.text(CACHE_VARIABLE, "")
+    named = settings.get(CACHE)
     if named.lower() == OFF:
         return None
-    path = Path(os.path.abspath(os.path.expanduser(named))) if named else default_path(settings)
-    max_mb = settings.number(MAX_MB_VARIABLE, DEFAULT_MAX_MB, 0.0)
+    path = Path(os.path.abspath(os.path.expanduser(named))) if named else paths.cache(settings)
+    max_mb = settings.get(CACHE_MAX_MB)
     return runtime.current().get(Caches).get(path, int(max_mb * 1024 * 1024))
-
-
-def default_path(settings: Settings) -> Path:
-    """Beside the plugins inside PixStor; beside the metadata store outside it."""
-    if pixstor.IN_PIXSTOR:
-        return PLUGINS_CACHE_FOLDER / FILE_NAME
-    from ..ground.store import DEFAULT_STORE, STORE_VARIABLE
-
-    store = settings.text(STORE_VARIABLE, str(DEFAULT_STORE))
-    return Path(os.path.abspath(os.path.expanduser(store))).parent / FILE_NAME
 
 
 class Caches:
     """This process's open caches, by path."""
 
     def __init__(self) -> None:
-        self.open = {}  # type: Dict[str, AnswerCache]
+        self.open: Dict[str, AnswerCache] = {}
         self.lock = threading.Lock()
 
     def get(self, path: Path, max_bytes: int) -> "AnswerCache":
@@ -127,7 +115,9 @@ class _Link:
 
     __slots__ = ("__weakref__", "connection", "file", "generation")
 
-    def __init__(self, connection: sqlite3.Connection, generation: int, file: tuple) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, generation: int, file: Optional[tuple]
+    ) -> None:
         self.connection = connection
         self.generation = generation
         self.file = file  # (device, inode) of the file opened
@@ -262,16 +252,17 @@ class AnswerCache:
         # does the same: one thread of the process at a time, and retries for other processes.
         with self._lock:
             generation = self._generation
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not self.path.exists() and any(
-                os.path.exists(f"{self.path}{end}") for end in ("-wal", "-shm")
+            private.folder(self.path.parent)
+            if not os.path.lexists(str(self.path)) and any(
+                os.path.lexists(f"{self.path}{end}") for end in ("-wal", "-shm")
             ):
                 # A new database beside an old log would be read through that log.
                 raise Leftovers()
-            # Created by us, readable by its owner only: answers describe the customer's pictures.
-            os.close(os.open(str(self.path), os.O_RDWR | os.O_CREAT, 0o600))
-            connection = sqlite3.connect(
-                str(self.path),
+            # Ours alone, checked before anything is read: answers describe the customer's
+            # pictures, and another user's file could feed us answers or hang us on a view.
+            connection = private.connect(
+                self.path,
+                OURS,
                 timeout=self.busy_timeout,
                 isolation_level=None,  # transactions are ours: BEGIN IMMEDIATE ... COMMIT
                 check_same_thread=False,  # used by one thread only, but closed by any
@@ -341,7 +332,7 @@ class AnswerCache:
         log_once(
             log,
             logging.INFO,
-            f"answer cache {self.path} reached {MAX_MB_VARIABLE}: the oldest answers make room",
+            f"answer cache {self.path} reached {CACHE_MAX_MB.name}: the oldest answers make room",
         )
         return True
 
@@ -373,7 +364,7 @@ class AnswerCache:
             log_once(
                 log,
                 logging.WARNING,
-                f"{where} is full (the disk, or {MAX_MB_VARIABLE} too small for one answer): "
+                f"{where} is full (the disk, or {CACHE_MAX_MB.name} too small for one answer): "
                 "new answers are not kept",
             )
             return
@@ -381,11 +372,13 @@ class AnswerCache:
             self._generation += 1
             self._unusable_until = clock.now() + self.retry_after
         if isinstance(exc, NotACache):
-            advice = f"it is not an answer cache: set {CACHE_VARIABLE} to a new file"
+            advice = f"it is not an answer cache: set {CACHE.name} to a new file"
+        elif isinstance(exc, private.NotOurs):
+            advice = f"{exc}: it is not used; set {CACHE.name} to a file of this user's own"
         elif isinstance(exc, OSError) or "readonly" in str(exc) or "unable to open" in str(exc):
             advice = (
                 f"{_reason(exc)}: the user the plugins run as must be able to write "
-                f"{self.path.parent}, or set {CACHE_VARIABLE}"
+                f"{self.path.parent}, or set {CACHE.name}"
             )
         else:
             advice = f"{_reason(exc)}: delete it and its -wal and -shm files to start afresh"

@@ -1,6 +1,7 @@
 """Faults that hold for every file, between a backend and its service.
 
-``ask(backend, path)`` is how a backend is asked on a cache miss. Two kinds of fault are worth
+``ask(backend, path)`` is how a backend (a ``Service``, ``services/base.py``) is asked on a
+cache miss. Two kinds of fault are worth
 more than a log line per file, because PixStor sends every new file and each would fail alike:
 
 - a refusal (``Refused``: a wrong key, an endpoint of another kind of resource, an unknown
@@ -16,17 +17,27 @@ more than a log line per file, because PixStor sends every new file and each wou
   shares it.
 
 After a hold's time is up, one file is let through to ask; the others keep failing at once
-until it is answered.
+until it is answered. Any answer of the service lifts a hold: a refusal of this one picture, and
+an error found in a 200's body too (``ServiceError.answered``).
+
+The holds live in the engine (``engine.Hold``): every process of the node shares them through
+its rate file, and every node through the database when there is one, so that a wrong key found
+on one node holds on all, and one file of all of them is let through to ask. ``Faults`` keeps
+this process's copy, brought up to date before each asking.
 """
 
+import json
 import logging
+import socket
 import threading
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ..ground import clock, runtime
 from ..ground.errors import Held, Refused, ServiceError, Unavailable, Unresolved
-from ..ground.logonce import forget
+from ..ground.logonce import forget, log_once
+from . import engines
 from .answer import Answer, identity_key
+from .engine import OUTAGE, REFUSED, Engine, Hold
 
 log = logging.getLogger(__name__)
 
@@ -54,38 +65,73 @@ class Faults:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.refused = {}  # type: Dict[str, _Hold]
-        self.outages = {}  # type: Dict[Tuple[str, str], _Hold]
-        self.failures = {}  # type: Dict[Tuple[str, str], int]  # files in a row, per host
+        self.refused: Dict[str, _Hold] = {}
+        self.outages: Dict[Tuple[str, str], _Hold] = {}
+        self.failures: Dict[Tuple[str, str], int] = {}  # files in a row, per host
 
-    def admit(self, refusal: str, outage: Tuple[str, str]) -> None:
+    def admit(self, refusal: str, outage: Tuple[str, str], store: Engine) -> None:
         """Raise when the backend is held back now; else return, and if a hold's time was up,
-        hold the others back while this file asks."""
+        hold the others (of every process sharing ``store``) back while this file asks."""
+        self.sync(refusal, outage, store.holds([refusal, _outage_key(outage)]))
         now = clock.now()
         with self.lock:
             hold = self.refused.get(refusal)
-            if hold is not None:
-                if now < hold.until:
-                    raise _again(hold.error)  # the same words: the runner logged them once
-                hold.until, hold.probing = now + RECHECK, True
             pause = self.outages.get(outage)
-            if pause is not None:
-                if now < pause.until:
-                    raise Held(
-                        pause.error.service,
-                        f"{pause.error.service} was not asked: calls pause for "
-                        f"{pause.until - now:.0f} s more after files in a row failed (last: "
-                        f"{pause.error})",
-                    )
-                # One file asks; the others keep failing at once until it is answered.
+            if hold is not None and now < hold.until:
+                raise _again(hold.error)  # the same words: the runner logged them once
+            if pause is not None and now < pause.until:
+                raise _paused(pause, now)
+        # A hold's time is up: one file, of all processes, asks; the others go on failing.
+        if hold is not None:
+            if not store.probe(refusal, clock.wall(), clock.wall() + RECHECK):
+                raise _again(hold.error)
+            with self.lock:
+                hold.until, hold.probing = now + RECHECK, True
+        if pause is not None:
+            if not store.probe(_outage_key(outage), clock.wall(), clock.wall() + pause.pause):
+                raise _paused(pause, now)
+            with self.lock:
                 pause.until, pause.probing = now + pause.pause, True
 
-    def answered(self, refusal: str, outage: Tuple[str, str], service: str) -> None:
+    def sync(self, refusal: str, outage: Tuple[str, str], shared: Dict[str, Hold]) -> None:
+        """Make this process's holds of the backend those ``shared`` holds: the engine's."""
+        now, wall = clock.now(), clock.wall()
+        with self.lock:
+            kept = shared.get(refusal)
+            held = self.refused.get(refusal)
+            if kept is None and held is not None:
+                self.refused.pop(refusal)
+                forget(str(held.error))  # lifted by another process: a new refusal is news
+            elif kept is not None:
+                self.refused[refusal] = _local(kept, now, wall)
+            kept = shared.get(_outage_key(outage))
+            if kept is None:
+                self.outages.pop(outage, None)
+            else:
+                if outage not in self.outages:
+                    log_once(
+                        log,
+                        logging.WARNING,
+                        f"{outage[0]} at {outage[1]}: calls pause, after files in a row failed "
+                        f"on {kept.node or 'another node'}: files end FATAL meanwhile without "
+                        "asking (re-ingest them once it answers)",
+                        key=f"outage {kept.since} {outage}",
+                    )
+                self.outages[outage] = _local(kept, now, wall)
+
+    def answered(self, refusal: str, outage: Tuple[str, str], service: str, store: Engine) -> None:
         """The service answered (even if it refused this one image): lift any hold."""
         with self.lock:
             refused = self.refused.pop(refusal, None)
             pause = self.outages.pop(outage, None)
             self.failures.pop(outage, None)
+        if refused is None and pause is None:
+            return
+        lifted = store.lift([refusal, _outage_key(outage)])  # by this process, or already
+        if refusal not in lifted:
+            refused = None  # another process lifted it, and said so
+        if _outage_key(outage) not in lifted:
+            pause = None
         if refused is not None:
             forget(str(refused.error))  # were it to refuse again, that is worth a line again
             log.warning(
@@ -102,15 +148,18 @@ class Faults:
                 clock.now() - pause.since,
             )
 
-    def refuse(self, refusal: str, outage: Tuple[str, str], error: Refused) -> None:
+    def refuse(self, refusal: str, outage: Tuple[str, str], error: Refused, store: Engine) -> None:
         with self.lock:
             held = self.refused.get(refusal)
             since = held.since if held is not None else None
-            self.refused[refusal] = _Hold(error, clock.now() + RECHECK, since=since)
-            self.outages.pop(outage, None)  # it answered: no outage
+            hold = self.refused[refusal] = _Hold(error, clock.now() + RECHECK, since=since)
+            pause = self.outages.pop(outage, None)  # it answered: no outage
             self.failures.pop(outage, None)
+        store.hold(refusal, _shared(REFUSED, hold))
+        if pause is not None:
+            store.lift([_outage_key(outage)])
 
-    def unavailable(self, outage: Tuple[str, str], error: ServiceError) -> None:
+    def unavailable(self, outage: Tuple[str, str], error: ServiceError, store: Engine) -> None:
         with self.lock:
             failures = self.failures.get(outage, 0) + 1
             self.failures[outage] = failures
@@ -121,7 +170,8 @@ class Faults:
                 length, since = FIRST_PAUSE, None
             else:  # not yet an outage, or a file already under way when the pause opened
                 return
-            self.outages[outage] = _Hold(error, clock.now() + length, length, since)
+            hold = self.outages[outage] = _Hold(error, clock.now() + length, length, since)
+        store.hold(_outage_key(outage), _shared(OUTAGE, hold))
         log.error(
             "%s at %s failed for %d files in a row (last: %s): calls pause for %.0f s, and "
             "files end FATAL meanwhile without asking (re-ingest them once it answers)",
@@ -137,36 +187,91 @@ def ask(backend: Any, path: str) -> Answer:
     """``backend.ask(path)``, unless the service is held back for every file."""
     refusal, outage = _keys(backend)
     faults = runtime.current().get(Faults)
-    faults.admit(refusal, outage)
+    store = engines.current()
+    faults.admit(refusal, outage, store)
     try:
         answer = backend.ask(path)
     except Unresolved as exc:
         error = _unresolved(backend, exc)
-        faults.refuse(refusal, outage, error)
+        faults.refuse(refusal, outage, error, store)
         raise error from None
     except Refused as exc:
-        faults.refuse(refusal, outage, exc)
+        faults.refuse(refusal, outage, exc, store)
         raise
     except Unavailable as exc:
-        faults.unavailable(outage, exc)
+        faults.unavailable(outage, exc, store)
         raise
     except ServiceError as exc:
-        if (exc.http_status or 0) >= 500:  # a backend that words a 5xx its own way
-            faults.unavailable(outage, exc)
-        elif exc.http_status is not None:
-            faults.answered(refusal, outage, backend.service)
+        if exc.answered:
+            faults.answered(refusal, outage, backend.name, store)
+        elif (exc.http_status or 0) >= 500:  # a backend that words a 5xx its own way
+            faults.unavailable(outage, exc, store)
         raise
-    faults.answered(refusal, outage, backend.service)
+    faults.answered(refusal, outage, backend.name, store)
     return answer
+
+
+def _outage_key(outage: Tuple[str, str]) -> str:
+    return identity_key({"outage": list(outage)})
+
+
+def _paused(pause: "_Hold", now: float) -> Held:
+    return Held(
+        pause.error.service,
+        f"{pause.error.service} was not asked: calls pause for {pause.until - now:.0f} s more "
+        f"after files in a row failed (last: {pause.error})",
+    )
+
+
+# The errors a hold is kept with, by name: what another process reads back.
+_KINDS = {kind.__name__: kind for kind in (ServiceError, Refused, Unavailable)}
+
+
+def _shared(kind: str, hold: "_Hold") -> Hold:
+    """This process's hold as the engine keeps it (times on the wall clock)."""
+    error = hold.error
+    written = {
+        "kind": type(error).__name__ if type(error).__name__ in _KINDS else "ServiceError",
+        "service": error.service,
+        "message": error.message,
+        "http_status": error.http_status,
+        "code": error.code,
+        "detail": error.detail,
+        "inner_code": error.inner_code,
+        "said": error.said,
+        "answered": error.answered,
+    }
+    offset = clock.wall() - clock.now()
+    return Hold(
+        kind,
+        hold.until + offset,
+        hold.pause,
+        hold.since + offset,
+        json.dumps(written),
+        hold.probing,
+        socket.gethostname(),
+    )
+
+
+def _local(kept: Hold, now: float, wall: float) -> "_Hold":
+    """A hold the engine keeps as this process's (times on the monotonic clock)."""
+    try:
+        written = json.loads(kept.error)
+        error = _KINDS.get(written.pop("kind"), ServiceError)(**written)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        error = ServiceError("the service", f"held back since a fault ({kept.kind})")
+    hold = _Hold(error, kept.until - wall + now, kept.pause, kept.since - wall + now)
+    hold.probing = kept.probing
+    return hold
 
 
 def _keys(backend: Any) -> Tuple[str, Tuple[str, str]]:
     """What a refusal holds back (everything that makes the backend what it is), and what an
     outage holds back (the service's host)."""
     identity = backend.identity()
-    refusal = identity_key({"service": backend.service, "identity": identity})
+    refusal = identity_key({"service": backend.name, "identity": identity})
     host = identity.get("host") if isinstance(identity, dict) else None
-    return refusal, (backend.service, str(host or refusal))
+    return refusal, (backend.name, str(host or refusal))
 
 
 def _again(error: ServiceError) -> ServiceError:
@@ -180,14 +285,15 @@ def _again(error: ServiceError) -> ServiceError:
         error.detail,
         error.inner_code,
         error.said,
+        answered=error.answered,
     )
     again.sent = False
     return again
 
 
 def _unresolved(backend: Any, exc: Unresolved) -> Refused:
-    setting: Optional[str] = getattr(backend, "endpoint_setting", None)
-    where = f"{setting} names" if setting else f"{backend.service} is set to call"
+    setting: Optional[str] = backend.endpoint_setting
+    where = f"{setting} names" if setting else f"{backend.name} is set to call"
     return Refused(
         exc.service,
         f"{where} {exc.host}, a host name that does not resolve ({exc.reason}): check "

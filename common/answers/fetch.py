@@ -1,23 +1,14 @@
 """A service's raw answer for one file, and the one place every backend's answer is fetched.
 
 Every backend (the Custom Vision cloud, its exported container or ONNX model, Azure AI Vision,
-the Read APIs, Azure OpenAI) is an object with:
+the Read APIs, Azure OpenAI) is a ``Service``: the contract is written in ``services/base.py``
+(its ``name``, ``endpoint_setting``, ``identity()``, ``ask(path)``, ``parse(answer)``...).
+This layer sits below the services, so it takes one as it is given (typed ``Any``).
 
-- ``service``: its name in messages, e.g. "Custom Vision";
-- ``endpoint_setting``: the setting that names the host it calls (e.g.
-  "CUSTOM_VISION_ENDPOINT"), or None when nothing leaves the process (an ONNX model);
-- ``identity()``: a dict of everything that changes what it answers for the same picture
-  (endpoint host, API and api-version, features, language, project and iteration, model file
-  digest, the long edge sent...), never a key;
-- ``ask(path)``: prepare the image, call, and return an ``Answer`` with the raw body before
-  any threshold; raises ``ImageError`` / ``ServiceError`` / ``SettingsError``;
-- ``parse(answer)``: what the answer found, before thresholds (thresholds are applied by the
-  caller with today's settings, so a stored answer gives today's fields).
-
-``fetch(backend, path)`` is how callers get an answer: from the answer cache (``cache.py``)
-when the same content was answered before with the same ``identity()``, else from the service,
-and then kept. ``lookup`` reads the cache only. ``tally()`` counts what this process paid for
-and what it got for free.
+``fetch(backend, path)`` is how callers get an answer: from the answers kept (``engines.py``:
+the node's answer cache, or the database every node shares) when the same content was answered
+before with the same ``identity()``, else from the service, and then kept. ``lookup`` reads
+the kept answers only. ``tally()`` counts what this process paid for and what it got for free.
 """
 
 import collections
@@ -29,51 +20,84 @@ import time
 from typing import Any, Dict, Optional, Tuple
 
 from ..ground import runtime
-from ..ground.errors import ServiceError
-from . import cache, faults, offline
+from ..ground.errors import ImageError, ServiceError
+from ..images import source
+from . import claims, engines, faults, offline
 from .answer import Answer, identity_key, model_of
 
 log = logging.getLogger(__name__)
 
 
 def fetch(backend: Any, path: str) -> Answer:
-    """The answer of ``backend`` for the file at ``path``: the cached one, else the service's."""
-    store = cache.current()
+    """The answer of ``backend`` for the file at ``path``: the cached one, else the service's.
+
+    The answers live in the engine (``engines.py``: the node's SQLite cache, or the database
+    every node shares); of the processes that need the same answer at once, one asks and the
+    others wait for its answer (``claims.py``)."""
+    store = engines.current() if engines.keeps_answers() else None
     content = _content(path) if store is not None else None
     identity = backend.identity()
     models = _models()
-    if content is not None:
+    if store is not None and content is not None:
         found = store.get(content[0], identity)
+        if found is not None and not _fits(backend, found):
+            found = None  # kept before answers were checked: asked again
         if found is not None and not models.current(identity, found):
             log.debug(
                 "%s: %s asked again: the kept answer is from model %s, the service now "
                 "answers with %s",
                 path,
-                backend.service,
+                backend.name,
                 model_of(found),
                 models.latest(identity),
             )
         elif found is not None:
-            tally().reused(backend.service, content[1])
-            log.debug(
-                "%s: %s answer reused from the cache (asked %s)",
-                path,
-                backend.service,
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found.asked)),
-            )
-            return found
+            return _reused(backend, path, content[1], found)
     offline.check(backend)  # retag forbids calls: then a miss raises NotCached
+    if store is not None and content is not None:
+
+        def usable(kept: Answer) -> bool:
+            return models.current(identity, kept) and _fits(backend, kept)
+
+        found = claims.take(store, content[0], identity, backend.name, usable)
+        if found is not None:
+            return _reused(backend, path, content[1], found)
+    fresh = None  # type: Optional[Answer]
     try:
-        fresh = faults.ask(backend, path)
-    except ServiceError as exc:
-        if exc.sent:
-            tally().call_failed(backend.service)
-        raise
-    tally().called(backend.service, fresh, content[1] if content else _size(path))
-    models.saw(identity, fresh)
-    if content is not None:
-        store.put(content[0], identity, fresh)
+        try:
+            asked = faults.ask(backend, path)
+        except ServiceError as exc:
+            if exc.sent:
+                tally().call_failed(backend.name)
+            raise
+        tally().called(backend.name, asked, content[1] if content else _size(path))
+        backend.check(asked)  # an answer not of the service's shape is never kept
+        models.saw(identity, asked)
+        fresh = asked
+    finally:
+        if store is not None and content is not None:
+            claims.done(store, content[0], identity, fresh)  # keeps it: every process sees it
     return fresh
+
+
+def _fits(backend: Any, kept: Answer) -> bool:
+    """Whether a kept answer is of the service's shape (``Service.check``)."""
+    try:
+        backend.check(kept)
+    except ServiceError:
+        return False
+    return True
+
+
+def _reused(backend: Any, path: str, file_bytes: int, found: Answer) -> Answer:
+    tally().reused(backend.name, file_bytes)
+    log.debug(
+        "%s: %s answer reused from the cache (asked %s)",
+        path,
+        backend.name,
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found.asked)),
+    )
+    return found
 
 
 def lookup(backend: Any, path: str) -> Optional[Answer]:
@@ -81,13 +105,12 @@ def lookup(backend: Any, path: str) -> Optional[Answer]:
 
     Not counted in ``tally()``: it is for looking ahead (``--dry-run``) and re-deriving fields.
     """
-    store = cache.current()
-    if store is None:
+    if not engines.keeps_answers():
         return None
     content = _content(path)
     if content is None:
         return None
-    return store.get(content[0], backend.identity())
+    return engines.current().get(content[0], backend.identity())
 
 
 class Models:
@@ -125,17 +148,21 @@ def _models() -> Models:
 def digest(path: str) -> str:
     """The SHA-256 of the file's bytes (hex), read once per process while the file is unchanged.
 
-    Raises OSError when the file cannot be read.
+    Raises OSError, saying why, when the file cannot be read as a picture: missing, not
+    readable, not a regular file, too large, not a picture, or out of its file's time budget.
     """
-    return _digests().digest(os.fspath(path))[0]
+    try:
+        return _digests().digest(os.fspath(path))[0]
+    except ImageError as exc:
+        raise OSError(str(exc)) from None
 
 
 def _content(path: str) -> Optional[Tuple[str, int]]:
     """(digest, size) of a file that held still while it was read, else None: no caching."""
     try:
         found, size, steady = _digests().digest(os.fspath(path))
-    except OSError:
-        return None  # the backend reports the unreadable file in its own words
+    except (OSError, ImageError):
+        return None  # the backend refuses the file in the same words when it opens it
     return (found, size) if steady else None
 
 
@@ -149,13 +176,14 @@ def _size(path: str) -> int:
 class Digests:
     """SHA-256 of the files this process read, the most recent first out last.
 
-    A file is known by its path and what ``stat`` says of it. The inode and the change time
-    are in the key as well as the size and modification time: a copy renamed over the file
-    (rsync, restores) may keep both of those, never its inode, and touching the change time
-    takes privileges no copy tool has.
+    A file is known by its path and what ``fstat`` says of it once opened (``source``, which
+    also refuses what is not a regular picture file before a byte of it is hashed). The inode
+    and the change time are in the key as well as the size and modification time: a copy
+    renamed over the file (rsync, restores) may keep both of those, never its inode, and
+    touching the change time takes privileges no copy tool has. Within a file's budget, the
+    digest and the decode open the same file or the decode is refused (``source``): the
+    answer kept under a digest is always the answer for those bytes.
     """
-
-    CHUNK = 1 << 20
 
     def __init__(self, size: int = 4096) -> None:
         self.size = size
@@ -163,36 +191,31 @@ class Digests:
         self.lock = threading.Lock()
 
     def digest(self, path: str) -> Tuple[str, int, bool]:
-        """(hex digest, size, steady): steady is False when the file changed while read."""
-        before = _stamp(os.stat(path))
-        key = (path, *before)
-        with self.lock:
-            known = self.known.get(key)
-            if known is not None:
-                self.known.move_to_end(key)
-                return known, before[0], True
-        sha = hashlib.sha256()
-        buffer = bytearray(self.CHUNK)
-        view = memoryview(buffer)
-        with open(path, "rb") as f:
-            after = _stamp(os.fstat(f.fileno()))
-            while True:
-                count = f.readinto(buffer)
-                if not count:
-                    break
-                sha.update(view[:count])
+        """(hex digest, size, steady): steady is False when the file changed while read.
+
+        Raises ImageError when the file is not a picture to read, or its file's time budget
+        runs out while it is read; OSError when reading it fails.
+        """
+        with source.open_picture(path) as opened:
+            before = opened.stamp
+            key = (path, *before)
+            with self.lock:
+                known = self.known.get(key)
+                if known is not None:
+                    self.known.move_to_end(key)
+                    return known, before.size, True
+            sha = hashlib.sha256()
+            for chunk in source.chunks(opened.file):
+                sha.update(chunk)
+            after = source.stamp_of(os.fstat(opened.file.fileno()))
         found = sha.hexdigest()
-        steady = after == before == _stamp(os.stat(path))
+        steady = after == before == source.stamp_of(os.stat(path))
         if steady:
             with self.lock:
                 self.known[key] = found
                 while len(self.known) > self.size:
                     self.known.popitem(last=False)
-        return found, before[0], steady
-
-
-def _stamp(stat: os.stat_result) -> Tuple[int, int, int, int, int]:
-    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+        return found, before.size, steady
 
 
 def _digests() -> Digests:
@@ -202,7 +225,7 @@ def _digests() -> Digests:
 class Tally:
     """What this process got from services and from the cache, for the tool's summary.
 
-    ``calls``: answers each service gave (per ``backend.service``); ``failed``: asks that
+    ``calls``: answers each service gave (per ``backend.name``); ``failed``: asks that
     were sent and ended in an error (not a file held back or never sent); ``hits``: answers
     reused from the cache, per service; ``bytes_sent``: bytes uploaded for the calls;
     ``bytes_on_disk``: size of the files those calls answered
@@ -271,12 +294,15 @@ def _tokens(body: Any) -> int:
     usage = body.get("usage") if isinstance(body, dict) else None
     if not isinstance(usage, dict):
         return 0
-    total = usage.get("total_tokens")
-    if _count(total):
+    total = _count(usage.get("total_tokens"))
+    if total is not None:
         return total
-    parts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
-    return sum(p for p in parts if _count(p))
+    parts = [_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))]
+    return sum(p for p in parts if p is not None)
 
 
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _count(value: Any) -> Optional[int]:
+    """``value`` when it is a count (an int, not a bool, 0 or more), else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None

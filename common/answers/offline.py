@@ -29,7 +29,7 @@ class Calls:
 def check(backend: Any) -> None:
     """Raise NotCached when calls are forbidden: the caller was about to call ``backend``."""
     if runtime.current().get(Calls).forbidden:
-        raise NotCached(f"no cached answer of {backend.service} for this file")
+        raise NotCached(f"no cached answer of {backend.name} for this file")
 
 
 @contextlib.contextmanager

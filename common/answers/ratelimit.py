@@ -9,24 +9,23 @@ With ``MARGIN`` kept unused, 25 to 50 ms of jitter are absorbed (at 10 to 20 per
 PixStor runs several worker processes on a node, all calling the same resource; the rate
 setting is the resource's whole rate, so the spacing is shared by every process of the node
 through a small SQLite file (``PIXSTOR_AZURE_RATE_FILE``, by default in the temporary folder).
-It must be on a disk local to the node: nodes do not share it (each node's setting must be its
-share of the rate). If the file cannot be used, each process keeps its own spacing and one
-warning says so.
+It must be on a disk local to the node: nodes do not share it (several nodes share each rate
+through a database instead: ``postgres.py``). If the file cannot be used, each process keeps
+its own spacing and one warning says so. The engines keep their slots here (``local.py``);
+the HTTP client's pacer asks them (``pacing.py``).
 """
 
 import logging
-import os
 import sqlite3
-import tempfile
 import threading
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
-from ..ground import clock, runtime
+from ..ground import clock, private, runtime
 from ..ground.logonce import log_once
+from ..ground.setting_registry import RATE_FILE
 
 log = logging.getLogger(__name__)
 
-SETTING = "PIXSTOR_AZURE_RATE_FILE"
 # A file that failed is tried again after this many seconds: a lock held by a hung process
 # or a full disk passes.
 RETRY_AFTER = 60.0
@@ -41,9 +40,9 @@ def interval(rate: float) -> float:
 
 
 def default_file() -> str:
-    """One file per user in the temporary folder: PixStor's workers run as one user."""
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    return os.path.join(tempfile.gettempdir(), f"pixstor-azure-rate-{user}.sqlite3")
+    """One file per user, in a folder of that user's alone in the node's temporary folder:
+    PixStor's workers run as one user, and the folder is on a disk local to the node."""
+    return str(private.runtime_folder() / "rate.sqlite3")
 
 
 class ProcessSlots:
@@ -51,7 +50,7 @@ class ProcessSlots:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._next = {}  # type: Dict[str, float]
+        self._next: Dict[str, float] = {}
 
     def reserve(self, key: str, gap: float, now: float, within: Optional[float]) -> Optional[float]:
         """The time the next request for ``key`` may start (``now`` or later), taken for it;
@@ -64,24 +63,35 @@ class ProcessSlots:
         return start
 
 
+_SLOTS = "CREATE TABLE IF NOT EXISTS slots (key TEXT PRIMARY KEY, next REAL NOT NULL)"
+OURS = private.tables([_SLOTS])
+
+
 class NodeSlots:
-    """The next free start per key, shared by every process that opens the same file."""
+    """The next free start per key, shared by every process that opens the same file.
+    ``TABLES``: the file's tables (``local.NodeFile`` keeps claims and holds there too)."""
+
+    TABLES: Tuple[str, ...] = (_SLOTS,)
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
-        _own_file(path)
         # Each reservation is one short write transaction; waiting for another process's
         # is a matter of microseconds, the timeout is for a file left locked by a hung one.
-        self._db = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+        self._db = private.connect(
+            path,
+            private.tables(self.TABLES),
+            timeout=5.0,
+            isolation_level=None,
+            check_same_thread=False,
+        )
         try:
             # A rollback journal kept between requests, not made and removed for each; not
             # WAL, whose switch and recovery answer "locked" without waiting for the lock.
             self._db.execute("PRAGMA journal_mode=PERSIST")
             self._db.execute("PRAGMA synchronous=OFF")  # nothing here is worth an fsync
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS slots (key TEXT PRIMARY KEY, next REAL NOT NULL)"
-            )
+            for statement in self.TABLES:
+                self._db.execute(statement)
         except sqlite3.Error:
             self._db.close()
             raise
@@ -110,16 +120,9 @@ class NodeSlots:
 
 
 def _own_file(path: str) -> None:
-    """Make the file ours alone (0600) if new; refuse one another user made, who could then
-    hold every request of ours back or let them all through. Root shares any user's file."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        owner = os.fstat(fd).st_uid
-    finally:
-        os.close(fd)
-    uid = os.getuid() if hasattr(os, "getuid") else owner
-    if uid not in (0, owner):
-        raise PermissionError(f"it belongs to another user (uid {owner})")
+    """The rate file as a file of ours alone (see ``private``): another user's file could
+    hold every request of ours back, or let them all through."""
+    private.file(path)
 
 
 def _start(following: Optional[float], now: float, gap: float) -> float:
@@ -133,8 +136,8 @@ class Limiters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._files = {}  # type: Dict[str, Optional[NodeSlots]]
-        self._retry_at = {}  # type: Dict[str, float]
+        self._files: Dict[str, Optional[NodeSlots]] = {}
+        self._retry_at: Dict[str, float] = {}
         self.own = ProcessSlots()
 
     def reserve(
@@ -189,7 +192,7 @@ def _warn(path: str, exc: Exception) -> None:
         f"the rate limit file {path} cannot be used ({type(exc).__name__}: {exc}): each "
         f"process limits its own rate meanwhile (tried again each minute), so the node may go "
         f"over the resource's; set "
-        f"{SETTING} to a file on a local disk this user can write",
+        f"{RATE_FILE.name} to a file on a local disk this user can write",
     )
 
 

@@ -6,6 +6,8 @@ these with a message written for a storage administrator, not a developer.
 
 from typing import Optional
 
+from .logtext import redact
+
 
 class PixstorAzureError(Exception):
     """Base class. ``status`` names the PluginStatus member the file ends with."""
@@ -36,6 +38,15 @@ class ServiceError(PixstorAzureError):
     ``message`` is the line for the log; ``code``, ``inner_code`` and ``said`` (the message
     of the error body) are the service's own, read from either error body shape; ``detail`` is
     the raw body, for debug logs.
+
+    No key is in any of them, even one the service (or a gateway) quoted back: every key
+    configured is redacted (``logtext.redact``).
+
+    ``answered``: whether the service answered at all, so that it is no sign of an outage and
+    lifts any hold (``answers/faults.py``). By default, when it answered with an HTTP status
+    under 500; an error raised on a 200's body (off the schema, withheld by a content filter, a
+    reading that failed) says ``answered=True``, one raised on nothing that came back says
+    ``answered=False``.
     """
 
     status = "FATAL"
@@ -50,7 +61,11 @@ class ServiceError(PixstorAzureError):
         detail: Optional[str] = None,
         inner_code: Optional[str] = None,
         said: Optional[str] = None,
+        answered: Optional[bool] = None,
     ) -> None:
+        message = redact(message)
+        detail = redact(detail) if isinstance(detail, str) else detail
+        said = redact(said) if isinstance(said, str) else said
         self.service = service
         self.http_status = http_status
         self.code = code
@@ -58,6 +73,9 @@ class ServiceError(PixstorAzureError):
         self.message = message
         self.detail = detail
         self.said = said
+        if answered is None:
+            answered = http_status is not None and http_status < 500
+        self.answered = answered
         super().__init__(message)
 
 

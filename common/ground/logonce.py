@@ -3,7 +3,7 @@ holds for every file (a setting, a refusal, a file mode) is worth one line, not 
 
 import logging
 import threading
-from typing import Optional
+from typing import Optional, Set, Tuple
 
 from . import runtime
 
@@ -12,7 +12,7 @@ class Logged:
     """The (logger, key) pairs this process has logged once already."""
 
     def __init__(self) -> None:
-        self.seen = set()  # type: Set[Tuple[str, str]]
+        self.seen: Set[Tuple[str, str]] = set()
         self.lock = threading.Lock()
 
     def first(self, logger: logging.Logger, key: str) -> bool:

@@ -11,19 +11,17 @@ environment, it has no item ids of PixStor's index (only paths), so it must neve
 from typing import Any
 
 from . import runtime
+from .paths import IN_PIXSTOR
+from .standin import Metadata as StoreMetadata
 
-try:
+if IN_PIXSTOR:
     from arcapix.search.metadata.helpers import Metadata as _IndexMetadata
     from arcapix.search.metadata.plugins.base import Plugin, PluginStatus
-
-    IN_PIXSTOR = True
-except ImportError:
+else:
     from .standin import Plugin, PluginStatus
 
     _IndexMetadata = None
-    IN_PIXSTOR = False
 
-load_image = None  # type: Optional[Callable[[str], Any]]
 try:
     # PixStor's own loader reads DPX, EXR and other formats Pillow cannot.
     from arcapix.search.metadata.utils import load_image
@@ -52,8 +50,6 @@ class Metadata:
 
     def __init__(self, id_: Any, plugin: Any) -> None:
         if writes_to_own_store():
-            from .standin import Metadata as StoreMetadata
-
             self._target = StoreMetadata(id_, plugin)
         else:
             self._target = _IndexMetadata(id_, plugin)

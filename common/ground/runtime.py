@@ -10,7 +10,7 @@ child starts over by itself: sockets, locks and SQLite connections must not cros
 
 import os
 import threading
-from typing import Callable, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, Optional, Type, TypeVar
 
 T = TypeVar("T")
 
@@ -20,7 +20,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self._parts = {}  # type: Dict[Any, Any]
+        self._parts: Dict[Any, Any] = {}
         self._lock = threading.RLock()
 
     def get(self, kind: Type[T], factory: Optional[Callable[[], T]] = None) -> T:

@@ -17,6 +17,7 @@ built again exactly when a setting they read changes.
 """
 
 import configparser
+import difflib
 import ipaddress
 import logging
 import os
@@ -28,19 +29,17 @@ from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequ
 from urllib.parse import urlsplit
 
 from . import clock, runtime
+from . import setting_registry as registry
 from .errors import SettingsError
 from .logonce import log_once
+from .logtext import keep_secret
+from .setting_registry import CONFIG, HTTP_HOSTS, SECTIONS, Setting
 
 log = logging.getLogger(__name__)
 
-CONFIG_VARIABLE = "PIXSTOR_AZURE_CONFIG"
 # The folder that holds common/ and the plugin files (PixStor's plugins/available/azure).
 PLUGINS_FOLDER = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PLUGINS_FOLDER / "pixstor-azure.ini"
-SECTIONS = ("custom_vision", "azure_vision", "azure_openai", "pixstor_azure")
-# Hosts (host or host:port, comma-separated) that may be reached over plain http: containers
-# on the local network (an exported Custom Vision model, Read). Everywhere else: https only.
-HTTP_HOSTS = "PIXSTOR_AZURE_HTTP_HOSTS"
 # How often a loaded INI file's status is looked at again: an edit is seen within this time.
 RECHECK_SECONDS = 1.0
 
@@ -56,11 +55,14 @@ _PLACEHOLDER = re.compile(r"\bYOUR[-_][\w.-]*|//NAME\.|<[^<>]*>|\{[^{}]*\}|\b(?i
 _STAND_IN_TEXT = "00000000-0000-0000-0000-000000000000"
 _STAND_IN_ENDPOINT = "https://missing.invalid"
 _UNREAD = object()
+_DECLARED = object()  # Settings.get: the declared default
 # What a key looks like: Azure's are 32 hexadecimal digits, or 84 letters and digits. A value
 # so shaped, set where a key does not go, is said to look like one (never shown).
 _KEY_LIKE = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Za-z]{80,90}")
 # A run of letters and digits long enough, with a digit in it, to be (part of) a key or token.
 _SECRET_LIKE = re.compile(r"[0-9A-Za-z]{16,}")
+# A word that may be shown in an error: letters only (no key or token is), short.
+_PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z_ -]{0,23}")
 
 
 class Secret:
@@ -161,8 +163,10 @@ class Settings:
         # os.environ keeps its values encoded in a plain dict: probing that dict is what makes
         # ``unchanged()`` cheap enough to run on every call (os.environ.get costs 20x more).
         data = getattr(environ, "_data", None)
-        self._fast = isinstance(data, dict) and hasattr(environ, "encodekey")
-        self._probe = data.get if self._fast else environ.get  # type: Callable[[Any], Any]
+        self._fast = False
+        self._probe: Callable[[Any], Any] = environ.get
+        if isinstance(data, dict) and hasattr(environ, "encodekey"):
+            self._fast, self._probe = True, data.get
         self._watch = ()  # type: Tuple[Tuple[Any, Any], ...]
         self.config = None  # type: Optional[Path]
         self.config_status = None  # type: Optional[Tuple[int, ...]]
@@ -183,9 +187,15 @@ class Settings:
     @classmethod
     def _read(cls, environ: Mapping[str, str], read_ini: Callable) -> "Settings":
         settings = cls(environ)
-        path, explicit = config_path(settings._environment(CONFIG_VARIABLE))
+        check_environment(environ)
+        path, explicit = config_path(settings._environment(CONFIG.name))
         settings._ini, settings.config_status = read_ini(path, explicit)
         settings.config = path
+        for setting in registry.ALL:  # every key configured, used or not, is never shown
+            if setting.secret:
+                for value in (environ.get(setting.name), settings._ini.get(setting.name)):
+                    if value and value.strip():
+                        keep_secret(value.strip())
         return settings
 
     def unchanged(self) -> bool:
@@ -234,9 +244,10 @@ class Settings:
     def _environment(self, name: str) -> Optional[str]:
         """The environment's value of ``name``, watched from now on by ``unchanged()``."""
         if self._fast:
-            key = self._environ.encodekey(name)
+            coded: Any = self._environ  # os.environ: encodekey and decodevalue are not Mapping's
+            key = coded.encodekey(name)
             seen = self._probe(key)
-            value = None if seen is None else self._environ.decodevalue(seen)
+            value = None if seen is None else coded.decodevalue(seen)
         else:
             key = name
             seen = value = self._environ.get(name)
@@ -316,6 +327,7 @@ class Settings:
                 "has characters that cannot be in a key (only printable ASCII): paste it again "
                 "from the Azure portal",
             )
+        keep_secret(value)
         return Secret(value)
 
     def number(
@@ -379,18 +391,24 @@ class Settings:
             return list(default)
         lookup = {a.lower(): a for a in allowed}
         words = [w.strip() for w in value.split(",") if w.strip()]
-        unknown = [w for w in words if w.lower() not in lookup]
-        if unknown or not words:
-            # The entries that are allowed words may be shown; the others may be anything.
-            found = (
-                f"{len(unknown)} of its {len(words)} entries are not among them"
-                if words
-                else "it lists none"
-            )
+        if not words:
             raise self._malformed(
                 name,
-                f"must be a comma-separated list of {', '.join(allowed)}; {found} "
+                f"must be a comma-separated list of {', '.join(allowed)}; it lists none "
                 f"({_about(value)})",
+            )
+        unknown = [(n, w) for n, w in enumerate(words, 1) if w.lower() not in lookup]
+        if unknown:
+            # Each entry not allowed is named by its place; shown only when it is a plain word
+            # (a misspelt feature), never when it may be a key set in the wrong place.
+            said = ", ".join(_entry(n, w, allowed) for n, w in unknown)
+            if len(words) == 1:
+                found = "its one entry is not among them"
+            else:
+                verb = "is" if len(unknown) == 1 else "are"
+                found = f"{len(unknown)} of its {len(words)} entries {verb} not among them"
+            raise self._malformed(
+                name, f"must be a comma-separated list of {', '.join(allowed)}; {found}: {said}"
             )
         return list(dict.fromkeys(lookup[w.lower()] for w in words))
 
@@ -427,36 +445,68 @@ class Settings:
             # since it is what goes into PIXSTOR_AZURE_HTTP_HOSTS.
             raise self._malformed(
                 name,
-                f"uses plain http to {parts.hostname}, which is not named in {HTTP_HOSTS}: keys "
-                "and images go over https, except to this machine and to the hosts named there "
-                "(containers on your network)",
+                f"uses plain http to {parts.hostname}, which is not named in {HTTP_HOSTS.name}: "
+                "keys and images go over https, except to this machine and to the hosts named "
+                "there (containers on your network)",
             )
         return value
+
+    def get(self, setting: Setting, default: Any = _DECLARED) -> Any:
+        """The value of a declared setting (``setting_registry``), read as its kind says, with
+        its declared default, bounds and choices; ``default`` stands for the declared one where
+        the default is worked out from other settings (``CUSTOM_VISION_MAX_LONG_EDGE``)."""
+        name, kind = setting.name, setting.kind
+        value = setting.default if default is _DECLARED else default
+        if kind in (registry.TEXT, registry.PATH):
+            return self.text(name, value)
+        if kind == registry.SECRET:
+            return self.secret(name)
+        if kind == registry.ENDPOINT:
+            return self.endpoint(name)
+        low = 0 if setting.minimum is None else setting.minimum
+        if kind == registry.NUMBER:
+            return self.number(name, value, low, setting.maximum)
+        if kind == registry.INTEGER:
+            high = None if setting.maximum is None else int(setting.maximum)
+            return self.integer(name, value, int(low), high)
+        if kind == registry.FLAG:
+            return self.flag(name, value)
+        if kind == registry.CHOICE:
+            return self.choice(name, value, setting.choices)
+        if kind == registry.WORDS:
+            return self.words(name, value, setting.choices)
+        if kind == registry.HOSTS:
+            return self.hosts(name)
+        raise ValueError(f"{name} is of no kind Settings reads ({kind})")
 
     def plain_http_allowed(self, host: str, port: int) -> bool:
         """Whether plain http may go to ``host``:``port``: this machine, or a host named in
         ``PIXSTOR_AZURE_HTTP_HOSTS`` (with that port, or any port when it names none)."""
         if is_loopback(host):
             return True
-        named = self._memo(HTTP_HOSTS, self._http_hosts)
+        named = self.get(HTTP_HOSTS)
         host = host.lower().strip("[]")
         return (host, None) in named or (host, port) in named
 
-    def _http_hosts(self) -> FrozenSet[Tuple[str, Optional[int]]]:
-        value = self.raw(HTTP_HOSTS)
+    def hosts(self, name: str) -> FrozenSet[Tuple[str, Optional[int]]]:
+        """The (host, port or None) pairs of a comma-separated list of host or host:port."""
+        return self._memo(("hosts", name), lambda: self._hosts(name))
+
+    def _hosts(self, name: str) -> FrozenSet[Tuple[str, Optional[int]]]:
+        value = self.raw(name)
         named = set()
         entries = [e.strip() for e in (value or "").split(",") if e.strip()]
         for number, entry in enumerate(entries, 1):
             why = _not_a_host(entry)
             if why:
                 raise self._malformed(
-                    HTTP_HOSTS,
+                    name,
                     "must be a comma-separated list of host or host:port (such as "
                     f"10.0.0.5:5000, read-ocr.studio.lan); its entry {number} of {len(entries)} "
                     f"is not one ({why}; {_about(entry)})",
                 )
             parts = urlsplit("//" + entry)
-            named.add((parts.hostname.lower(), parts.port))
+            named.add(((parts.hostname or "").lower(), parts.port))  # _not_a_host: it has one
         return frozenset(named)
 
     def _memo(self, key: Any, make: Callable[[], Any]) -> Any:
@@ -490,6 +540,16 @@ def _about(value: str) -> str:
     if _KEY_LIKE.fullmatch(value):
         return size + "; it looks like a key"
     return size
+
+
+def _entry(number: int, entry: str, allowed: Sequence[str]) -> str:
+    """What an error says of a list's entry that is not among ``allowed``: the entry and the
+    nearest allowed word when it is a plain word, else only its place and size."""
+    if not _PLAIN_WORD.fullmatch(entry):
+        return f"entry {number} ({_about(entry)})"
+    nearest = difflib.get_close_matches(entry.lower(), [a.lower() for a in allowed], 1, 0.75)
+    hint = f"; did you mean {nearest[0]}?" if nearest else ""
+    return f"{entry} (entry {number}{hint})"
 
 
 def _may_be_secret(text: str) -> bool:
@@ -559,8 +619,10 @@ class Loaded:
             return settings
 
 
-def _file_status(path: Path) -> Optional[Tuple[int, ...]]:
-    """What tells that a file changed (None: absent or unreachable)."""
+def _file_status(path: Optional[Path]) -> Optional[Tuple[int, ...]]:
+    """What tells that a file changed (None: none named, absent or unreachable)."""
+    if path is None:
+        return None
     try:
         return _status(os.stat(str(path)))
     except OSError:
@@ -590,14 +652,14 @@ class IniFiles:
             found = None
         if found is None or not stat.S_ISREG(found.st_mode):
             if explicit:
-                raise SettingsError(CONFIG_VARIABLE, f"names {path}, which is not a readable file")
+                raise SettingsError(CONFIG.name, f"names {path}, which is not a readable file")
             return {}, None
         status = _status(found)
         key = (str(path), status)
         with self.lock:
             if key == self.key:
                 return self.values, status
-        values = _parse(path, explicit, found.st_mode)
+        values = _parse(path, explicit, found.st_mode, found.st_uid)
         with self.lock:
             self.key, self.values = key, values
         return values, status
@@ -607,36 +669,157 @@ def _ini_files() -> IniFiles:
     return runtime.current().get(IniFiles)
 
 
-def _parse(path: Path, explicit: bool, mode: int) -> Dict[str, str]:
+def _parse(path: Path, explicit: bool, mode: int, owner: Optional[int] = None) -> Dict[str, str]:
+    """``{ENV_NAME: value}`` of the INI file at ``path``, whose mode and owner (uid) are
+    ``mode`` and ``owner``; warns once about keys others may read and names no setting has."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        with open(str(path), encoding="utf-8") as f:
-            parser.read_file(f)
+        with open(str(path), "rb") as f:
+            data = f.read()
     except PermissionError:
         raise _unreadable(path, explicit) from None
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        # configparser messages quote lines of the file, which may hold a key: keep only the kind.
-        raise SettingsError(
-            CONFIG_VARIABLE, f"names {path}, which is not a valid INI file ({type(exc).__name__})"
-        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise _invalid(path, f"line {line} is not UTF-8 text") from None
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        # configparser's messages quote lines of the file, which may hold a key: said anew.
+        raise _invalid(path, _syntax(exc, parser, text)) from None
     values = {}  # type: Dict[str, str]
     for section in parser.sections():
         if section.lower() not in SECTIONS:
             raise SettingsError(
-                CONFIG_VARIABLE,
+                CONFIG.name,
                 f"names {path}, whose section [{section}] is not one of "
                 + ", ".join(f"[{s}]" for s in SECTIONS),
             )
         for option, value in parser.items(section):
-            values[f"{section}_{option}".upper()] = value
-    if mode & 0o004 and any(name.endswith("_KEY") and v for name, v in values.items()):
-        log_once(
-            log,
-            logging.WARNING,
-            f"{path} holds keys and any user of this machine can read it "
-            f"(mode {mode & 0o777:o}): chmod 600 {path}",
-        )
+            name = f"{section}_{option}".upper()
+            values[name] = value
+            known = registry.find(name)
+            if known is None or not known.in_ini:
+                _warn_unknown_key(path, section.lower(), option, known)
+    if any(name.endswith("_KEY") and value for name, value in values.items()):
+        _warn_readable(path, mode, owner)
     return values
+
+
+def _invalid(path: Path, why: str) -> SettingsError:
+    return SettingsError(CONFIG.name, f"names {path}, which is not a valid INI file: {why}")
+
+
+def _syntax(exc: configparser.Error, parser: configparser.ConfigParser, text: str) -> str:
+    """Where and what an INI syntax error is, by line number and option name: never the
+    line's text, which may hold a key."""
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {exc.lineno} sets {_shown_name(exc.option)} in [{exc.section}] a second time"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {exc.lineno} starts [{exc.section}] a second time"
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (
+            f"line {exc.lineno} comes before any section: the first line that is not a "
+            "comment must be a section such as [custom_vision]"
+        )
+    if isinstance(exc, configparser.ParsingError):
+        lines = text.splitlines()
+        said = [f"line {number}{_after(parser, lines, number)}" for number, _ in exc.errors]
+        return (
+            f"{', '.join(said)} {'is' if len(said) == 1 else 'are'} not name = value, a "
+            "[section] or a comment (not shown: a value goes on its name's line, or on lines "
+            "indented below it)"
+        )
+    return type(exc).__name__
+
+
+def _after(parser: configparser.ConfigParser, lines: Sequence[str], number: int) -> str:
+    """`` (after NAME in [SECTION])``: the option and section line ``number`` follows."""
+    section = option = ""
+    for line in lines[: number - 1]:
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        header = parser.SECTCRE.match(stripped)
+        if header:
+            section, option = header.group("header"), ""
+            continue
+        found = parser.OPTCRE.match(stripped)
+        if found and not line[:1].isspace():
+            option = parser.optionxform(found.group("option").rstrip())
+    if not section:
+        return ""
+    if not option:
+        return f" (at the start of [{section}])"
+    return f" (after {_shown_name(option)} in [{section}])"
+
+
+def _shown_name(option: str) -> str:
+    """An option's name as an error may show it: not when it may be a key written where a
+    name goes."""
+    return "an option (its name not shown)" if _may_be_secret(option) else option
+
+
+def _warn_unknown_key(path: Path, section: str, option: str, known: Optional[Setting]) -> None:
+    """Warn once about an INI option no setting has (a misspelling), naming the nearest."""
+    where = f"{path}: [{section}] {_shown_name(option)}"
+    if known is not None:
+        said = f"{where} is ignored: {known.name} is read from the environment only"
+    else:
+        said = f"{where} is no setting and is ignored{_nearest_key(section, option)}"
+    log_once(log, logging.WARNING, said)
+
+
+def _nearest_key(section: str, option: str) -> str:
+    """`` (did you mean ...?)`` with the declared setting nearest to an unknown INI option: in
+    its own section, else the same or a near key in another section."""
+    if _may_be_secret(option):
+        return ""
+    declared = [s for s in registry.ALL if s.in_ini]
+    own = [s.key for s in declared if s.section == section]
+    nearest = difflib.get_close_matches(option, own, n=1)
+    if nearest:
+        return f" (did you mean {nearest[0]}?)"
+    nearest = difflib.get_close_matches(option, [s.key for s in declared], n=1)
+    if not nearest:
+        return ""
+    found = next(s for s in declared if s.key == nearest[0])
+    return f" (did you mean {found.key} in [{found.section}]?)"
+
+
+def _warn_readable(path: Path, mode: int, owner: Optional[int]) -> None:
+    """Warn once when an INI file that holds keys may be read by other users."""
+    if mode & 0o004:
+        who = "any user of this machine"
+    elif mode & 0o040:
+        who = "the users of its group"
+    else:
+        return
+    fix = f"chmod 600 {path}"
+    if owner is not None and owner != os.geteuid():
+        # Not the owner: only what the group allows lets this process read it.
+        user = _user()
+        fix = f"chown {user} {path} and chmod 600 {path}"
+    log_once(
+        log,
+        logging.WARNING,
+        f"{path} holds keys and {who} can read it (mode {mode & 0o777:o}): {fix}",
+    )
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Warn once about each environment variable that starts as our settings do but names
+    none of them (a misspelling), naming the nearest setting."""
+    names = [s.name for s in registry.ALL]
+    for name in list(environ):
+        if not name.startswith(registry.PREFIXES) or registry.find(name) is not None:
+            continue
+        nearest = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {nearest[0]}?)" if nearest else ""
+        log_once(
+            log, logging.WARNING, f"environment variable {name} is no setting and is ignored{hint}"
+        )
 
 
 def _unreadable(path: Path, explicit: bool, folder: bool = False) -> SettingsError:
@@ -645,12 +828,12 @@ def _unreadable(path: Path, explicit: bool, folder: bool = False) -> SettingsErr
     which = f"names {path}" if explicit else f"is not set, and the default file {path}"
     if folder:
         return SettingsError(
-            CONFIG_VARIABLE,
+            CONFIG.name,
             f"{which}, in a folder user {user} may not enter: chown {user} {path.parent} "
             f"(or chmod o+x {path.parent})",
         )
     return SettingsError(
-        CONFIG_VARIABLE,
+        CONFIG.name,
         f"{which}, which user {user} may not read: chown {user} {path} and chmod 600 {path}",
     )
 

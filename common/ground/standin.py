@@ -7,11 +7,11 @@ it to an embedded SQLite store (see ``store``), returning True when the store ac
 
 import enum
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple, Union
 
 from .store import MetadataStore
 
-_TYPES = {
+_TYPES: Dict[str, Union[type, Tuple[type, ...]]] = {
     "String": str,
     "Boolean": bool,
     "Integer": int,

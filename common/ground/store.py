@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, List, NamedTuple, Optional, Union
 
-from . import runtime
+from . import paths, private, runtime
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-STORE_VARIABLE = "PIXSTOR_AZURE_STORE"
-DEFAULT_STORE = Path.home() / ".local" / "share" / "pixstor-azure" / "metadata.sqlite3"
 
 _SCHEMA = (
     """
@@ -53,6 +52,7 @@ _SCHEMA = (
     )
     """,
 )
+OURS = private.tables(_SCHEMA)
 
 
 class Run(NamedTuple):
@@ -66,33 +66,6 @@ class Run(NamedTuple):
     signature: str  # of the settings that shape the fields (never a key)
     status: str  # SUCCESS, SKIPPED, FATAL or ERRORED
     updated: float = 0.0
-
-
-class Pending:
-    """The run row each thread would like written with its next fields (see ``expect``)."""
-
-    def __init__(self) -> None:
-        self.local = threading.local()
-
-
-def expect(run: Optional[Run]) -> None:
-    """Write ``run`` (status SUCCESS) in the same transaction as this thread's next write of its
-    item's fields by its plugin; None forgets it. ``written()`` then says whether it was."""
-    local = runtime.current().get(Pending).local
-    local.run = run
-    local.written = False
-
-
-def written() -> bool:
-    """Whether the run given to ``expect`` was committed with the fields."""
-    return bool(getattr(runtime.current().get(Pending).local, "written", False))
-
-
-def _pending(item: str, plugin: str) -> Optional[Run]:
-    run = getattr(runtime.current().get(Pending).local, "run", None)
-    if run is not None and run.item == item and run.plugin == plugin:
-        return run
-    return None
 
 
 def _set_up(connection: sqlite3.Connection, tries: int = 50) -> None:
@@ -119,10 +92,8 @@ class Stores(dict):
 
 
 def default_path() -> Path:
-    """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
-    from .settings import Settings  # late: settings may name the store in the INI file
-
-    return Path(os.path.expanduser(Settings.load().text(STORE_VARIABLE, str(DEFAULT_STORE))))
+    """The store named by $PIXSTOR_AZURE_STORE, else the default (see ``paths``)."""
+    return paths.store(Settings.load())
 
 
 class MetadataStore:
@@ -147,24 +118,23 @@ class MetadataStore:
             # Switching a new file to WAL fails at once ("database is locked", no busy wait)
             # while another thread does the same: one thread at a time sets a connection up.
             with self._setup:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                connection = sqlite3.connect(str(self.path), timeout=30)
+                # Ours alone (0600 in a 0700 folder), checked before anything is read.
+                connection = private.connect(self.path, OURS, timeout=30)
                 _set_up(connection)
             self._local.connection = connection
         return connection
 
-    def write(self, item: str, namespace: str, plugin: str, data: dict) -> bool:
+    def write(
+        self, item: str, namespace: str, plugin: str, data: dict, run: Optional[Run] = None
+    ) -> bool:
         """Replace ``plugin``'s fields of ``item`` with ``data``; False if the store refused.
 
-        A run row this thread ``expect``-ed for the item and plugin goes in the same transaction.
+        ``run`` (the tool's record of the file, for the same item and plugin) is written with
+        status SUCCESS in the same transaction.
         """
-        run = _pending(item, plugin)
         if run is not None:
             run = run._replace(status="SUCCESS")
-        ok = self._commit(item, namespace, plugin, data, run)
-        if ok and run is not None:
-            runtime.current().get(Pending).local.written = True
-        return ok
+        return self._commit(item, namespace, plugin, data, run)
 
     def record(self, run: Run, namespace: str, data: Optional[dict]) -> bool:
         """Write ``run``, and replace the plugin's fields of the item with ``data`` unless it is

@@ -2,7 +2,8 @@
 
 One keep-alive ``requests`` session per process, with a connection for each thread at work
 (``connections().fit(jobs)``); timeouts on every call, capped by what is left of the file's
-time budget (``budget``); the client-side rate limit (``ratelimit``); and bounded retries with
+time budget (``budget``); a ``Pacer`` that says when each request may start (the client-side
+rate limit of ``answers/pacing.py``, handed in with the config); and bounded retries with
 exponential backoff and jitter that honour the service's own word on when to come back.
 Retries are written here rather than with urllib3's ``Retry`` because Azure puts the wait of a
 429 in the *body* as often as in a header ("Please retry after 55 seconds", "Try again in 1
@@ -10,6 +11,8 @@ seconds.") where ``Retry`` cannot see it, and PixStor's shared environment may h
 urllib3.
 """
 
+import abc
+import collections
 import email.utils
 import json
 import logging
@@ -18,49 +21,81 @@ import random
 import re
 import socket
 import threading
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
+import urllib3
 
 from .. import __version__
-from ..answers import ratelimit
 from ..ground import budget, clock, runtime
 from ..ground.errors import NotAsked, Refused, ServiceError, Unavailable, Unresolved
+from ..ground.setting_registry import (
+    ATTEMPTS,
+    BACKOFF,
+    CONNECT_TIMEOUT,
+    FILE_TIMEOUT,
+    MAX_WAIT,
+    READ_TIMEOUT,
+)
 from ..ground.settings import Settings
+from . import watchdog
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 USER_AGENT = f"pixstor-azure/{__version__}"
 POOL = 10  # connections kept per host, at least: requests' own default
+CHUNK = 64 * 1024  # bytes of an answer read at a time
 # Less than this left of a file's time budget is not worth a request.
 MIN_SLICE = 0.05
 
 
+class Pacer(abc.ABC):
+    """When a request may start: the policy a rate limit implements (``answers/pacing.py``)."""
+
+    @abc.abstractmethod
+    def reserve(self, key: str, now: float, within: Optional[float]) -> Optional[float]:
+        """The time a request for ``key`` may start (``now`` or later), taken for it; None,
+        and nothing taken, when that is more than ``within`` seconds away (None: no bound)."""
+
+    @abc.abstractmethod
+    def pause(self, key: str, until: float) -> None:
+        """No request for ``key`` starts before ``until`` (``clock.wall``): the service asked
+        to wait, and every process that shares the rate waits too."""
+
+
 class HttpConfig(NamedTuple):
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    attempts: int = 5
-    backoff: float = 1.0
-    max_wait: float = 120.0
-    requests_per_second: float = 10.0
-    rate_file: str = ""  # the node's shared rate limit file; "" for the default
+    """How one service is called: an immutable policy, built once from the settings."""
+
+    connect_timeout: float = CONNECT_TIMEOUT.default
+    read_timeout: float = READ_TIMEOUT.default
+    attempts: int = ATTEMPTS.default
+    backoff: float = BACKOFF.default
+    max_wait: float = MAX_WAIT.default
+    pacer: Optional[Pacer] = None  # None: requests start as soon as they are made
+    # The largest answer read: Azure's are kilobytes; a larger one is a proxy's or a fault's.
+    max_answer_bytes: int = 8 * 1024 * 1024
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, rate_setting: str, default_rate: float
-    ) -> "HttpConfig":
+    def from_settings(cls, settings: Settings, pacer: Optional[Pacer]) -> "HttpConfig":
         return cls(
-            connect_timeout=settings.number("PIXSTOR_AZURE_CONNECT_TIMEOUT", 5.0, 0.1, 300),
-            read_timeout=settings.number("PIXSTOR_AZURE_READ_TIMEOUT", 60.0, 0.1, 3600),
-            attempts=settings.integer("PIXSTOR_AZURE_ATTEMPTS", 5, 1, 20),
-            backoff=settings.number("PIXSTOR_AZURE_BACKOFF", 1.0, 0.0, 60),
-            max_wait=settings.number("PIXSTOR_AZURE_MAX_WAIT", 120.0, 0.0, 3600),
-            requests_per_second=settings.number(rate_setting, default_rate, 0.0, 1000),
-            rate_file=settings.text(ratelimit.SETTING, ""),
+            connect_timeout=settings.get(CONNECT_TIMEOUT),
+            read_timeout=settings.get(READ_TIMEOUT),
+            attempts=settings.get(ATTEMPTS),
+            backoff=settings.get(BACKOFF),
+            max_wait=settings.get(MAX_WAIT),
+            pacer=pacer,
         )
+
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its pools' connections registered with the exchange's watchdog."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(watchdog.POOLS)
 
 
 class Connections:
@@ -70,7 +105,12 @@ class Connections:
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.size = POOL
+        self._mount(WatchedAdapter())
         self._lock = threading.Lock()
+
+    def _mount(self, adapter: requests.adapters.HTTPAdapter) -> None:
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
 
     def fit(self, jobs: int) -> int:
         """Keep a connection per host for each of ``jobs`` threads (never fewer than ``POOL``):
@@ -78,9 +118,7 @@ class Connections:
         size now kept."""
         with self._lock:
             if jobs > self.size:
-                adapter = requests.adapters.HTTPAdapter(pool_maxsize=jobs)
-                self.session.mount("https://", adapter)
-                self.session.mount("http://", adapter)
+                self._mount(WatchedAdapter(pool_maxsize=jobs))
                 self.size = jobs
             return self.size
 
@@ -90,6 +128,27 @@ class Connections:
 
 def connections() -> Connections:
     return runtime.current().get(Connections)
+
+
+class Resends:
+    """POSTs sent again after the first got no answer in time, per service: the service may
+    have billed both. The tool's summary reports them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts = collections.Counter()  # type: collections.Counter
+
+    def add(self, service: str) -> None:
+        with self.lock:
+            self.counts[service] += 1
+
+    def snapshot(self) -> Dict[str, int]:
+        with self.lock:
+            return dict(self.counts)
+
+
+def resends() -> Resends:
+    return runtime.current().get(Resends)
 
 
 def post(
@@ -165,21 +224,23 @@ def _send(
     failure = None  # type: Optional[ServiceError]
     for attempt in range(1, config.attempts + 1):
         left = _slot(service, host, config, failure, attempt)
+        unanswered = False  # True when the request went out and no answer came back
         connect, read = config.connect_timeout, config.read_timeout
         if left is not None:
             connect, read = min(connect, left), min(read, left)
         try:
-            response = connections().session.request(
-                method,
-                url,
-                params=params,
-                headers=headers,
-                data=data,
-                timeout=(connect, read),
-                # requests would carry the key and the picture to wherever a redirect points,
-                # over plain http too: an endpoint that redirects is a wrong endpoint.
-                allow_redirects=False,
-            )
+            response = _exchange(method, url, params, headers, data, (connect, read), left, config)
+        except _Expired:
+            failure = Unavailable(service, f"{service} did not answer in time")
+            wait = _backoff(config, attempt)
+            unanswered = True
+        except TooLarge as exc:
+            raise ServiceError(
+                service,
+                f"{service} sent an answer of more than {exc.cap // 1024**2} MB, more than "
+                f"any of its answers should be (a proxy or gateway in the way?)",
+                exc.status,
+            ) from None
         except requests.Timeout as exc:
             kind, timeout = "read", read
             if isinstance(exc, requests.ConnectTimeout):
@@ -192,6 +253,7 @@ def _send(
                 else f"{service} did not answer ({kind} timeout of {timeout:g} s)",
             )
             wait = _backoff(config, attempt)
+            unanswered = kind == "read"
         except requests.exceptions.SSLError as exc:
             # A certificate that fails today fails in a second too: no retry.
             raise Refused(service, f"{service}: TLS verification failed ({_reason(exc)})") from None
@@ -215,19 +277,94 @@ def _send(
             if asked is not None and asked > config.max_wait:
                 raise _given_up(
                     failure,
-                    f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT "
+                    f"asked to wait {asked:g} s, longer than {MAX_WAIT.name} "
                     f"({config.max_wait:g} s)",
                 )
             # A little over what was asked, so a crowd of workers does not return at once.
             wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
+            if asked is not None and response.status_code == 429 and config.pacer is not None:
+                config.pacer.pause(f"{service} {host}", clock.wall() + asked)
         if attempt == config.attempts:
             raise _given_up(failure, _attempts(attempt))
         left = budget.remaining()
         if left is not None and wait > left - MIN_SLICE:
             raise _out_of_time(failure, attempt)
         log.debug("%s: attempt %d failed (%s); retrying in %.1f s", service, attempt, failure, wait)
+        if unanswered and method == "POST":
+            # Sent, and no answer came: the service may have done (and billed) the work. We
+            # ask again all the same (a file's fields matter more than one call) and count it.
+            resends().add(service)
         clock.sleep(wait)
     raise AssertionError("unreachable")  # the loop always returns or raises
+
+
+class _Expired(Exception):
+    """The exchange's time ran out while the other end was still sending (or not)."""
+
+
+class TooLarge(Exception):
+    """The answer's body is larger than the service's cap."""
+
+    def __init__(self, status: int, cap: int) -> None:
+        super().__init__(status, cap)
+        self.status, self.cap = status, cap
+
+
+def _exchange(
+    method: str,
+    url: str,
+    params: Optional[Dict[str, str]],
+    headers: Dict[str, str],
+    data: Optional[bytes],
+    timeout: Tuple[float, float],
+    left: Optional[float],
+    config: HttpConfig,
+) -> requests.Response:
+    """One request and its whole body, ended by the watchdog when its time is up: a timeout
+    bounds each wait for a byte, the watchdog the exchange."""
+    dog = watchdog.watchdog()
+    armed = dog.arm(left if left is not None else sum(timeout))
+    try:
+        response = connections().session.request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            data=data,
+            timeout=timeout,
+            # requests would carry the key and the picture to wherever a redirect points,
+            # over plain http too: an endpoint that redirects is a wrong endpoint.
+            allow_redirects=False,
+            stream=True,  # the body is read below, within the service's cap
+        )
+        _read_body(response, config.max_answer_bytes)
+        return response
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        if armed.expired:
+            raise _Expired() from None
+        if isinstance(exc, urllib3.exceptions.HTTPError):  # not wrapped by requests
+            raise requests.ConnectionError(exc) from None
+        raise
+    finally:
+        dog.disarm(armed)
+
+
+def _read_body(response: requests.Response, cap: int) -> None:
+    """Read the body in chunks, never more than ``cap`` bytes; the connection is dropped
+    when the answer is larger."""
+    length = response.headers.get("Content-Length", "").strip()
+    if length.isdigit() and int(length) > cap:
+        response.close()
+        raise TooLarge(response.status_code, cap)
+    chunks, size = [], 0
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > cap:
+            response.close()
+            raise TooLarge(response.status_code, cap)
+        chunks.append(chunk)
+    # What requests keeps once a body is read: .content, .text and .json() use it from here.
+    response._content = b"".join(chunks)
 
 
 def _slot(
@@ -237,11 +374,9 @@ def _slot(
     left = budget.remaining()
     if left is not None and left < MIN_SLICE:
         raise _out_of_time(failure or _not_asked(service), attempt - 1)
-    if config.requests_per_second > 0:
+    if config.pacer is not None:
         now = clock.wall()
-        start = ratelimit.limiters().reserve(
-            f"{service} {host}", config.requests_per_second, now, left, config.rate_file
-        )
+        start = config.pacer.reserve(f"{service} {host}", now, left)
         if start is None:
             why = failure or _not_asked(service, "no request slot of the client-side rate limit")
             raise _out_of_time(why, attempt - 1)
@@ -275,8 +410,7 @@ def _out_of_time(failure: ServiceError, attempts: int) -> ServiceError:
     spent = f"{_attempts(attempts)}: no time left for another" if attempts else "no time left"
     return _given_up(
         failure,
-        f"{spent} in the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, "
-        f"{budget.total() or 0:g} s)",
+        f"{spent} in the file's time budget ({FILE_TIMEOUT.name}, {budget.total() or 0:g} s)",
     )
 
 
@@ -357,7 +491,8 @@ _NOT_RESOLVED = re.compile(
 def _unresolved(exc: BaseException) -> Optional[str]:
     """Why the host name did not resolve, when that is why ``exc`` was raised."""
     seen = set()
-    pending = [exc]  # requests wraps urllib3's MaxRetryError, which wraps the real cause
+    # requests wraps urllib3's MaxRetryError, which wraps the real cause
+    pending: List[Optional[BaseException]] = [exc]
     while pending:
         error = pending.pop()
         if error is None or id(error) in seen:

@@ -2,7 +2,8 @@
 
 PixStor asks ``handles`` for every file it indexes, so the answer must cost nothing and be the
 same on every node: no file I/O, nothing read from the host's mime table or from Pillow's
-registry (which differ between machines and Pillow versions).
+registry (which differ between machines and Pillow versions). What a file's first bytes must
+be is ``source.sniff``'s.
 """
 
 from typing import Optional

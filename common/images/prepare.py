@@ -6,7 +6,11 @@ few), at no more than the largest size this process sends (JPEG draft mode: libj
 ``reduce()`` and an area filter, then turned upright by its EXIF orientation and made RGB.
 ``prepare`` encodes it for one service's limits, once per size and quality whichever services
 ask, or sends the file's own coded pixels when they already fit, with every metadata block
-taken out (``scrub``): what leaves is pixels only.
+taken out (``scrub``): what leaves is pixels only, in sRGB (``colour``), without a profile.
+
+The file is opened by ``source`` (a regular file, never blocking, within its size limit, the
+file its digest was taken of) and decoded from that open file; each decode first reserves
+the memory it will hold (``memory``), and a PNG's oversized chunks are never loaded.
 """
 
 import contextlib
@@ -19,14 +23,15 @@ import threading
 import warnings
 import zlib
 from collections import OrderedDict
-from typing import Iterator, NamedTuple, Optional, Tuple, Union
+from typing import IO, Dict, Iterator, NamedTuple, Optional, Tuple, Union, cast
 
 from PIL import Image
 
 from ..ground import pixstor, runtime
 from ..ground.errors import ImageError
+from ..ground.setting_registry import CV_MAX_LONG_EDGE, IMAGE_MEMORY_MB, MAX_LONG_EDGE, MIN_SIDE
 from ..ground.settings import Settings
-from . import scrub
+from . import colour, memory, scrub, source
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +106,6 @@ VISION_32 = Limits(
 )
 
 _AS_IS_MAX_BYTES = max(lim.max_bytes for lim in (CUSTOM_VISION, VISION_40, VISION_32))
-# The default long edge for Custom Vision: every exported Custom Vision pipeline scales a
-# picture to a few hundred pixels (512x512 pixels at most, the largest documented input), and
-# 1024 keeps that for aspect ratios up to 4:1. See README "Image preparation".
-CUSTOM_VISION_EDGE = 1024
 
 
 class PreparedImage(NamedTuple):
@@ -120,37 +121,39 @@ class PreparedImage(NamedTuple):
 
 
 class Decoded:
-    """A file decoded once: upright, RGB or L, no larger than the edge it was decoded for.
+    """A file decoded once: upright, RGB or L in sRGB, no larger than the edge it was decoded
+    for.
 
     It also keeps what was made from it for the plugins: the image at each size sent, each
     encoding, each service's prepared image, and the file's bytes without metadata.
     """
 
+    # The pixels are sRGB's, and nothing else of the file is kept: no profile goes with them.
+    icc = None  # type: Optional[bytes]
+
     def __init__(
         self,
         path: str,
-        identity: Tuple[int, ...],
+        identity: source.Stamp,
         format: Optional[str],
         file_size: int,
         display_size: Tuple[int, int],
         image: Image.Image,
         untouched: bool,
         full: bool,
-        icc: Optional[bytes] = None,
     ) -> None:
         self.path = path
-        self.identity = identity  # (device, inode, size, mtime): the file these pixels are of
+        self.identity = identity  # what fstat said of the file these pixels are of
         self.format = format
         self.file_size = file_size
         self.display_size = display_size
         self.image = image
         self.untouched = untouched  # pixels as stored in the file: no rotation, conversion...
         self.full = full  # decoded at the file's own size
-        self.icc = icc  # the colour profile, when it still describes ``image``
-        self.sized = {}  # type: Dict[Tuple[int, int], Image.Image]
-        self.encoded = {}  # type: Dict[Tuple[int, int, int], bytes]
-        self.prepared = {}  # type: Dict[Tuple[Limits, int], PreparedImage]
-        self.clean = _NOT_YET  # type: object
+        self.sized: Dict[Tuple[int, int], Image.Image] = {}
+        self.encoded: Dict[Tuple[int, int, int], bytes] = {}
+        self.prepared: Dict[Tuple[Limits, int], PreparedImage] = {}
+        self.clean: object = _NOT_YET
 
     def covers(self, edge: int) -> bool:
         """Whether an image with ``edge`` pixels on its long side can be made from this one."""
@@ -160,10 +163,14 @@ class Decoded:
 _NOT_YET = object()
 
 
+# Decoded files kept by default: PixStor calls the plugins one file at a time.
+DEFAULT_DECODED = 3
+
+
 class DecodedFiles:
     """The last few files this process decoded (or found broken), for the other plugins."""
 
-    def __init__(self, size: int = 3) -> None:
+    def __init__(self, size: int = DEFAULT_DECODED) -> None:
         self.size = size
         self.entries = OrderedDict()  # type: OrderedDict
         self.largest_edge = 0  # the longest edge any caller asked for: what files decode at
@@ -185,7 +192,7 @@ class PillowMemory:
     """
 
     def __init__(self) -> None:
-        megabytes = Settings.load().integer("PIXSTOR_AZURE_IMAGE_MEMORY_MB", 128, 0, 65536)
+        megabytes = Settings.load().get(IMAGE_MEMORY_MB)
         blocks = megabytes * (1 << 20) // Image.core.get_block_size()
         if Image.core.get_blocks_max() < blocks:
             Image.core.set_blocks_max(blocks)
@@ -203,7 +210,7 @@ def prepare(
     if min(decoded.display_size) < min_edge:
         raise ImageError(
             f"{_size(decoded.display_size)} is too small to analyse "
-            f"(PIXSTOR_AZURE_MIN_SIDE is {min_edge} px)"
+            f"({MIN_SIDE.name} is {min_edge} px)"
         )
     files = _decoded()
     key = (limits, max_edge)
@@ -237,7 +244,6 @@ def load(path: Union[str, os.PathLike], max_edge: int) -> Decoded:
         _sized(decoded, size),
         untouched=False,
         full=False,
-        icc=decoded.icc,
     )
 
 
@@ -261,37 +267,40 @@ def _source(path: Union[str, os.PathLike], edge: int, record: bool = True) -> De
 
     The file is decoded at the longest edge any caller of this process has asked for, so that
     the plugins sharing a process (Custom Vision at one size, Vision at another) decode each
-    file once, whatever order they come in after the first.
+    file once, whatever order they come in after the first. It is known by what ``fstat``
+    says of it once opened (whatever name reaches it), and decoded from that open file: the
+    pixels are those of the file its key names. A file that changed while it was decoded is
+    not kept.
     """
     path = os.fspath(path)
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        raise ImageError(f"cannot read the file ({exc.strerror or exc})") from None
-    # The file itself, whatever name reaches it: one stat, no realpath.
-    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    files = _decoded()
-    with files.lock:
-        if record:
-            files.largest_edge = max(files.largest_edge, edge)
-        wanted = max(edge, files.largest_edge)
-        entry = files.entries.get(key)
-        if entry is not None:
+    with source.open_picture(path) as opened:
+        key = opened.stamp
+        files = _decoded()
+        with files.lock:
+            if record:
+                files.largest_edge = max(files.largest_edge, edge)
+            wanted = max(edge, files.largest_edge)
+            entry = files.entries.get(key)
+            if entry is not None:
+                files.entries.move_to_end(key)
+        if isinstance(entry, ImageError):
+            raise ImageError(str(entry))  # a broken file is tried once, not once per plugin
+        if entry is not None and entry.covers(edge):
+            return entry
+        runtime.current().get(PillowMemory)
+        try:
+            entry = _decode(opened, path, wanted)
+        except memory.NoRoom:
+            raise  # the file is not at fault: it is tried again next time
+        except ImageError as exc:
+            entry = exc
+        steady = source.stamp_of(os.fstat(opened.file.fileno())) == key
+    if steady:
+        with files.lock:
+            files.entries[key] = entry
             files.entries.move_to_end(key)
-    if isinstance(entry, ImageError):
-        raise ImageError(str(entry))  # a broken file is tried once, not once per plugin
-    if entry is not None and entry.covers(edge):
-        return entry
-    runtime.current().get(PillowMemory)
-    try:
-        entry = _decode(path, key, wanted)
-    except ImageError as exc:
-        entry = exc
-    with files.lock:
-        files.entries[key] = entry
-        files.entries.move_to_end(key)
-        while len(files.entries) > files.size:
-            files.entries.popitem(last=False)
+            while len(files.entries) > files.size:
+                files.entries.popitem(last=False)
     if isinstance(entry, ImageError):
         raise ImageError(str(entry))
     return entry
@@ -310,26 +319,28 @@ def _reading() -> Iterator[None]:
         raise ImageError(f"corrupt or truncated image data ({_short(exc)})") from None
 
 
-def _decode(path: str, identity: Tuple[int, ...], edge: int) -> Decoded:
+def _decode(opened: source.Opened, path: str, edge: int) -> Decoded:
     with warnings.catch_warnings():
         # Pillow warns from 89 MP and refuses from 179 MP: the refusal is the guard we
         # keep; a warning per large scan would only fill PixStor's log.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with _reading():
-                im = Image.open(path)
+                fp: IO[bytes] = opened.file
+                if opened.format == "PNG":
+                    # A raw io file: Pillow reads it like any other (its types name typing.IO)
+                    fp = cast(IO[bytes], source.png_skimmed(opened.file))
+                im = Image.open(fp)
         except Image.UnidentifiedImageError:
-            return _decode_with_fallback(path, identity, edge)
+            return _decode_with_fallback(path, opened.stamp, edge)
         with im:
-            return _decode_open(im, path, identity, edge)
+            return _decode_open(im, path, opened.stamp, edge)
 
 
-def _decode_open(im: Image.Image, path: str, identity: Tuple[int, ...], edge: int) -> Decoded:
+def _decode_open(im: Image.Image, path: str, identity: source.Stamp, edge: int) -> Decoded:
     stored = im.size
     if min(stored) < 1:
         raise ImageError("the image has no pixels")
-    orientation = _orientation(im)
-    display = (stored[1], stored[0]) if orientation in _ROTATED else stored
     fmt = im.format
     with _reading():
         frames = getattr(im, "n_frames", 1)
@@ -340,21 +351,46 @@ def _decode_open(im: Image.Image, path: str, identity: Tuple[int, ...], edge: in
     if scale < 1.0 and fmt in ("JPEG", "MPO"):  # MPO: a camera or phone JPEG with extras
         with _reading():
             im.draft(im.mode, (math.ceil(stored[0] * scale), math.ceil(stored[1] * scale)))
-    with _reading():
-        im.load()
-    icc = im.info.get("icc_profile")
-    image = _small_rgb(im, size)
-    if orientation in _UPRIGHT:
-        image = image.transpose(_UPRIGHT[orientation])  # after the reduction: fewer pixels
-    # An MPO's first picture is a JPEG of its own: scrub sends it alone.
-    single = frames == 1 or fmt == "MPO"
-    untouched = orientation == 1 and single and image is im and im.size == stored
-    if image is im:
-        image = im.copy()  # detach from the file, which the caller closes
+    with memory.DecodeMemory.current().reserve(_decode_bytes(im, size)):
+        orientation = _orientation(im)  # a PNG's EXIF may come after its pixels: it loads them
+        display = (stored[1], stored[0]) if orientation in _ROTATED else stored
+        with _reading():
+            im.load()
+        image = _small_srgb(im, size)
+        if orientation in _UPRIGHT:
+            image = image.transpose(_UPRIGHT[orientation])  # after the reduction: fewer pixels
+        # An MPO's first picture is a JPEG of its own: scrub sends it alone.
+        single = frames == 1 or fmt == "MPO"
+        untouched = orientation == 1 and single and image is im and im.size == stored
+        if image is im:
+            image = im.copy()  # detach from the file, which the caller closes
     image.info = {}  # EXIF, XMP, comments...: nothing of the file's goes into an encoding
-    if not icc or _colour_space(icc) != image.mode:
-        icc = None
-    return Decoded(path, identity, fmt, identity[2], display, image, untouched, scale == 1.0, icc)
+    return Decoded(path, identity, fmt, identity.size, display, image, untouched, scale == 1.0)
+
+
+def _decode_bytes(im: Image.Image, size: Tuple[int, int]) -> int:
+    """About what decoding ``im`` (opened, drafted) to ``size`` holds at its height: its pixels
+    as Pillow keeps them, and the copies made of them before they are reduced."""
+    mode = im.mode
+    kept = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+    copies = 0
+    if mode.startswith("I;16") or mode in ("1", "P", "PA"):
+        copies = 12 if alpha else 4  # made RGB (or 32-bit) first: see _small_rgb
+    elif im.size == size and mode not in ("RGB", "L"):
+        copies = 12 if alpha else 4  # not reduced: converted at its full size
+    return im.width * im.height * (kept + copies)
+
+
+def _small_srgb(im: Image.Image, size: Tuple[int, int]) -> Image.Image:
+    """``_small_rgb`` in sRGB: the file's colour profile put into the reduced pixels; a CMYK
+    picture with its own profile is converted by it, not by Pillow's plain formula."""
+    icc = im.info.get("icc_profile")
+    if icc and im.mode == "CMYK" and colour.space(icc) == "CMYK":
+        converted = colour.to_srgb(_resample(im, size), icc)
+        if converted.mode == "RGB":
+            return converted
+    return colour.to_srgb(_small_rgb(im, size), icc)
 
 
 def _small_rgb(im: Image.Image, size: Tuple[int, int]) -> Image.Image:
@@ -367,14 +403,19 @@ def _small_rgb(im: Image.Image, size: Tuple[int, int]) -> Image.Image:
         # 16 bits a channel: reduced as 32-bit integers, then scaled to 8 bits.
         return _to_eight_bits(_resample(im.convert("I"), size), 0, 65535)
     if mode == "I":
-        top = 65535 if (im.getextrema()[1] or 0) > 255 else 255
+        top = 65535 if (_extrema(im)[1] or 0) > 255 else 255
         return _to_eight_bits(_resample(im, size), 0, top)
     if mode == "F":
-        low, high = im.getextrema()
+        low, high = _extrema(im)
         return _to_eight_bits(_resample(im, size), low, high)
     # RGB and L are returned as they are when already small; the rest (CMYK, YCbCr, LAB,
     # alpha...) converts per pixel, so on the reduced image.
     return to_rgb(_resample(im, size))
+
+
+def _extrema(im: Image.Image) -> Tuple[float, float]:
+    """The lowest and highest value of a one-band image (Pillow types all modes' at once)."""
+    return cast(Tuple[float, float], im.getextrema())
 
 
 def _to_eight_bits(im: Image.Image, low: float, high: float) -> Image.Image:
@@ -396,7 +437,7 @@ def _resample(im: Image.Image, size: Tuple[int, int]) -> Image.Image:
         return im
     if size[0] > im.width or size[1] > im.height:
         return im.resize(size, _RESAMPLING.LANCZOS)
-    factor = tuple(_factor(have, want) for have, want in zip(im.size, size))
+    factor = (_factor(im.width, size[0]), _factor(im.height, size[1]))
     if max(factor) > 1:
         im = im.reduce(factor)
     if im.size != size:
@@ -412,12 +453,7 @@ def _factor(have: int, want: int) -> int:
     return have if want <= 1 else max(1, (have - 1) // (want - 1))
 
 
-def _colour_space(icc: bytes) -> str:
-    """The mode an ICC profile describes ("RGB", "L", or "" for any other)."""
-    return {b"RGB ": "RGB", b"GRAY": "L"}.get(icc[16:20], "")
-
-
-def _decode_with_fallback(path: str, identity: Tuple[int, ...], edge: int) -> Decoded:
+def _decode_with_fallback(path: str, identity: source.Stamp, edge: int) -> Decoded:
     if pixstor.load_image is None:
         raise ImageError("not an image Pillow can read") from None
     try:
@@ -430,13 +466,13 @@ def _decode_with_fallback(path: str, identity: Tuple[int, ...], edge: int) -> De
     display = (stored[1], stored[0]) if orientation in _ROTATED else stored
     scale = min(1.0, edge / max(stored))
     size = (max(1, round(stored[0] * scale)), max(1, round(stored[1] * scale)))
-    image = _small_rgb(im, size)
+    image = _small_srgb(im, size)
     if orientation in _UPRIGHT:
         image = image.transpose(_UPRIGHT[orientation])
     if image is im:
         image = im.copy()
     image.info = {}
-    return Decoded(path, identity, None, identity[2], display, image, False, scale == 1.0)
+    return Decoded(path, identity, None, identity.size, display, image, False, scale == 1.0)
 
 
 def _orientation(im: Image.Image) -> int:
@@ -453,10 +489,10 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if mode in ("RGB", "L"):
         return im
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        top = 65535 if mode.startswith("I;16") or (im.getextrema()[1] or 0) > 255 else 255
+        top = 65535 if mode.startswith("I;16") or (_extrema(im)[1] or 0) > 255 else 255
         return im.convert("I").point(lambda v: v * (255 / top)).convert("L")
     if mode == "F":
-        low, high = im.getextrema()
+        low, high = _extrema(im)
         span = (high - low) or 1.0
         return im.point(lambda v: (v - low) * (255 / span)).convert("L")
     if mode == "1":
@@ -513,7 +549,7 @@ def _encode(decoded: Decoded, limits: Limits, size: Tuple[int, int]) -> Prepared
     while min(image.size) * 0.75 >= limits.min_side:
         # Truncate, not round: round(2 * 0.75) is 2, and the loop would never end.
         image = _resample(image, (int(image.width * 0.75), int(image.height * 0.75)))
-        data = _jpeg(image, _SHRINK_QUALITY, decoded.icc)
+        data = _jpeg(image, _SHRINK_QUALITY)
         if len(data) <= limits.max_bytes:
             return _prepared(decoded, data, "JPEG", image.size, as_is=False)
     raise ImageError(f"cannot be encoded under {limits.service}'s {limits.max_bytes} byte limit")
@@ -538,18 +574,17 @@ def _encoded(decoded: Decoded, image: Image.Image, quality: int) -> bytes:
     with files.lock:
         data = decoded.encoded.get(key)
     if data is None:
-        data = _jpeg(image, quality, decoded.icc)
+        data = _jpeg(image, quality)
         with files.lock:
             decoded.encoded[key] = data
     return data
 
 
-def _jpeg(image: Image.Image, quality: int, icc: Optional[bytes] = None) -> bytes:
+def _jpeg(image: Image.Image, quality: int) -> bytes:
     # No optimize=True: a second pass over the data doubles the cost for a few per cent.
-    # Only the colour profile goes in, and only when it is the pixels' own.
-    options = {"icc_profile": icc} if icc else {}
+    # Nothing but the pixels goes in: they are sRGB, which a picture without a profile is.
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality, **options)
+    image.save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
 
 
@@ -571,12 +606,11 @@ def _file_bytes(decoded: Decoded) -> Optional[bytes]:
     if decoded.file_size > _AS_IS_MAX_BYTES:
         return None
     try:
-        with open(decoded.path, "rb") as f:
-            stat = os.fstat(f.fileno())
-            if (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) != decoded.identity:
+        with source.open_picture(decoded.path) as opened:
+            if opened.stamp != decoded.identity:
                 return None  # replaced or rewritten since: send the pixels decoded instead
-            return f.read()
-    except OSError:
+            return opened.file.read()
+    except (OSError, ImageError):
         return None
 
 
@@ -613,9 +647,8 @@ def edge_settings(settings: Settings, custom_vision: bool = False) -> Tuple[int,
     few hundred pixels, has its own ``CUSTOM_VISION_MAX_LONG_EDGE``, by default the smaller of
     1024 and the general one.
     """
-    general = settings.integer("PIXSTOR_AZURE_MAX_LONG_EDGE", 2048, 64, 16000)
-    min_edge = settings.integer("PIXSTOR_AZURE_MIN_SIDE", 16, 1, 1000)
+    general = settings.get(MAX_LONG_EDGE)
+    min_edge = settings.get(MIN_SIDE)
     if not custom_vision:
         return general, min_edge
-    default = min(CUSTOM_VISION_EDGE, general)
-    return settings.integer("CUSTOM_VISION_MAX_LONG_EDGE", default, 64, 16000), min_edge
+    return settings.get(CV_MAX_LONG_EDGE, min(CV_MAX_LONG_EDGE.default, general)), min_edge

@@ -4,19 +4,21 @@ A picture small enough to be sent as it is would otherwise leave with everything
 it: EXIF (camera serials, GPS position, artist), XMP (which can name the master it was made
 from), IPTC captions, comments, text chunks, thumbnails and data appended after the image.
 ``pixels_only(data, format)`` rebuilds the file from the parts the pixels need (the coded
-image, its tables, its colour profile and colour-transform markers) and drops the rest, without
-decoding or re-encoding anything. It returns None when it cannot be sure of the result: a
-layout it does not know, a TIFF carrying anything but image structure, a damaged file. The
-caller then re-encodes the decoded pixels instead.
+image, its tables and colour-transform markers) and drops the rest, without decoding or
+re-encoding anything. It returns None when it cannot be sure of the result: a layout it does
+not know, a TIFF carrying anything but image structure, a damaged file. The caller then
+re-encodes the decoded pixels instead.
 
+The colour profile goes too: it carries free text (description, copyright, the device's maker
+and model) and goes out whole. Only a file whose pixels are sRGB already may be sent this way
+(``prepare`` converts the others), and sRGB is what pixels without a profile are taken for.
 An EXIF orientation goes with the EXIF block: only a file that is upright as stored may be
 sent this way.
 """
 
 import re
 import struct
-import zlib
-from typing import List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 
 class Clean(NamedTuple):
@@ -95,21 +97,20 @@ def _jpeg_segment(marker: int, payload: bytes) -> Optional[bytes]:
         if payload[:5] == b"JFIF\0" and len(payload) >= 14:
             return payload[:12] + b"\0\0"
         return None
-    if marker == 0xE2 and payload[:12] == b"ICC_PROFILE\0":
-        return payload  # the colours of the pixels
     if marker == 0xEE and payload[:5] == b"Adobe":
         return payload  # whether the channels are RGB, YCbCr, CMYK or YCCK
     if 0xE0 <= marker <= 0xEF or marker == 0xFE:
-        return None  # EXIF, XMP, MPF, FlashPix, IPTC, Photoshop, Ducky, comments...
+        return None  # EXIF, XMP, MPF, FlashPix, ICC profile, IPTC, Photoshop, comments...
     return _UNKNOWN
 
 
 # --------------------------------------------------------------------------- PNG
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Critical chunks, and the ancillary ones that change what the pixels look like.
+# Critical chunks, and the ancillary ones that change what the pixels look like (in numbers
+# only: the profile, iCCP, is free text too).
 _PNG_KEEP = frozenset(
-    {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB"}
+    {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"sBIT", b"sRGB"}
     | {b"cICP", b"mDCv", b"cLLi"}
 )
 
@@ -127,24 +128,11 @@ def _png(data: bytes) -> Optional[Clean]:
             return None
         chunk = data[pos : pos + 12 + length]
         pos += 12 + length
-        if kind == b"iCCP":
-            chunk = _png_chunk(b"iCCP", _unnamed_profile(body))
         if kind in _PNG_KEEP:
             out.append(chunk)
         if kind == b"IEND":  # anything after the end stays behind
             return Clean(b"".join(out), "PNG")
     return None
-
-
-def _unnamed_profile(body: bytes) -> bytes:
-    """An iCCP body whose free-text profile name is replaced by a neutral one."""
-    name_end = body.index(b"\0")
-    return b"ICC profile" + body[name_end:]
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
 # --------------------------------------------------------------------------- GIF
@@ -194,8 +182,8 @@ def _gif_sub_blocks(data: bytes, pos: int) -> int:
 
 # --------------------------------------------------------------------------- WebP
 
-_WEBP_KEEP = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP"})
-_VP8X_EXIF, _VP8X_XMP, _VP8X_ANIMATION = 0x08, 0x04, 0x02
+_WEBP_KEEP = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH"})
+_VP8X_ICC, _VP8X_EXIF, _VP8X_XMP, _VP8X_ANIMATION = 0x20, 0x08, 0x04, 0x02
 
 
 def _webp(data: bytes) -> Optional[Clean]:
@@ -214,7 +202,7 @@ def _webp(data: bytes) -> Optional[Clean]:
         if kind in (b"ANIM", b"ANMF"):
             return None  # an animation is re-encoded from its first frame
         if kind == b"VP8X":
-            body = bytes((body[0] & ~(_VP8X_EXIF | _VP8X_XMP),)) + body[1:]
+            body = bytes((body[0] & ~(_VP8X_ICC | _VP8X_EXIF | _VP8X_XMP),)) + body[1:]
         if kind in _WEBP_KEEP:
             chunks.append(kind + struct.pack("<I", size) + body + b"\0" * (size & 1))
     content = b"WEBP" + b"".join(chunks)
@@ -262,11 +250,12 @@ def _bmp(data: bytes) -> Optional[Clean]:
 
 # --------------------------------------------------------------------------- TIFF
 
-# Tags that describe how the pixels are stored and coloured, and nothing else.
+# Tags that describe how the pixels are stored and coloured, and nothing else (a profile,
+# tag 34675, is free text too: a TIFF with one is re-encoded).
 _TIFF_STRUCTURE = frozenset(
     {254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 274, 277, 278, 279, 280, 281, 282}
     | {283, 284, 296, 317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 340, 341, 347}
-    | {529, 530, 531, 532, 34675}
+    | {529, 530, 531, 532}
 )
 _TIFF_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 16: 8}
 _OFFSETS_AND_COUNTS = ((273, 279), (324, 325))
@@ -281,7 +270,7 @@ def _tiff(data: bytes) -> Optional[Clean]:
     (ifd,) = struct.unpack(order + "I", data[4:8])
     (count,) = struct.unpack(order + "H", data[ifd : ifd + 2])
     used = [(0, 8), (ifd, ifd + 2 + 12 * count + 4)]
-    values = {}  # type: Dict[int, Tuple[int, ...]]
+    values: Dict[int, Tuple[int, ...]] = {}
     for index in range(count):
         at = ifd + 2 + 12 * index
         tag, kind, number = struct.unpack(order + "HHI", data[at : at + 8])
@@ -317,7 +306,7 @@ def _covers(ranges: List[Tuple[int, int]], length: int) -> bool:
     return reached >= length - 1
 
 
-_SCRUBBERS = {
+_SCRUBBERS: Dict[str, Callable[[bytes], Optional[Clean]]] = {
     "JPEG": _jpeg,
     "MPO": _jpeg,
     "PNG": _png,
@@ -325,4 +314,4 @@ _SCRUBBERS = {
     "WEBP": _webp,
     "BMP": _bmp,
     "TIFF": _tiff,
-}  # type: Dict[str, Callable[[bytes], Optional[Clean]]]
+}

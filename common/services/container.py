@@ -1,10 +1,11 @@
 """A Custom Vision model exported as a Docker container, asked over the local network.
 
 ``CUSTOM_VISION_<TASK>_URL`` is the container's base URL (no key: the container takes none).
-The picture is POSTed as raw bytes to ``/image`` (API-FACTS.md section 5.1). The container
-answers in the cloud's ImagePrediction envelope with empty ids, so ``customvision.parse`` and
-the same thresholds serve it; a classifier's predictions come in labels.txt order with
-``boundingBox: null``, a detector's sorted, its boxes fractions of the picture it got.
+The picture is POSTed as raw bytes to ``/image`` (docs/azure-services.md, "Docker export"). The
+container answers in the cloud's ImagePrediction envelope with empty ids, so
+``imageprediction.parse`` and the same thresholds serve it; a classifier's predictions come in
+labels.txt order with ``boundingBox: null``, a detector's sorted, its boxes fractions of the
+picture it got.
 
 Its quirks, handled here: it refuses bodies over 4 MiB (Flask's 413); and a failure may come
 as HTTP 500 text, as HTTP 200 text, or as HTTP 200 with a JSON *string* ("Error: Could not
@@ -14,19 +15,26 @@ an empty answer. HTTP 500 "Error processing image" and the JSON string are about
 answers have no ``tagType``: the classifier's Negative tag is known by its name alone.
 """
 
-from typing import Any, List
+from typing import Any, Dict, List
 from urllib.parse import urlsplit
 
+from ..answers import pacing
 from ..answers.answer import Answer, fresh
 from ..ground.errors import ImageRejected, Refused, ServiceError
+from ..ground.outcomes import Outcome
+from ..ground.setting_registry import (
+    CLASSIFY_URL,
+    CV_MAX_LONG_EDGE,
+    CV_REQUESTS_PER_SECOND,
+    DETECT_URL,
+)
 from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
-from . import customvision
+from . import imageprediction
+from .base import DETECT, Prediction, Service, Task
 
 SERVICE = "Custom Vision container"
-# What the container answers, with HTTP 500, when it fails on a picture (lower case).
-PROCESSING_ERROR = "error processing image"
 
 # The container's own code shrinks every picture to at most 1600 px before its model sees it
 # (the classifier then crops and scales to a few hundred px; the detector to about 512x512),
@@ -39,22 +47,53 @@ LIMITS = prepare.Limits(
     max_side=1600,
 )
 
+# What the container answers, with HTTP 500, when it fails on a picture, mostly one Pillow
+# cannot open: asking again gives the same, and others may pass. The container answered: no
+# sign of an outage (see ``faults``).
+UNREADABLE = Outcome(
+    ImageRejected,
+    "{name} could not read the picture (it answered {status}: {said_line}; its docker logs "
+    "say why)",
+    status=frozenset({500}),
+    pattern="(?i)error processing image",
+    answered=True,
+)
 
-class Backend:
+
+class CustomVisionContainer(Service):
     """An exported Custom Vision container: ``POST {url}/image``."""
 
-    service = SERVICE
+    name = SERVICE
+    billed = False  # the customer's own machine
+    reads = (CLASSIFY_URL, DETECT_URL, CV_MAX_LONG_EDGE, CV_REQUESTS_PER_SECOND)
+    outcomes = (
+        Outcome(  # an error in plain text, with 200
+            ServiceError,
+            "{name} at {url} answered with an error instead of predictions: {body_line}",
+            status=frozenset({200}),
+        ),
+        Outcome(
+            ImageRejected,
+            "{name} refused the picture as larger than its 4 MiB limit",
+            status=frozenset({413}),
+        ),
+        Outcome(  # the same for every file: logged once, files held back until asked again
+            Refused,
+            "{endpoint_setting} names {url}, where no Custom Vision container answers POST "
+            "/image ({status}): give the container's base URL, e.g. http://HOST:8080",
+            status=frozenset({404, 405}),
+        ),
+        UNREADABLE,
+    )
 
-    def __init__(self, task: customvision.Task, settings: Settings) -> None:
+    def __init__(self, task: Task, settings: Settings) -> None:
         self.task = task
         self.endpoint_setting = task.setting("URL")
-        url = settings.endpoint(self.endpoint_setting)
+        url = settings.get(task.declared("URL"))
         # The URL of the route itself, as the container's README shows it, is taken as well.
         self.url = url[: -len("/image")] if url.lower().endswith("/image") else url
         self.max_edge, self.min_edge = prepare.edge_settings(settings, custom_vision=True)
-        self.http = client.HttpConfig.from_settings(
-            settings, "CUSTOM_VISION_REQUESTS_PER_SECOND", 10.0
-        )
+        self.http = pacing.http_config(settings, CV_REQUESTS_PER_SECOND)
 
     def identity(self) -> dict:
         # The container names no model: a new model behind the same URL is not seen here.
@@ -80,7 +119,7 @@ class Backend:
                 final=_unreadable,
             )
         except ServiceError as exc:
-            raise self._explain(exc) from None
+            raise self.explain(exc) from None
         if not (isinstance(body, dict) and isinstance(_predictions(body), list)):
             raise self._not_predictions(body)
         return fresh(
@@ -90,54 +129,22 @@ class Backend:
             bytes_sent=len(image.data),
         )
 
-    def parse(self, answer: Answer) -> List[customvision.Prediction]:
-        return customvision.parse(answer.body, with_boxes=self.task is customvision.DETECT)
+    def parse(self, answer: Answer) -> List[Prediction]:
+        return imageprediction.parse(answer.body, with_boxes=self.task is DETECT)
 
-    def _explain(self, exc: ServiceError) -> Exception:
-        """The container's failure in words an administrator can act on."""
-        if exc.http_status == 200:  # an error in plain text, with 200
-            text = _text(exc.detail) or "an empty body"
-            return ServiceError(
-                SERVICE,
-                f"{SERVICE} at {self.url} answered with an error instead of predictions: {text}",
-                exc.http_status,
-                detail=exc.detail,
-            )
-        if exc.http_status == 413:
-            return ImageRejected(
-                SERVICE,
-                f"{SERVICE} refused the picture as larger than its 4 MiB limit",
-                exc.http_status,
-                detail=exc.detail,
-            )
-        if exc.http_status in (404, 405):
-            # The same for every file: logged once, files held back until it is asked again.
-            return Refused(
-                SERVICE,
-                f"{self.endpoint_setting} names {self.url}, where no Custom Vision container "
-                f"answers POST /image ({exc.http_status}): give the container's base URL, e.g. "
-                "http://HOST:8080",
-                exc.http_status,
-                exc.code,
-                exc.detail,
-            )
-        if _unreadable(exc):
-            # The container's answer to any failure on the picture, mostly one Pillow cannot
-            # open: others may pass. No status kept: it is no sign of an outage (see faults).
-            return ImageRejected(
-                SERVICE,
-                f"{SERVICE} could not read the picture (it answered {exc.http_status}: "
-                f"{_text(exc.said)}; its docker logs say why)",
-                detail=exc.detail,
-                said=exc.said,
-            )
-        return exc
+    def wording(self, error: ServiceError) -> Dict[str, Any]:
+        return dict(
+            super().wording(error),
+            url=self.url,
+            body_line=_text(error.detail) or "an empty body",
+            said_line=_text(error.said),
+        )
 
     def _not_predictions(self, body: Any) -> ServiceError:
         text = _text(body if isinstance(body, str) else repr(body))
         if isinstance(body, str) and "preprocess image" in body:
             # The container could not decode or shrink this one picture: others may pass.
-            return ImageRejected(SERVICE, f"{SERVICE} could not read the picture: {text}")
+            return ImageRejected(SERVICE, f"{SERVICE} could not read the picture: {text}", 200)
         return ServiceError(
             SERVICE,
             f"{SERVICE} at {self.url} answered with an error instead of predictions: {text}",
@@ -159,5 +166,5 @@ def _text(value: Any) -> str:
 
 
 def _unreadable(exc: ServiceError) -> bool:
-    """The container's answer when it fails on the picture: asking again gives the same."""
-    return exc.http_status == 500 and PROCESSING_ERROR in (exc.said or "").lower()
+    """The container's answer when it fails on the picture: no other attempt (``client``)."""
+    return UNREADABLE.match(exc) is not None

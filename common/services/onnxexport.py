@@ -18,7 +18,7 @@ Four export forms are recognised by their outputs:
 - object detection, older compact: one raw YOLOv2 grid [1, 5 * (5 + classes), rows, columns],
   decoded here (anchors, sigmoid objectness, class softmax, suppression).
 
-The answer is the cloud's ImagePrediction envelope, so ``customvision.parse`` and the same
+The answer is the cloud's ImagePrediction envelope, so ``imageprediction.parse`` and the same
 thresholds serve it; boxes are fractions of the picture as displayed, since the stretch to the
 model's input keeps fractions. Each model is loaded once per process and shared by every thread
 (onnxruntime's ``run`` is thread-safe). onnxruntime and numpy are the optional extra
@@ -34,16 +34,18 @@ import threading
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from PIL import Image
 
 from ..answers.answer import Answer, fresh
 from ..ground import runtime
 from ..ground.errors import ImageError, ServiceError, SettingsError
+from ..ground.setting_registry import CLASSIFY_MODEL, DETECT_MODEL
 from ..ground.settings import Settings
 from ..images import prepare
-from . import customvision
+from . import imageprediction, ortquiet
+from .base import CLASSIFY, DETECT, Prediction, Service, Task
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,8 @@ DETECTOR_S1 = "object detection [S1]"
 DETECTOR_YOLO = "object detection (compact, YOLO grid)"
 _CLASSIFIERS = (CLASSIFIER_S1, CLASSIFIER_MAP)
 
-# The older detection export's anchors, in grid cells (Microsoft's decoders, API-FACTS 5.2).
+# The older detection export's anchors, in grid cells (Microsoft's decoders:
+# docs/azure-services.md, "ONNX export").
 YOLO_ANCHORS = ((0.573, 0.677), (1.87, 2.06), (3.34, 5.47), (7.88, 3.53), (9.77, 9.17))
 # Whether a box's centre offset in its cell is sigmoid(tx), as YOLOv2 defines it, or tx itself.
 # Microsoft's decoders disagree: the exported Docker container's (TensorFlow) and the WinML
@@ -101,7 +104,8 @@ def libraries(backend_setting: str) -> Libraries:
     """numpy and onnxruntime, or a SettingsError saying how to get them."""
     try:
         import numpy
-        import onnxruntime
+
+        onnxruntime = ortquiet.load()  # its telemetry off before it is imported
     except (ImportError, OSError) as exc:  # OSError: a shared library that does not load
         raise SettingsError(
             backend_setting,
@@ -258,7 +262,7 @@ class Model:
             return self.session.run(self.outputs, {self.input: tensor})
         except self.errors as exc:
             raise ServiceError(
-                SERVICE, f"{SERVICE} failed on this picture ({_short(exc)})"
+                SERVICE, f"{SERVICE} failed on this picture ({_short(exc)})", answered=True
             ) from None
 
     def predictions(self, outputs: List[Any]) -> List[dict]:
@@ -269,14 +273,16 @@ class Model:
         if self.form == CLASSIFIER_MAP:
             scored = _one_map(outputs[0])
             if scored is None:
-                raise ServiceError(SERVICE, f"{SERVICE} answered without its loss map")
+                raise ServiceError(
+                    SERVICE, f"{SERVICE} answered without its loss map", answered=True
+                )
             unknown = [str(k) for k in scored if k not in self.labels]
             if unknown:
                 raise self.refuse(
                     f"whose model scores classes labels.txt does not list ({unknown[0]!r})"
                 )
             index = {label: i for i, label in enumerate(self.labels)}
-            return [self._tag(index[k], scored[k]) for k in sorted(scored, key=index.get)]
+            return [self._tag(index[k], scored[k]) for k in sorted(scored, key=index.__getitem__)]
         if self.form == DETECTOR_S1:
             return self._detections_s1(outputs)
         return self._detections_yolo(outputs[0])
@@ -288,8 +294,9 @@ class Model:
                 SERVICE,
                 f"{SERVICE} gave no number (NaN) for {self.labels[index]!r}: the model file may "
                 "be damaged",
+                answered=True,
             )
-        # labels.txt lists a classifier's Negative tag as any label: customvision.parse
+        # labels.txt lists a classifier's Negative tag as any label: imageprediction.parse
         # knows it by its name, as in the container's answers.
         return {
             "probability": round(min(1.0, max(0.0, probability)), 8),
@@ -360,7 +367,7 @@ def suppress(np: Any, boxes: Any, probabilities: Any) -> List[Tuple[int, int, fl
     boxes, probabilities = boxes[candidates], probabilities[candidates].copy()
     best, classes = probabilities.max(axis=1), probabilities.argmax(axis=1)
     areas = np.maximum(0, boxes[:, 2] - boxes[:, 0]) * np.maximum(0, boxes[:, 3] - boxes[:, 1])
-    kept = []
+    kept: List[Tuple[int, int, float]] = []
     while len(kept) < MAX_BOXES and len(best):
         i = int(best.argmax())
         if not best[i] >= MIN_PROBABILITY:
@@ -478,7 +485,7 @@ def _stamp(path: Path) -> Tuple:
     files = [path / "model.onnx", path / "labels.txt"] if path.is_dir() else [path]
     if path.is_file() and path.suffix.lower() != ".zip":
         files.append(path.with_name("labels.txt"))
-    stamps = []
+    stamps: List[Tuple[Any, ...]] = []
     for file in files:
         try:
             stat = file.stat()
@@ -506,6 +513,7 @@ class LoadedModels:
             if known is None or known[0] != stamp:
                 # Not kept when it fails: onnxruntime installed meanwhile is found next time.
                 libs = libraries(backend_setting)
+                model: Union[Model, SettingsError]
                 try:
                     model = Model(setting, str(path), libs, read_export(setting, path))
                 except SettingsError as exc:
@@ -530,21 +538,23 @@ class LoadedModels:
         return found
 
 
-class Backend:
+class CustomVisionOnnx(Service):
     """A Custom Vision export run by onnxruntime in this process."""
 
-    service = SERVICE
+    name = SERVICE
+    billed = False  # run on the node
     endpoint_setting = None  # nothing leaves the process
+    reads = (CLASSIFY_MODEL, DETECT_MODEL)
 
-    def __init__(self, task: customvision.Task, settings: Settings) -> None:
+    def __init__(self, task: Task, settings: Settings) -> None:
         self.task = task
         self.setting = task.setting("MODEL")
-        named = Path(settings.text(self.setting))
+        named = Path(settings.get(task.declared("MODEL")))
         _, self.min_edge = prepare.edge_settings(settings)
         models = runtime.current().get(LoadedModels)
         self.model = models.get(self.setting, named, task.setting("BACKEND"))
-        wanted = "a classification" if task is customvision.CLASSIFY else "an object detection"
-        if (self.model.form in _CLASSIFIERS) != (task is customvision.CLASSIFY):
+        wanted = "a classification" if task is CLASSIFY else "an object detection"
+        if (self.model.form in _CLASSIFIERS) != (task is CLASSIFY):
             raise self.model.refuse(
                 f"whose model is for {self.model.form}, but this plugin needs {wanted} export"
             )
@@ -586,8 +596,8 @@ class Backend:
         }
         return fresh(body, (model.width, model.height), decoded.display_size)
 
-    def parse(self, answer: Answer) -> List[customvision.Prediction]:
-        return customvision.parse(answer.body, with_boxes=self.task is customvision.DETECT)
+    def parse(self, answer: Answer) -> List[Prediction]:
+        return imageprediction.parse(answer.body, with_boxes=self.task is DETECT)
 
 
 def _short(exc: BaseException) -> str:

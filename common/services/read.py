@@ -3,29 +3,48 @@
 Both protocols read asynchronously: the image is POSTed, the service answers 202 with an
 ``Operation-Location``, and that URL is asked until the reading has ``succeeded`` or ``failed``.
 
-- ``vision-3.2``: Azure AI Vision's Read 3.2 (``/vision/v3.2/read/analyze``), in the cloud or in
-  its container (``mcr.microsoft.com/azure-cognitive-services/vision/read``), asked for the
-  natural reading order. It is how ``AZURE_VISION_API=3.2`` reads text, since its analyze reads
-  none.
-- ``document-intelligence``: the ``prebuilt-read`` model of Azure Document Intelligence
-  (api-version 2024-11-30), in the cloud or in its v4.0 container: the OCR successor Microsoft
-  names for after Image Analysis retires (2028-09-25).
+- ``vision-3.2`` (``Read32``): Azure AI Vision's Read 3.2 (``/vision/v3.2/read/analyze``), in
+  the cloud or in its container (``mcr.microsoft.com/azure-cognitive-services/vision/read``),
+  asked for the natural reading order. It is how ``AZURE_VISION_API=3.2`` reads text, since its
+  analyze reads none.
+- ``document-intelligence`` (``DocumentIntelligenceRead``): the ``prebuilt-read`` model of
+  Azure Document Intelligence (api-version 2024-11-30), in the cloud or in its v4.0 container:
+  the OCR successor Microsoft names for after Image Analysis retires (2028-09-25).
 
-``load(settings, ...)`` gives the backend that reads text for ``azurevision.py``: the one at
-``AZURE_VISION_READ_ENDPOINT`` when that is set, whatever ``AZURE_VISION_API`` says.
+``load(cls, settings, ...)`` builds the backend that reads text for ``azurevision.py``: the one
+at ``AZURE_VISION_READ_ENDPOINT`` when that is set, whatever ``AZURE_VISION_API`` says.
 """
 
 import logging
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, Optional, Tuple, Type
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+from ..answers import pacing
 from ..answers.answer import Answer, fresh
 from ..ground import budget, clock
 from ..ground.errors import ImageRejected, Refused, ServiceError, SettingsError, Unavailable
 from ..ground.logonce import log_once
+from ..ground.outcomes import (
+    IMAGE_REFUSED,
+    KEY_REFUSED,
+    OTHER_TIER,
+    THROTTLED,
+    Outcome,
+    any_of,
+    classify,
+)
+from ..ground.setting_registry import (
+    VISION_ENDPOINT,
+    VISION_KEY,
+    VISION_READ_API,
+    VISION_READ_ENDPOINT,
+    VISION_READ_KEY,
+    VISION_REQUESTS_PER_SECOND,
+)
 from ..ground.settings import Secret, Settings
 from ..http import client
 from ..images import prepare
+from .base import Analysis, Service
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +53,9 @@ DOC_INTEL = "document-intelligence"
 PROTOCOLS = (READ_32, DOC_INTEL)
 DOC_INTEL_API_VERSION = "2024-11-30"
 
-ENDPOINT_SETTING = "AZURE_VISION_READ_ENDPOINT"
-KEY_SETTING = "AZURE_VISION_READ_KEY"
-API_SETTING = "AZURE_VISION_READ_API"
-
-# Read 3.2 is Azure AI Vision's own API: calls to the Vision resource share its rate limit
-# (keyed on service and host), and a container has a host of its own.
-SERVICES = {READ_32: "Azure AI Vision", DOC_INTEL: "Document Intelligence"}
-_WHAT = {READ_32: "Read 3.2", DOC_INTEL: "Document Intelligence prebuilt-read"}
+ENDPOINT_SETTING = VISION_READ_ENDPOINT.name
+KEY_SETTING = VISION_READ_KEY.name
+API_SETTING = VISION_READ_API.name
 
 # Both take JPEG, PNG, BMP, TIFF (and PDF, which Pillow does not decode), 50 to 10,000 px a
 # side, and 4 MB on the free tiers (paid tiers and containers take far more). 4 MB fits every
@@ -84,41 +98,90 @@ _IMAGE_CODES = {
 }
 _OUTAGE_CODES = {"InternalServerError", "ServiceUnavailable", "Timeout"}
 
+# What holds for every file (the key, the endpoint, the protocol) is ``Refused``: logged once,
+# and files fail without asking until it is asked again.
+_OTHER_TIER = OTHER_TIER._replace(
+    words="{endpoint_setting} is the endpoint of another kind of resource (pricing tier "
+    "{tier}): set it to a {kind}{said}"
+)
+_NO_KEY = KEY_REFUSED._replace(
+    words="{name} at {endpoint_setting} asks for a key ({status}) and {key_setting} is not "
+    "set: set it to a key of that resource (a container takes none: check {endpoint_setting} "
+    "is its address){said}"
+)
+_KEY_REFUSED = KEY_REFUSED._replace(
+    words="{name} refused the key ({status}): check {key_setting} is a key of the resource at "
+    "{endpoint_setting}{said}"
+)
+_IMAGE_REFUSED = IMAGE_REFUSED._replace(codes=any_of(_IMAGE_CODES))
+# Only while asking for the result of a reading it accepted.
+_READING_GONE = Outcome(
+    ServiceError,
+    "{name} no longer knows the reading it accepted (404 on its result): a container "
+    "restarted, or several run behind a load balancer without the shared cache they need{said}",
+    status=frozenset({404}),
+)
+_NOT_HERE = (
+    "{name} has no {what} at {endpoint_setting} ({status}): check it names a {kind}, and that "
+    f"{API_SETTING} says which protocol it speaks ({', '.join(PROTOCOLS)}){{said}}"
+)
 
-class Backend(NamedTuple):
+
+class Read(Service):
     """One Read service: where it is, how it is asked, and how its image is prepared."""
 
-    protocol: str  # READ_32 or DOC_INTEL
-    endpoint: str
-    key: Optional[Secret]  # None: a container that takes no key
-    endpoint_setting: str  # the settings that name it, for messages
-    key_setting: str
-    http: client.HttpConfig
-    max_edge: int
-    min_edge: int
+    protocol = ""
+    what = ""  # the API, in an administrator's words
+    api_version = ""
+    reading_order = ""
+    limits = READ_32_LIMITS
+    # Its own rows of the error classification, after "nothing of that protocol there".
+    own_outcomes: Tuple[Outcome, ...] = ()
+    reads = (
+        VISION_READ_API,
+        VISION_READ_ENDPOINT,
+        VISION_READ_KEY,
+        VISION_ENDPOINT,
+        VISION_KEY,
+        VISION_REQUESTS_PER_SECOND,
+    )
 
-    @property
-    def service(self) -> str:
-        return SERVICES[self.protocol]
-
-    @property
-    def limits(self) -> prepare.Limits:
-        return READ_32_LIMITS if self.protocol == READ_32 else DOC_INTEL_LIMITS
+    def __init__(
+        self,
+        endpoint: str,
+        key: Optional[Secret],  # None: a container that takes no key
+        endpoint_setting: str,  # the settings that name it, for messages
+        key_setting: str,
+        http: client.HttpConfig,
+        max_edge: int,
+        min_edge: int,
+    ) -> None:
+        self.endpoint = endpoint
+        self.key = key
+        self.endpoint_setting = endpoint_setting
+        self.key_setting = key_setting
+        self.http = http
+        self.max_edge = max_edge
+        self.min_edge = min_edge
+        first = (_OTHER_TIER, _NO_KEY if key is None else _KEY_REFUSED, _IMAGE_REFUSED)
+        last = (Outcome(Refused, _NOT_HERE, status=frozenset({404})), *self.own_outcomes)
+        self.outcomes = (*first, *last, THROTTLED)
+        self.polling_outcomes = (*first, _READING_GONE, *last, THROTTLED)
 
     def identity(self) -> dict:
         return {
             "service": "read",
             "protocol": self.protocol,
             "host": urlsplit(self.endpoint).netloc.lower(),
-            "api-version": "v3.2" if self.protocol == READ_32 else DOC_INTEL_API_VERSION,
-            "reading-order": "natural" if self.protocol == READ_32 else "spans",
+            "api-version": self.api_version,
+            "reading-order": self.reading_order,
             "edge": self.max_edge,
         }
 
     def ask(self, path: str) -> Answer:
         image = prepare.prepare(path, self.limits, self.max_edge, self.min_edge)
         body = self.read(image.data)
-        lines(body, self.protocol, self.service)  # a body that cannot be read is not kept
+        lines(body, self.protocol, self.name)  # a body that cannot be read is not kept
         return fresh(
             body,
             (image.width, image.height),
@@ -127,17 +190,24 @@ class Backend(NamedTuple):
             bytes_sent=len(image.data),
         )
 
-    def parse(self, answer: Answer) -> Any:
-        """A ``vision.Analysis`` holding the lines read, in reading order, and nothing else."""
-        from .vision import Analysis  # vision builds this backend: imported when used
+    def parse(self, answer: Answer) -> Analysis:
+        """An ``Analysis`` holding the lines read, in reading order, and nothing else."""
+        return Analysis(text=lines(answer.body, self.protocol, self.name))
 
-        return Analysis(text=lines(answer.body, self.protocol, self.service))
+    def wording(self, error: ServiceError) -> Dict[str, Any]:
+        return dict(
+            super().wording(error),
+            key_setting=self.key_setting,
+            rate_setting=VISION_REQUESTS_PER_SECOND.name,
+            kind=self.kind,
+            what=self.what,
+        )
 
     def read(self, data: bytes) -> dict:
         """Start the reading of ``data`` and wait for it: the body of the succeeded result."""
         try:
             started = client.exchange(
-                self.service,
+                self.name,
                 "POST",
                 self.analyze_url,
                 self.http,
@@ -146,12 +216,12 @@ class Backend(NamedTuple):
                 params=self.params,
             )
         except ServiceError as exc:
-            raise self.explain(exc, polling=False) from None
+            raise self.explain(exc) from None
         location = started.headers.get("Operation-Location")
         if not location:
             raise Refused(
-                self.service,
-                f"{self.service} at {self.endpoint_setting} answered {started.status} without "
+                self.name,
+                f"{self.name} at {self.endpoint_setting} answered {started.status} without "
                 f"an Operation-Location to fetch the text from: check it is a {self.kind} "
                 f"({API_SETTING} says which protocol it speaks)",
                 started.status,
@@ -175,9 +245,9 @@ class Backend(NamedTuple):
             clock.sleep(pause)
             polls += 1
             try:
-                reply = client.exchange(self.service, "GET", url, self.http, headers=self.headers)
+                reply = client.exchange(self.name, "GET", url, self.http, headers=self.headers)
             except ServiceError as exc:
-                raise self.explain(exc, polling=True) from None
+                raise classify(exc, self.polling_outcomes, self.wording(exc)) from None
             said = _lower(reply.body).get("status")
             status = said.strip().lower() if isinstance(said, str) else ""
             if status == "succeeded":
@@ -186,8 +256,8 @@ class Backend(NamedTuple):
                 raise self.ended(reply.body, status)
             if status not in _RUNNING:
                 raise ServiceError(
-                    self.service,
-                    f"{self.service} answered the reading's status with {said!r}, not one of "
+                    self.name,
+                    f"{self.name} answered the reading's status with {said!r}, not one of "
                     "notStarted, running, succeeded, failed",
                     reply.status,
                     detail=str(reply.body)[:300],
@@ -196,17 +266,11 @@ class Backend(NamedTuple):
 
     @property
     def analyze_url(self) -> str:
-        if self.protocol == READ_32:
-            return f"{self.endpoint}/vision/v3.2/read/analyze"
-        return f"{self.endpoint}/documentintelligence/documentModels/prebuilt-read:analyze"
+        raise NotImplementedError
 
     @property
     def params(self) -> Dict[str, str]:
-        # Read 3.2 lists lines left to right unless asked for the natural order; no language is
-        # sent: both read mixed languages, and a forced one "might return incomplete text".
-        if self.protocol == READ_32:
-            return {"readingOrder": "natural"}
-        return {"api-version": DOC_INTEL_API_VERSION}
+        raise NotImplementedError
 
     @property
     def headers(self) -> Dict[str, str]:
@@ -215,7 +279,7 @@ class Backend(NamedTuple):
     @property
     def kind(self) -> str:
         """What the endpoint must be, in an administrator's words."""
-        return f"{_WHAT[self.protocol]} resource or container"
+        return f"{self.what} resource or container"
 
     def too_long(
         self, named: str, waited: float, polls: int, asked: Optional[float]
@@ -224,101 +288,99 @@ class Backend(NamedTuple):
         if asked is not None and asked > SHORTEST_POLL:
             why += f", and asking to wait {asked:g} s more"
         return Unavailable(
-            self.service,
-            f"{self.service} did not finish reading the image within {named} ({why})",
+            self.name,
+            f"{self.name} did not finish reading the image within {named} ({why})",
         )
 
     def ended(self, body: Any, status: str) -> ServiceError:
-        """The error for a reading that ended without succeeding."""
+        """The error for a reading that ended without succeeding: the service answered, about
+        this one image, unless it says it was down."""
         error = _lower(_lower(body).get("error"))
         inner = _lower(error.get("innererror"))
         code, inner_code = error.get("code"), inner.get("code")
         said = str(inner.get("message") or error.get("message") or "").strip()
         reason = f": {said}" if said else " (it gave no reason)"
-        detail = str(body)[:1000]
-        codes = {str(code), str(inner_code)}
-        # Unless the service says it was down, the reading of this one image failed.
-        kind = Unavailable if codes & _OUTAGE_CODES else ImageRejected  # type: Any
+        down = bool({str(code), str(inner_code)} & _OUTAGE_CODES)
+        kind: Type[ServiceError] = Unavailable if down else ImageRejected
         return kind(
-            self.service,
-            f"{self.service} could not read the image: the reading {status}{reason}",
+            self.name,
+            f"{self.name} could not read the image: the reading {status}{reason}",
             None,
             str(code) if code else None,
-            detail,
+            str(body)[:1000],
             str(inner_code) if inner_code else None,
+            answered=not down,
         )
 
-    def explain(self, exc: ServiceError, polling: bool) -> ServiceError:
-        """The service's HTTP error in words an administrator can act on.
 
-        What holds for every file (the key, the endpoint, the protocol) is ``Refused``: logged
-        once, and files fail without asking until it is asked again.
-        """
-        codes = {exc.code, exc.inner_code}
-        args = (exc.http_status, exc.code, exc.detail, exc.inner_code, exc.said)
-        said = f" (the service said: {exc.said})" if exc.said else ""
-        tier = client.resource_tier(exc)
-        if tier is not None:
-            message = (
-                f"{self.endpoint_setting} is the endpoint of another kind of resource (pricing "
-                f"tier {tier}): set it to a {self.kind}{said}"
-            )
-        elif exc.http_status in (401, 403) and self.key is None:
-            message = (
-                f"{self.service} at {self.endpoint_setting} asks for a key ({exc.http_status}) "
-                f"and {self.key_setting} is not set: set it to a key of that resource (a "
-                f"container takes none: check {self.endpoint_setting} is its address){said}"
-            )
-        elif exc.http_status in (401, 403):
-            message = (
-                f"{self.service} refused the key ({exc.http_status}): check {self.key_setting} "
-                f"is a key of the resource at {self.endpoint_setting}{said}"
-            )
-        elif codes & _IMAGE_CODES:
-            return ImageRejected(self.service, f"{self.service} refused the image: {exc}", *args)
-        elif exc.http_status == 404 and polling:
-            return ServiceError(
-                self.service,
-                f"{self.service} no longer knows the reading it accepted (404 on its result): "
-                "a container restarted, or several run behind a load balancer without the "
-                f"shared cache they need{said}",
-                *args,
-            )
-        elif exc.http_status == 404 or (self.protocol == DOC_INTEL and _about_version(exc)):
-            message = (
-                f"{self.service} has no {_WHAT[self.protocol]} at {self.endpoint_setting} "
-                f"({exc.http_status}): check it names a {self.kind}, and that {API_SETTING} "
-                f"says which protocol it speaks ({', '.join(PROTOCOLS)}){said}"
-            )
-        elif exc.http_status == 429:
-            return type(exc)(
-                self.service,
-                f"{exc.message} (lower AZURE_VISION_REQUESTS_PER_SECOND to the resource's tier)",
-                *args,
-            )
-        else:
-            return exc
-        return Refused(self.service, message, *args)
+class Read32(Read):
+    """Azure AI Vision's Read 3.2, in the cloud or in its container, in natural reading order.
+    Its calls share the Vision resource's rate limit (keyed on service and host); a container
+    has a host of its own."""
+
+    name = "Azure AI Vision"
+    protocol = READ_32
+    what = "Read 3.2"
+    api_version = "v3.2"
+    reading_order = "natural"
+    limits = READ_32_LIMITS
+
+    @property
+    def analyze_url(self) -> str:
+        return f"{self.endpoint}/vision/v3.2/read/analyze"
+
+    @property
+    def params(self) -> Dict[str, str]:
+        # Read 3.2 lists lines left to right unless asked for the natural order; no language is
+        # sent: it reads mixed languages, and a forced one "might return incomplete text".
+        return {"readingOrder": "natural"}
 
 
-def load(settings: Settings, fallback: bool) -> Optional[Backend]:
-    """The backend that reads text for ``azurevision.py``, or None when the analyze call does.
+class DocumentIntelligenceRead(Read):
+    """Document Intelligence's prebuilt-read model, in the cloud or in its v4.0 container."""
+
+    name = "Document Intelligence"
+    protocol = DOC_INTEL
+    what = "Document Intelligence prebuilt-read"
+    api_version = DOC_INTEL_API_VERSION
+    reading_order = "spans"
+    limits = DOC_INTEL_LIMITS
+    # An api-version it does not know: the same as nothing of that protocol there.
+    own_outcomes = (
+        Outcome(
+            Refused,
+            _NOT_HERE,
+            status=frozenset({400, 404}),
+            pattern="(?i)api[- ]*version",
+        ),
+    )
+
+    @property
+    def analyze_url(self) -> str:
+        return f"{self.endpoint}/documentintelligence/documentModels/prebuilt-read:analyze"
+
+    @property
+    def params(self) -> Dict[str, str]:
+        return {"api-version": DOC_INTEL_API_VERSION}
+
+
+def load(cls: Type[Read], settings: Settings, fallback: bool) -> Optional[Read]:
+    """The backend of class ``cls`` (the protocol ``AZURE_VISION_READ_API`` chose) that reads
+    text for ``azurevision.py``, or None when the analyze call does.
 
     ``AZURE_VISION_READ_ENDPOINT``, when set, reads it in every API mode, with its own key
-    ``AZURE_VISION_READ_KEY`` (none for a container) and the protocol ``AZURE_VISION_READ_API``
-    says. Otherwise, when ``fallback`` (``AZURE_VISION_API=3.2``, whose analyze reads no text),
-    Read 3.2 at ``AZURE_VISION_ENDPOINT`` with ``AZURE_VISION_KEY`` reads it; else None.
+    ``AZURE_VISION_READ_KEY`` (none for a container). Otherwise, when ``fallback``
+    (``AZURE_VISION_API=3.2``, whose analyze reads no text), Read 3.2 at
+    ``AZURE_VISION_ENDPOINT`` with ``AZURE_VISION_KEY`` reads it; else None.
     """
-    protocol = settings.choice(API_SETTING, READ_32, PROTOCOLS)
     max_edge, min_edge = prepare.edge_settings(settings)
-    config = client.HttpConfig.from_settings(settings, "AZURE_VISION_REQUESTS_PER_SECOND", 10.0)
+    config = pacing.http_config(settings, VISION_REQUESTS_PER_SECOND)
     if settings.raw(ENDPOINT_SETTING) is not None:
         # Never AZURE_VISION_KEY here: that key is for AZURE_VISION_ENDPOINT, and this may be
         # another resource, or a container on the local network reached over plain http.
-        key = settings.secret(KEY_SETTING) if settings.raw(KEY_SETTING) is not None else None
-        return Backend(
-            protocol,
-            settings.endpoint(ENDPOINT_SETTING),
+        key = settings.get(VISION_READ_KEY) if settings.raw(KEY_SETTING) is not None else None
+        return cls(
+            settings.get(VISION_READ_ENDPOINT),
             key,
             ENDPOINT_SETTING,
             KEY_SETTING,
@@ -326,7 +388,7 @@ def load(settings: Settings, fallback: bool) -> Optional[Backend]:
             max_edge,
             min_edge,
         )
-    if protocol == DOC_INTEL:
+    if cls.protocol == DOC_INTEL:
         raise SettingsError(
             API_SETTING,
             f"is {DOC_INTEL}, but {ENDPOINT_SETTING} is not set: name there the Document "
@@ -340,12 +402,11 @@ def load(settings: Settings, fallback: bool) -> Optional[Backend]:
         )
     if not fallback:
         return None
-    return Backend(
-        READ_32,
-        settings.endpoint("AZURE_VISION_ENDPOINT"),
-        settings.secret("AZURE_VISION_KEY"),
-        "AZURE_VISION_ENDPOINT",
-        "AZURE_VISION_KEY",
+    return Read32(
+        settings.get(VISION_ENDPOINT),
+        settings.get(VISION_KEY),
+        VISION_ENDPOINT.name,
+        VISION_KEY.name,
         config,
         max_edge,
         min_edge,
@@ -392,10 +453,15 @@ def lines(body: Any, protocol: str, service: str = "") -> List[str]:
             found.extend(_texts(page_lines, "content"))
         return found
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        service = service or SERVICES[protocol]
+        service = service or _NAMES[protocol]
         raise ServiceError(
-            service, f"{service} answered with an unexpected body ({type(exc).__name__}: {exc})"
+            service,
+            f"{service} answered with an unexpected body ({type(exc).__name__}: {exc})",
+            answered=True,
         ) from None
+
+
+_NAMES = {cls.protocol: cls.name for cls in (Read32, DocumentIntelligenceRead)}
 
 
 def _in_order(pages: Any, number: str) -> List[dict]:

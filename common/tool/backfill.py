@@ -12,7 +12,6 @@ thresholds, and never calls a service.
 """
 
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -20,16 +19,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
-from ..answers import fetch, offline
+from .. import runner
+from ..answers import cache, fetch, offline
+from ..answers.answer import identity_key
 from ..ground.errors import PixstorAzureError, SettingsError
 from ..ground.settings import Settings
 from ..ground.standin import SchemaMismatch, check
 from ..ground.store import MetadataStore, Run
-from ..ground.store import expect as expect_run
-from ..ground.store import written as run_written
 from ..http import client
+from ..images import prepare
 from . import catalog, prices, walk
 from .interrupt import interruptible
 from .summary import Summary
@@ -62,6 +62,7 @@ class Plan:
         self.label = entry.module  # what administrators link, and log lines say
         self.cls = entry.cls  # what fields and runs are stored under
         self.plugin = plugin
+        self.extract = catalog.module(name).extract  # what the plugin's process() runs
         self.backend = chosen
         self.signature = signature
         self.namespace = plugin.namespace()
@@ -73,7 +74,7 @@ class Broken(NamedTuple):
     error: SettingsError
 
 
-def prepare(
+def plan_plugins(
     options: Options, settings: Settings, summary: Summary
 ) -> Tuple[List[Plan], List[Broken]]:
     """The plugins that can run, and those whose settings are wrong (each said in one line).
@@ -123,7 +124,7 @@ class KeyedLocks:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.locks = {}  # type: Dict[Any, List[Any]]
+        self.locks: Dict[Any, List[Any]] = {}
 
     @contextlib.contextmanager
     def hold(self, key: Any) -> Iterator[None]:
@@ -178,15 +179,15 @@ class Backfill:
         self.readable = options.dry_run is False or store.path.exists()
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.in_flight = {}  # type: Dict[int, Tuple[Path, List[str]]]  # worker -> file, plugins
-        self.left = set()  # type: Set[Path]  # files some plugin did not reach
+        self.in_flight: Dict[int, Tuple[Path, List[str]]] = {}  # worker -> file, plugins
+        self.left: Set[Path] = set()  # files some plugin did not reach
         self.closed = False
         self.budget = Budget(options.max_calls)
         self.out_of_calls = False
         self.interrupted = False
         self.same = KeyedLocks()
         self.foreseen = set()  # type: set  # dry run: (backend, digest) a call would answer
-        self.calls = {}  # type: Dict[str, List[Any]]  # dry run: label -> [calls, backend]
+        self.calls: Dict[str, List[Any]] = {}  # dry run: label -> [calls, backend]
         self.done = 0
 
     # ------------------------------------------------------------------ the run
@@ -298,17 +299,20 @@ class Backfill:
             return self._process(plan, path, run)
 
     def _process(self, plan: Plan, path: Path, run: Run) -> str:
-        expect_run(run)
-        try:
-            status = plan.plugin.process(run.item, str(path)).name
-            written = run_written()
-        finally:
-            expect_run(None)
-        if written:
+        # As PixStor calls the plugin, but the fields go to our store with the run's record,
+        # in one transaction: a run stopped at any moment leaves the file done or not done.
+        written = []  # type: List[bool]
+
+        def write(data: dict) -> bool:
+            written.append(self.store.write(run.item, plan.namespace, plan.cls, data, run))
+            return written[-1]
+
+        status = runner.process(plan.plugin, run.item, str(path), plan.extract, write).name
+        if any(written):
             return status
         # Nothing written with fields: record the outcome alone. A file that now gives nothing
         # loses the fields it had; a failure keeps them (they are the last known good ones).
-        fields = {} if status == "SKIPPED" else None
+        fields: Optional[Dict[str, Any]] = {} if status == "SKIPPED" else None
         if not self.store.record(run._replace(status=status), plan.namespace, fields):
             return "ERRORED"
         return status
@@ -317,19 +321,19 @@ class Backfill:
         """Whether ``--max-calls`` lets the file go ahead: free, or its calls are left."""
         if self.options.max_calls is None:
             return True
-        billed = [part for part in self._missing(plan, path) if prices.billed(part)]
+        billed = [part for part in self._missing(plan, path) if part.billed]
         return self.budget.take(len(billed))
 
     def _missing(self, plan: Plan, path: Path) -> List[Any]:
         """The backends of the plugin whose answer for the file is not in the cache."""
-        return [part for part in parts(plan.backend) if fetch.lookup(part, str(path)) is None]
+        return [part for part in plan.backend.parts() if fetch.lookup(part, str(path)) is None]
 
     def _foresee(self, plan: Plan, path: Path, digest: Optional[str]) -> str:
         calls = []
         missing = self._missing(plan, path)
         with self.lock:
             for part in missing:
-                key = (json.dumps(part.identity(), sort_keys=True, default=str), digest)
+                key = (identity_key(part.identity()), digest)
                 if digest is not None and _cache_on() and key in self.foreseen:
                     continue  # a copy met earlier in this run: its answer will be cached
                 self.foreseen.add(key)
@@ -340,11 +344,6 @@ class Backfill:
         return "would call" if calls else "from the cache"
 
 
-def parts(chosen: Any) -> Tuple[Any, ...]:
-    """The backends that answer separately for a plugin (Vision with a Read API: two)."""
-    return tuple(getattr(chosen, "parts", None) or (chosen,))
-
-
 def tag(paths: Sequence[str], options: Options) -> int:
     """Run ``tag``; the exit status."""
     settings = Settings.load()
@@ -352,13 +351,15 @@ def tag(paths: Sequence[str], options: Options) -> int:
     store = MetadataStore.default()
     with interruptible() as caught:
         try:
-            plans, broken = prepare(options, settings, summary)
+            plans, broken = plan_plugins(options, settings, summary)
             if not plans and not broken:
                 _print(summary.notes)
                 _print(["no plugin is set up: see `pixstor-azure doctor`"])
                 return 1
             work = _handled(paths, plans, broken, summary)
             client.connections().fit(options.jobs)  # a kept connection per worker thread
+            # Each worker's file stays decoded while the three plugins ask for it in turn.
+            prepare.set_cache_size(max(prepare.DEFAULT_DECODED, options.jobs))
             backfill = Backfill(options, summary, store)
             backfill.run(work)
         except KeyboardInterrupt:
@@ -417,7 +418,7 @@ def dry_run_lines(backfill: Backfill, summary: Summary, settings: Settings) -> L
     money = None  # type: Optional[float]
     currency = prices.currency(settings)
     for what, (calls, part) in sorted(backfill.calls.items()):
-        if not prices.billed(part):
+        if not part.billed:
             lines.append(f"{what}: {calls} pictures run on your own machines (nothing billed)")
             continue
         price = prices.price(part, settings)
@@ -452,7 +453,7 @@ def retag(paths: Sequence[str], options: Options) -> int:
     roots = [walk.item_id(Path(p)) for p in paths]
     with interruptible() as caught:
         try:
-            plans, broken = prepare(options, settings, summary)
+            plans, broken = plan_plugins(options, settings, summary)
             if not plans and not broken:
                 _print([*summary.notes, "no plugin is set up: see `pixstor-azure doctor`"])
                 return 1
@@ -502,8 +503,6 @@ def _under(item: str, root: str) -> bool:
 
 
 def _cache_on() -> bool:
-    from ..answers import cache
-
     return cache.current() is not None
 
 

@@ -4,10 +4,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..ground import boxes
 from ..ground.errors import ImageError
+from ..ground.setting_registry import STORE
 from ..ground.store import MetadataStore
 from ..images.formats import handles
 from . import catalog, walk
@@ -28,7 +29,7 @@ class _Reading:
         if not self.present:
             print(
                 f"pixstor-azure: no store at {self.store.path} yet "
-                "(run `pixstor-azure tag` first, or set PIXSTOR_AZURE_STORE)",
+                f"(run `pixstor-azure tag` first, or set {STORE.name})",
                 file=sys.stderr,
             )
 
@@ -129,7 +130,7 @@ def search(field: str, value: str) -> int:
 
 
 def known_fields() -> List[str]:
-    fields = []
+    fields: List[str] = []
     for name in catalog.names():
         plugin = catalog.load(name)
         fields.extend(f"{plugin.namespace()}.{f['name']}" for f in plugin.schema() if "name" in f)
@@ -141,9 +142,9 @@ class _Empty:
 
     def __init__(self, store: "_Reading") -> None:
         self.store = store
-        self.by_folder = {}  # type: Dict[str, int]
-        self.files = []  # type: List[Path]
-        self.not_pictures = []  # type: List[Path]
+        self.by_folder: Dict[str, int] = {}
+        self.files: List[Path] = []
+        self.not_pictures: List[Path] = []
 
     def add(self, given: str, path: Path) -> None:
         if not handles(path.suffix.lower()):

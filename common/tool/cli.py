@@ -5,7 +5,10 @@
     pixstor-azure show PATH...
     pixstor-azure draw --out FOLDER PATH...
     pixstor-azure search FIELD VALUE
+    pixstor-azure sheet --out FOLDER PATH...
+    pixstor-azure train [--dry-run] CORRECTIONS.json
     pixstor-azure doctor [-p ...]
+    pixstor-azure db init|status|import
 
 ``tag`` runs each chosen plugin on every image under the paths, exactly as PixStor would
 (``handles``, then ``process``), writing fields to the tool's own SQLite store
@@ -28,15 +31,18 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from .. import __version__
-from ..ground import pixstor
+from ..answers import cache, postgres
+from ..ground import paths, pixstor
 from ..ground.errors import SettingsError
-from ..ground.settings import CONFIG_VARIABLE, DEFAULT_CONFIG, Settings
-from . import backfill, browse, catalog, doctor, walk
+from ..ground.logtext import guard
+from ..ground.setting_registry import CACHE, CONFIG
+from ..ground.settings import DEFAULT_CONFIG, Settings
+from . import backfill, browse, catalog, db, doctor, sheet, train, walk
 
 log = logging.getLogger("pixstor_azure.tool.cli")
 
 PROG = "pixstor-azure"
-PATH_COMMANDS = ("tag", "retag", "show", "draw")
+PATH_COMMANDS = ("tag", "retag", "show", "draw", "sheet")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -49,6 +55,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     logging.getLogger().setLevel(level)
+    guard("pixstor_azure")  # every line of ours one line, without a key (``logtext``)
     # Run on a PixStor node inside PixStor's environment, arcapix imports; the tool has paths,
     # not the index's item ids, so it always writes to its own store.
     pixstor.use_own_store()
@@ -85,6 +92,14 @@ def run(args: argparse.Namespace, quiet: bool) -> int:
         return browse.draw(args.paths, args.out)
     if args.command == "search":
         return browse.search(args.field, args.value)
+    if args.command == "sheet":
+        return sheet.sheet(args.paths, sheet.Options(args.out, args.jobs, args.thumb, args.large))
+    if args.command == "db":
+        return db.db(args)
+    if args.command == "train":
+        return train.train(
+            args.corrections, train.Options(args.task, args.dry_run, args.create_tags)
+        )
     plugins = tuple(dict.fromkeys(args.plugins or catalog.names()))
     if args.command == "doctor":
         return doctor.doctor(plugins, explicit=bool(args.plugins))
@@ -105,26 +120,23 @@ def run(args: argparse.Namespace, quiet: bool) -> int:
 
 def about() -> List[str]:
     """What -v says first: versions, the INI file, the store and the cache (never a key)."""
-    from ..answers import cache  # late: it reads settings
-    from ..ground.store import default_path
-
     lines = [f"{PROG} {__version__} on Python {sys.version.split()[0]}"]
     ini = config_file()
     if ini is not None:
         lines.append(f"settings: environment, then the INI file {ini}")
     else:
         lines.append(
-            f"settings: environment only ({CONFIG_VARIABLE} is not set and there is no "
+            f"settings: environment only ({CONFIG.name} is not set and there is no "
             f"{DEFAULT_CONFIG})"
         )
     here = Path.cwd() / "pixstor-azure.ini"
     if here.is_file() and (ini is None or here.resolve() != ini.resolve()):
         lines.append(
-            f"{here} is not read: only {CONFIG_VARIABLE}, else the INI file beside the "
-            f"plugins, is (set {CONFIG_VARIABLE}={here} to use it)"
+            f"{here} is not read: only {CONFIG.name}, else the INI file beside the "
+            f"plugins, is (set {CONFIG.name}={here} to use it)"
         )
-    lines.append(f"store: {default_path()} (the tool's own SQLite store)")
-    if pixstor.IN_PIXSTOR:
+    lines.append(f"store: {paths.store(Settings.load())} (the tool's own SQLite store)")
+    if paths.IN_PIXSTOR:
         lines.append(
             "arcapix imports here (PixStor's environment): the tool still writes only to its "
             "own store above, never to PixStor's index"
@@ -133,8 +145,14 @@ def about() -> List[str]:
     lines.append(
         f"answer cache: {answers.path}"
         if answers is not None
-        else f"answer cache: off ({cache.CACHE_VARIABLE}=off)"
+        else f"answer cache: off ({CACHE.name}=off)"
     )
+    shared = postgres.target(Settings.load())
+    if shared is not None:
+        lines.append(
+            f"database: {shared.shown} (answers, claims, rates and holds of every node; the "
+            "answer cache above while it cannot be used)"
+        )
     return lines
 
 
@@ -203,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "value", metavar="VALUE", help="a whole class or tag; a part of caption or text"
     )
+
+    sheet.add_parser(_command(commands, "sheet", sheet.HELP))
+    train.add_parser(_command(commands, "train", train.HELP))
+    db.add_parser(_command(commands, "db", db.HELP))
 
     check = _command(commands, "doctor", "check each plugin's settings and service")
     _plugins(check)

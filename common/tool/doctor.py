@@ -12,15 +12,17 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw
 
-from ..ground import budget, runtime
+from ..ground import budget
 from ..ground.errors import ImageError, ServiceError, SettingsError, Unresolved
+from ..ground.setting_registry import ATTEMPTS, FILE_TIMEOUT, VISION_FEATURES
 from ..ground.settings import Settings
-from ..services import vision
-from . import catalog
+from ..services.base import Service
+from ..services.imageanalysis import Analyze
+from . import catalog, db
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 def doctor(names: Sequence[str], explicit: bool) -> int:
     """Check each plugin in ``names``; the exit status (0: every plugin set up works)."""
     # One try each: a check that waits through five backoffs says nothing more.
-    settings = Settings.load(dict(os.environ, PIXSTOR_AZURE_ATTEMPTS="1"))
+    settings = Settings.load({**os.environ, ATTEMPTS.name: "1"})
     checked = failed = 0
     with tempfile.TemporaryDirectory(prefix="pixstor-azure-doctor-") as folder:
         picture = test_picture(Path(folder))
@@ -40,6 +42,11 @@ def doctor(names: Sequence[str], explicit: bool) -> int:
             if ok is not None:
                 checked += 1
                 failed += 0 if ok else 1
+    lines, ok = db.check(settings)  # said only when several nodes share a database
+    if ok is not None:
+        for line in lines:
+            print(f"database: {line}")
+        failed += 0 if ok else 1
     if not checked:
         print("no plugin is set up: set the settings of the plugins you use (see README.md)")
         return 1
@@ -64,14 +71,14 @@ def check_plugin(
     started = time.monotonic()
     # A check, not a file to tag: a service that never answers is said in seconds, not after
     # every retry of every read timeout.
-    seconds = min(settings.number(budget.SETTING, budget.DEFAULT, 1.0, 3600.0), CHECK_SECONDS)
+    seconds = min(settings.get(FILE_TIMEOUT), CHECK_SECONDS)
     try:
         with budget.limit(seconds):
             answer = chosen.ask(str(picture))
     except ServiceError as exc:
         return [*lines, f"{outcome(exc, chosen)}: {exc}"], False
     except SettingsError as exc:
-        if exc.setting == "AZURE_VISION_FEATURES" and "region" in str(exc):
+        if exc.setting == VISION_FEATURES.name and "region" in str(exc):
             return [*lines, f"feature not offered in this region: {exc}"], False
         return [*lines, f"settings: {exc}"], False
     except ImageError as exc:
@@ -90,7 +97,7 @@ def check_plugin(
     return lines, not down
 
 
-def outcome(exc: ServiceError, chosen: Any) -> str:
+def outcome(exc: ServiceError, chosen: Service) -> str:
     """The kind of failure, in the words an administrator looks for."""
     codes = {exc.code or "", exc.inner_code or ""}
     if isinstance(exc, Unresolved):
@@ -105,7 +112,7 @@ def outcome(exc: ServiceError, chosen: Any) -> str:
         return "wrong endpoint"
     if exc.http_status == 429:
         return "throttled"
-    if exc.http_status is None:
+    if not exc.answered and exc.http_status is None:  # no answer came back
         setting = chosen.endpoint_setting or "the service"
         if "timeout" in str(exc) or "in time" in str(exc):
             return f"no answer in time from {setting}"
@@ -113,14 +120,12 @@ def outcome(exc: ServiceError, chosen: Any) -> str:
     return "failed"
 
 
-def turned_down(chosen: Any) -> List[str]:
+def turned_down(chosen: Service) -> List[str]:
     """Features the resource's region turned down while answering (Azure AI Vision only)."""
-    found = []  # type: List[str]
-    down = runtime.current().get(vision.TurnedDown)
-    for part in getattr(chosen, "parts", None) or (chosen,):
-        if isinstance(part, vision.Config):
-            with down.lock:
-                found.extend(sorted(down.features.get((part.endpoint, part.api), ())))
+    found: List[str] = []
+    for part in chosen.parts():
+        if isinstance(part, Analyze):
+            found.extend(part.turned_down())
     return found
 
 

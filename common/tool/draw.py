@@ -115,7 +115,8 @@ def _text_box(draw: ImageDraw.ImageDraw, text: str, font) -> Tuple[int, int, int
     if hasattr(draw, "textbbox"):  # Pillow >= 8.0
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         return round(left), round(top), round(right), round(bottom)
-    width, height = draw.textsize(text, font=font)  # Pillow < 8.0; removed in 10.0
+    # Pillow < 8.0; removed in 10.0, so the types of the Pillow mypy reads lack it
+    width, height = draw.textsize(text, font=font)  # type: ignore[attr-defined]
     return (0, 0, width, height)
 
 

@@ -9,14 +9,14 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Iterator
+from typing import Iterator, Optional
 
 
 class Caught:
     """The signal that interrupted the run, if one did."""
 
     def __init__(self) -> None:
-        self.signum = None  # type: Optional[int]
+        self.signum: Optional[int] = None
 
     def exit_status(self) -> int:
         """128 + the signal's number, as a shell reports a process a signal ended."""

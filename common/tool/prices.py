@@ -12,10 +12,20 @@ asked. Set the settings to the prices of your contract and region.
 
 from typing import Any, NamedTuple, Optional
 
+from ..ground.setting_registry import (
+    PRICE_CURRENCY,
+    PRICE_CUSTOM_VISION,
+    PRICE_READ,
+    PRICE_VISION,
+    Setting,
+)
 from ..ground.settings import Settings
+from ..services.base import Service
+from ..services.customvisioncloud import CustomVisionCloud
+from ..services.imageanalysis import Analyze
+from ..services.read import Read
 
 ASSUMED_ON = "2026-11-28"
-CURRENCY_SETTING = "PIXSTOR_AZURE_PRICE_CURRENCY"
 
 
 class Price(NamedTuple):
@@ -28,50 +38,40 @@ class Price(NamedTuple):
         return calls * self.per_1000 / 1000.0
 
 
-# What runs on the customer's own machines: an exported model, file or container.
-RUN_HERE = ("onnx-export", "container")
-
-
-def billed(chosen: Any) -> bool:
-    """Whether a call of the backend ``chosen`` is billed by Azure (per call or by tokens)."""
-    identity = chosen.identity()
-    return not (identity.get("service") == "customvision" and identity.get("api") in RUN_HERE)
-
-
-def price(chosen: Any, settings: Settings) -> Optional[Price]:
-    """The price per 1,000 calls of the backend ``chosen``; None when it is not priced (a model
-    run here, an exported model's container, Azure OpenAI's tokens)."""
-    if not billed(chosen):
+def price(chosen: Service, settings: Settings) -> Optional[Price]:
+    """The price per 1,000 calls of the backend ``chosen``; None when it is not priced: not
+    billed (``Service.billed``: a model run here, an exported model's container), or billed by
+    tokens (Azure OpenAI)."""
+    if not chosen.billed:
         return None
-    identity = chosen.identity()
-    kind = identity.get("service")
-    if kind == "customvision":
-        return _price(settings, "PIXSTOR_AZURE_PRICE_CUSTOM_VISION", 2.0, "S0 prediction")
-    if kind == "vision":
-        features = str(identity.get("features") or "").split(",")
-        count = max(1, len([f for f in features if f]))
+    if isinstance(chosen, CustomVisionCloud):
+        return _price(settings, PRICE_CUSTOM_VISION, "S0 prediction")
+    if isinstance(chosen, Analyze):
+        count = max(1, len(chosen.features))
         return _price(
             settings,
-            "PIXSTOR_AZURE_PRICE_VISION",
-            1.0 * count,
+            PRICE_VISION,
             f"S1, 0-1M a month, 1 per 1,000 for each of {count} feature(s)",
+            PRICE_VISION.default * count,
         )
-    if kind == "read":
-        return _price(settings, "PIXSTOR_AZURE_PRICE_READ", 1.5, "Read, S1 / S0, 0-1M a month")
+    if isinstance(chosen, Read):
+        return _price(settings, PRICE_READ, "Read, S1 / S0, 0-1M a month")
     return None
 
 
-def label(chosen: Any) -> str:
+def label(chosen: Service) -> str:
     """The service a backend calls, and which of its APIs, for the lines of a dry run."""
     identity = chosen.identity()
     what = identity.get("protocol") or identity.get("api")
-    return f"{chosen.service} ({what})" if what else chosen.service
+    return f"{chosen.name} ({what})" if what else chosen.name
 
 
 def currency(settings: Settings) -> str:
-    return settings.text(CURRENCY_SETTING, "USD")
+    return settings.get(PRICE_CURRENCY)
 
 
-def _price(settings: Settings, setting: str, default: float, note: str) -> Price:
-    assumed = settings.raw(setting) is None
-    return Price(settings.number(setting, default, 0.0, 1000000.0), setting, assumed, note)
+def _price(settings: Settings, setting: Setting, note: str, default: Any = None) -> Price:
+    """The price ``setting`` says; ``default`` for one worked out from the call (Vision's)."""
+    assumed = settings.raw(setting.name) is None
+    value = settings.get(setting) if default is None else settings.get(setting, default)
+    return Price(value, setting.name, assumed, note)

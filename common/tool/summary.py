@@ -12,6 +12,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..answers import fetch
+from ..http import client
 
 # The order statuses are listed in; the tool's own words are in lower case.
 ORDER = (
@@ -76,7 +77,7 @@ class Summary:
         for (plugin, status), count in sorted(counts.items(), key=_order):
             why = EXPLAIN.get(status)
             out.append(f"{plugin}: {status} {count}" + (f" ({why})" if why else ""))
-        out.extend(paid_lines(fetch.tally().snapshot()))
+        out.extend(paid_lines(dict(fetch.tally().snapshot(), resent=client.resends().snapshot())))
         out.append(f"elapsed: {time.monotonic() - self.started:.1f} s")
         out.extend(notes)
         return out
@@ -93,6 +94,13 @@ def paid_lines(tally: Dict[str, Any]) -> List[str]:
     ]
     if sum(failed.values()):
         out.append(f"calls failed: {sum(failed.values())}" + _by_service(failed))
+    resent = tally.get("resent") or {}
+    if sum(resent.values()):
+        out.append(
+            f"calls that may have been billed twice: {sum(resent.values())}"
+            + _by_service(resent)
+            + " (sent again after the first got no answer in time)"
+        )
     on_disk = int(tally.get("bytes_on_disk") or 0)
     sent = int(tally.get("bytes_sent") or 0)
     share = f" ({100.0 * sent / on_disk:.1f} %)" if on_disk else ""

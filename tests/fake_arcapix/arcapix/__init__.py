@@ -1,5 +1,6 @@
 """A fake of PixStor's proprietary ``arcapix`` runtime, for the drop-in test only.
 
-It mirrors the import paths public PixStor plugins use (see PLUGIN-API.md) and records each
-``Metadata.update`` as a JSON line in the file named by $FAKE_ARCAPIX_OUT.
+It mirrors the import paths public PixStor plugins use (docs/pixstor-plugins.md, "Imports a
+plugin uses") and records each ``Metadata.update`` as a JSON line in the file named by
+$FAKE_ARCAPIX_OUT.
 """

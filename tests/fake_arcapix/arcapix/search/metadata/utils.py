@@ -2,7 +2,9 @@ import struct
 
 from PIL import Image
 
-MAGIC = b"RAWRGB"
+# A DPX file's magic number first (the plugins read only files whose first bytes name a
+# format they or PixStor's loader read), then the fake's own.
+MAGIC = b"SDPXRAWRGB"
 
 
 class _Loaded:
