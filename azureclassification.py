@@ -26,6 +26,7 @@ if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
         raise
 
 from pixstor_azure import runner
+from pixstor_azure.answers import fetch
 from pixstor_azure.ground import fields
 from pixstor_azure.ground.pixstor import Plugin, PluginStatus
 from pixstor_azure.images.formats import handles
@@ -34,17 +35,23 @@ from pixstor_azure.services import customvision
 SCHEMA = [
     fields.string("azure_class", "Most probable Custom Vision class"),
     fields.strings("azure_classes", "Custom Vision classes, most probable first"),
+    fields.string(
+        "azure_classification_source",
+        "What answered (backend, model, when; for a frame, which frame's answer it reuses)",
+    ),
 ]
 
 
 def extract(path: str) -> dict:
     """The fields for the image at ``path``: exactly what ``process`` writes."""
-    predictions = customvision.predict(path, customvision.CLASSIFY)
+    with fetch.watching() as seen:
+        predictions = customvision.predict(path, customvision.CLASSIFY)
     if not predictions:
         return {}
     return {
         "azure_class": predictions[0].tag,
         "azure_classes": [p.tag for p in predictions],
+        "azure_classification_source": fetch.provenance(seen),
     }
 
 

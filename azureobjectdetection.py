@@ -28,6 +28,7 @@ if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
         raise
 
 from pixstor_azure import runner
+from pixstor_azure.answers import fetch
 from pixstor_azure.ground import boxes, fields
 from pixstor_azure.ground.pixstor import Plugin, PluginStatus
 from pixstor_azure.images.formats import handles
@@ -39,18 +40,24 @@ SCHEMA = [
         "azure_detected_boxes",
         "Custom Vision detection boxes (JSON; fractions of the image as displayed)",
     ),
+    fields.string(
+        "azure_detection_source",
+        "What answered (backend, model, when; for a frame, which frame's answer it reuses)",
+    ),
 ]
 
 
 def extract(path: str) -> dict:
     """The fields for the image at ``path``: exactly what ``process`` writes."""
-    predictions = customvision.predict(path, customvision.DETECT)
+    with fetch.watching() as seen:
+        predictions = customvision.predict(path, customvision.DETECT)
     if not predictions:
         return {}
     return {
         # The labels are those of the boxes written, so every label can be found in the boxes.
         "azure_detected": fields.distinct([p.tag for p in predictions]),
         "azure_detected_boxes": boxes.to_json(p.box for p in predictions if p.box is not None),
+        "azure_detection_source": fetch.provenance(seen),
     }
 
 

@@ -28,6 +28,7 @@ if "pixstor_azure" not in sys.modules and os.path.isfile(_COMMON):
         raise
 
 from pixstor_azure import runner
+from pixstor_azure.answers import fetch
 from pixstor_azure.ground import boxes, fields
 from pixstor_azure.ground.pixstor import Plugin, PluginStatus
 from pixstor_azure.images.formats import handles
@@ -39,12 +40,17 @@ SCHEMA = [
     fields.strings("azure_objects", "Objects found by Azure AI Vision, most confident first"),
     fields.string("azure_object_boxes", "Where Azure AI Vision found the objects (JSON boxes)"),
     fields.strings("azure_text", "Lines of text read in the image by Azure AI Vision"),
+    fields.string(
+        "azure_vision_source",
+        "What answered (backend, model, when; for a frame, which frame's answer it reuses)",
+    ),
 ]
 
 
 def extract(path: str) -> dict:
     """The fields for the image at ``path``: exactly what ``process`` writes."""
-    found = vision.analyze(path)
+    with fetch.watching() as seen:
+        found = vision.analyze(path)
     data: Dict[str, Any] = {}
     if found.tags:
         data["azure_tags"] = [t.name for t in found.tags]
@@ -57,6 +63,8 @@ def extract(path: str) -> dict:
         data["azure_objects"] = fields.distinct(found.object_names)
     if found.text:
         data["azure_text"] = found.text
+    if data:
+        data["azure_vision_source"] = fetch.provenance(seen)
     return data
 
 

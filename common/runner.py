@@ -1,7 +1,8 @@
 """What every plugin's ``process`` does: extract the fields, write them, return the status.
 
 It never raises. Each outcome other than success is one log line naming the file, the plugin
-and the reason in plain words; details go to the debug level. What holds for every file (a
+and the reason in plain words; details go to the debug level. Each value and field written is
+bounded (``fields.bound``). What holds for every file (a
 setting, a service refusing every request) is logged once per process, not once per file:
 PixStor calls the plugin for every new image. Each file has a time budget across all its
 attempts and waits (``PIXSTOR_AZURE_FILE_TIMEOUT``), and paths are logged so that any byte
@@ -12,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .ground import budget
+from .ground import budget, fields
 from .ground.errors import Held, PixstorAzureError, Refused, SettingsError, StoreError
 from .ground.logonce import log_once
 from .ground.logtext import guard, printable
@@ -44,6 +45,9 @@ def process(
         if not data:
             logger.info("%s: %s: SKIPPED: nothing found at or above the thresholds", shown, name)
             return PluginStatus.SKIPPED
+        data, cuts = fields.bound(data)  # no value or field past its bound reaches the index
+        for cut in cuts:
+            logger.debug("%s: %s: %s", shown, name, printable(cut))
         try:
             accepted = write(data) if write is not None else Metadata(id_, plugin).update(data)
         except Exception as exc:

@@ -1086,7 +1086,9 @@ def flat_with_profile(
     path = _folder(folder) / (name or f"profiled.{suffix}")
     # WebP losslessly: its lossy coding moves a flat colour's numbers by several steps.
     options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
-    Image.new("RGB", size, colour).save(path, fmt, icc_profile=profile, **options)
+    im = Image.new("RGB", size, colour)
+    im.info["icc_profile"] = profile  # where Pillow 7's TIFF writer takes it from
+    im.save(path, fmt, icc_profile=profile, **options)
     return path
 
 

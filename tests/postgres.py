@@ -17,6 +17,7 @@ they fail: CI has installed them, so missing binaries are a broken CI.
 import glob
 import itertools
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+
+from pixstor_azure.tool import db as dbtool
 
 SUPERUSER = "postgres"
 OWNER = "pixstor_owner"  # makes the tables (`db init`)
@@ -85,8 +88,6 @@ class Server:
         """Run as root, the server must be another user: the package's postgres user."""
         if os.geteuid() != 0:
             return None
-        import pwd
-
         entry = pwd.getpwnam("postgres")
 
         def demote() -> None:
@@ -345,8 +346,6 @@ def own_server(postgres_clusters):
 
 def init_database(server: Server, db: str) -> Dict[str, str]:
     """``db init --grant`` as the tables' owner; the URLs of the owner and of a node."""
-    from pixstor_azure.tool import db as dbtool
-
     owner = server.url(OWNER, OWNER_PASSWORD, db)
     dbtool.init(owner, grant=NODE)
     return {"owner": owner, "node": server.url(NODE, NODE_PASSWORD, db)}

@@ -479,6 +479,7 @@ def test_a_cache_too_small_for_an_answer_costs_no_file(
     plugin, fake, cache_file, tmp_path, logs, monkeypatch
 ):
     monkeypatch.setenv("PIXSTOR_AZURE_CACHE_MAX_MB", "0.001")  # less than its empty tables
+    monkeypatch.setenv("PIXSTOR_AZURE_SEQUENCES", "off")  # 00.jpg... alike: each asked here
     assert not cache.current().put("ab" * 32, {"service": "test"}, _filler(0, 30000))
     for n in range(3):
         assert plugin.process(f"{n}", str(red(tmp_path, n))) == SUCCESS
@@ -546,7 +547,8 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_processes_share_one_new_cache(plugin, fake, cache_file, tmp_path):
+def test_two_processes_share_one_new_cache(plugin, fake, cache_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_SEQUENCES", "off")  # the files are frames that look alike
     files = [str(red(tmp_path / "in", n, 120)) for n in range(24)]
     workers = []
     for n, order in enumerate((files, files[::-1])):
@@ -581,8 +583,10 @@ def test_two_processes_share_one_new_cache(plugin, fake, cache_file, tmp_path):
     assert len(fake.requests) == asked
 
 
-def test_threads_share_one_cache(plugin, fake, cache_file, tmp_path):
+def test_threads_share_one_cache(plugin, fake, cache_file, tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("PIXSTOR_AZURE_SEQUENCES", "off")  # the files are frames that look alike
 
     files = [
         str(imagefactory.jpeg(tmp_path, size=(120 + n, 90), color=RED, name=f"{n:02}.jpg"))
@@ -703,7 +707,8 @@ class Retrained:
         """Every answer it gives is of its shape (``Service.check``)."""
 
 
-def test_an_answer_from_a_replaced_model_is_asked_again(cache_file, tmp_path):
+def test_an_answer_from_a_replaced_model_is_asked_again(cache_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_SEQUENCES", "off")  # 00.jpg and 01.jpg look alike
     backend = Retrained()
     old, new = str(red(tmp_path, 0)), str(red(tmp_path, 1))
     fetch.fetch(backend, old)

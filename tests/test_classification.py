@@ -16,6 +16,7 @@ from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, sent_image, serve
+from tests.sources import answered
 
 URL = (
     f"{ENDPOINT}/customvision/v3.0/Prediction/{PROJECT}/classify/iterations/MyModel1/image/nostore"
@@ -42,7 +43,7 @@ def test_classes_at_or_above_threshold_most_probable_first(plugin, served, photo
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
 
-    assert store.read("item-1", "image") == {
+    assert answered(store.read("item-1", "image")) == {
         "azure_class": "Hemlock",
         "azure_classes": ["Hemlock", "Japanese Cherry", "Maple"],
     }
@@ -74,7 +75,10 @@ def test_threshold_and_maximum_are_settings(plugin, served, photo, store, monkey
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
 
-    assert store.read("item-1", "image") == {"azure_class": "Hemlock", "azure_classes": ["Hemlock"]}
+    assert answered(store.read("item-1", "image")) == {
+        "azure_class": "Hemlock",
+        "azure_classes": ["Hemlock"],
+    }
 
 
 def test_nothing_above_threshold_writes_nothing_and_says_so(plugin, served, photo, store, logs):
@@ -98,7 +102,10 @@ def test_an_untyped_negative_tag_is_never_a_class(plugin, served, photo, store):
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
 
-    assert store.read("item-1", "image") == {"azure_class": "Hemlock", "azure_classes": ["Hemlock"]}
+    assert answered(store.read("item-1", "image")) == {
+        "azure_class": "Hemlock",
+        "azure_classes": ["Hemlock"],
+    }
 
 
 def test_store_images_setting_uses_the_storing_path(plugin, served, photo, store, monkeypatch):
@@ -185,5 +192,6 @@ def test_namespace_and_schema(plugin):
     assert [(f["name"], f["value"]["datatype"]) for f in plugin.schema()] == [
         ("azure_class", "String"),
         ("azure_classes", "[String]"),
+        ("azure_classification_source", "String"),
     ]
     assert all(re.match(r"\w", f["prompt"]) for f in plugin.schema())

@@ -11,15 +11,20 @@ import time
 
 import pytest
 
+import azureclassification
 from pixstor_azure.answers import pacing, postgres
 from pixstor_azure.answers.local import SqliteEngine
 from pixstor_azure.ground import clock as pixstor_clock
 from pixstor_azure.ground.errors import ServiceError
+from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.http import client
 from tests.fakeazure import FakeAzure
 from tests.toolrun import CLASSIFY_PROJECT, Tool, frames, serve
 
 PICTURES = 12
+# frames() names its pictures as a sequence's frames, which may reuse each other's answers: off,
+# so that each picture is an answer of its own.
+NOT_A_SEQUENCE = {"PIXSTOR_AZURE_SEQUENCES": "off"}
 
 
 def nodes(tmp_path, fake, count: int, url: str = "", **settings: str):
@@ -39,7 +44,7 @@ def nodes(tmp_path, fake, count: int, url: str = "", **settings: str):
                 "PIXSTOR_AZURE_CACHE": str(tmp_path / "answers.sqlite3"),
                 "PIXSTOR_AZURE_RATE_FILE": str(tmp_path / "run" / "rate.sqlite3"),
             }
-        tools.append(Tool(own, fake, **{**shared, **settings}))
+        tools.append(Tool(own, fake, **{**shared, **NOT_A_SEQUENCE, **settings}))
     return tools
 
 
@@ -84,7 +89,7 @@ def test_nodes_share_the_tiers_rate_with_no_429(shared, tmp_path, request):
             }
             if url:
                 settings["PIXSTOR_AZURE_DATABASE"] = url
-            tools.append(Tool(own, fake, **settings))
+            tools.append(Tool(own, fake, **settings, **NOT_A_SEQUENCE))
         counts = []
 
         def sample() -> None:  # answers given, over time, while all three run
@@ -156,3 +161,24 @@ def test_a_429_pauses_every_node(database, monkeypatch, tmp_path, clock):
     finally:
         other.close()
     assert start >= started + 3.0
+
+
+def test_threads_of_one_process_meeting_one_picture_pay_once(
+    fake_classifier, photo, store, monkeypatch
+):
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0")  # every class is written
+    fake_classifier.fail_next(200, delay=0.5)  # the first answer takes a while: all meet
+    plugin = azureclassification.AzureClassificationPlugin()
+    statuses = []
+
+    def work(n: int) -> None:
+        statuses.append(plugin.process(f"item-{n}", str(photo)))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [PluginStatus.SUCCESS] * 4
+    assert len([r for r in fake_classifier.requests if r.method == "POST"]) == 1
+    assert store.read("item-3", "image") == store.read("item-0", "image")

@@ -27,6 +27,7 @@ from pixstor_azure.services import customvision, registry
 from tests import imagefactory
 from tests.fakeazure import FakeAzure
 from tests.fakecontainer import HARNESS, FakeContainer
+from tests.sources import answered
 
 CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
 COLOURS = ["blue", "green", "red", "white", "black"]  # labels.txt order, not by probability
@@ -85,7 +86,10 @@ def test_classifier_plugin_posts_the_picture_to_image_without_a_key(classifier, 
     status = azureclassification.AzureClassificationPlugin().process("item", str(path))
 
     assert status == PluginStatus.SUCCESS
-    assert store.read("item", "image") == {"azure_class": "blue", "azure_classes": ["blue"]}
+    assert answered(store.read("item", "image")) == {
+        "azure_class": "blue",
+        "azure_classes": ["blue"],
+    }
     (received,) = server.requests
     assert (received.method, received.path, received.status) == ("POST", "/image", 200)
     assert received.headers["content-type"] == "application/octet-stream"
@@ -194,7 +198,7 @@ def test_the_negative_tag_is_never_written(monkeypatch, store, tmp_path):
     assert len(negative) == 1 and negative[0]["probability"] > 0.6
     assert "tagType" not in negative[0]
     assert status == PluginStatus.SUCCESS
-    assert store.read("n", "image") == {"azure_class": "red", "azure_classes": ["red"]}
+    assert answered(store.read("n", "image")) == {"azure_class": "red", "azure_classes": ["red"]}
 
 
 def test_text_with_200_is_an_error_not_an_empty_answer(classifier, tmp_path, logs):

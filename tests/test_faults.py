@@ -24,6 +24,7 @@ from tests.fakeazure import FakeAzure
 from tests.fakecontainer import FakeContainer
 from tests.fakeopenai import FakeOpenAI
 from tests.fakeread import FakeRead, Line
+from tests.sources import answered
 from tests.test_every_plugin import PLUGINS, SERVICE
 
 CLASSES = {name: cls for name, (cls, _) in PLUGINS.items()}
@@ -504,7 +505,10 @@ def test_a_classifiers_negative_tag_is_never_written(monkeypatch, served, files,
 
     assert plugin.process("item", files()) == PluginStatus.SUCCESS
 
-    assert store.read("item", "image") == {"azure_class": "Hemlock", "azure_classes": ["Hemlock"]}
+    assert answered(store.read("item", "image")) == {
+        "azure_class": "Hemlock",
+        "azure_classes": ["Hemlock"],
+    }
 
 
 def test_only_a_negative_tag_above_the_threshold_is_nothing_found(monkeypatch, served, files):

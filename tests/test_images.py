@@ -612,8 +612,8 @@ def test_a_file_larger_than_the_size_limit_is_refused_unread(tmp_path, monkeypat
 
 
 def test_the_first_bytes_decide_whatever_the_name_says(tmp_path):
-    png = factory.png(tmp_path, size=(300, 200))
-    misnamed = png.rename(tmp_path / "really-a-png.jpg")
+    misnamed = tmp_path / "really-a-png.jpg"
+    factory.png(tmp_path, size=(300, 200)).rename(misnamed)
 
     prepared = prepare.prepare(misnamed, prepare.CUSTOM_VISION, MAX_EDGE)
 

@@ -114,3 +114,16 @@ def test_a_key_cut_in_two_by_the_body_kept_for_debugging_is_hidden_too(fake_clas
     assert len(detail) == 1000 - len(KEY) // 2 + len("****"), detail[-40:]
     assert detail.endswith("x****")
     assert KEY[: len(KEY) // 2] not in detail
+
+
+def test_doctor_prints_what_the_service_said_without_the_key_on_one_line(tmp_path):
+    with FakeAzure(key=KEY) as server:
+        serve(server)
+        server.fail_next(401, body=ECHOED, times=5)
+        result = Tool(tmp_path, server).run("doctor", "-p", "classification")
+
+    assert result.returncode == 1, result
+    assert KEY not in result.stdout + result.stderr
+    assert "\x1b" not in result.stdout
+    (line,) = [x for x in result.stdout.splitlines() if "Access denied" in x]
+    assert "for key ****.\\nERROR forged: \\x1b[31mall is well" in line

@@ -220,6 +220,8 @@ def test_a_wide_gamut_picture_goes_in_srgb_without_its_profile(tmp_path, fmt, li
     expected = factory.adobe_to_srgb(WIDE)  # from the primaries, not from littleCMS
     assert max(abs(a - b) for a, b in zip(WIDE, expected)) > 40  # its numbers alone are wrong
     path = factory.flat_with_profile(tmp_path, WIDE, factory.icc_profile(), fmt)
+    with Image.open(path) as stored:
+        assert stored.info.get("icc_profile") == factory.icc_profile()
 
     prepared = prepare.prepare(path, limits, 2048)
 

@@ -26,6 +26,7 @@ from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, sent_image, serve
+from tests.sources import answered
 
 URL = f"{ENDPOINT}/customvision/v3.0/Prediction/{PROJECT}/detect/iterations/MyModel1/image/nostore"
 FOUND = "customvision-detect-nostore-200.handmade.json"
@@ -76,7 +77,7 @@ def test_labels_and_boxes_most_confident_first(plugin, served, photo, store, log
     assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
 
     fields = store.read("item-1", "image")
-    assert set(fields) == {"azure_detected", "azure_detected_boxes"}
+    assert set(answered(fields)) == {"azure_detected", "azure_detected_boxes"}
     # "product" comes first in the answer, but "logo" is more confident; "logo" twice is one label.
     assert fields["azure_detected"] == ["logo", "product", "actor stand-in"]
     assert json.loads(fields["azure_detected_boxes"]) == FOUND_BOXES
@@ -404,6 +405,7 @@ def test_namespace_and_schema(plugin):
     assert [(f["name"], f["value"]["datatype"]) for f in plugin.schema()] == [
         ("azure_detected", "[String]"),
         ("azure_detected_boxes", "String"),
+        ("azure_detection_source", "String"),
     ]
     assert all(re.match(r"\w", f["prompt"]) for f in plugin.schema())
     assert azureobjectdetection.SCHEMA is plugin.schema()

@@ -110,8 +110,10 @@ def test_an_off_shape_answer_kept_by_an_earlier_version_is_asked_again(
 ):
     """A cache written before answers were checked may hold a poisoned answer: it is not used."""
     chosen = registry.backend("classify", Settings.load())
-    poisoned = fresh({"predictions": [{"tagName": "red", "probability": 7.0}]}, (640, 480), (640, 480))
+    body = {"predictions": [{"tagName": "red", "probability": 7.0}]}
+    poisoned = fresh(body, (640, 480), (640, 480))
     assert cache.current().put(fetch.digest(str(photo)), chosen.identity(), poisoned)
+    assert fetch.lookup(chosen, str(photo)) is None  # a dry run counts it as a call to make
     plugin = azureclassification.AzureClassificationPlugin()
 
     assert plugin.process("x", str(photo)) == PluginStatus.SUCCESS

@@ -33,6 +33,7 @@ from pixstor_azure.ground.pixstor import PluginStatus  # noqa: E402
 from pixstor_azure.ground.settings import Settings  # noqa: E402
 from pixstor_azure.services import base, customvision, onnxexport, registry  # noqa: E402
 from tests import imagefactory, onnxmodels  # noqa: E402
+from tests.sources import answered
 
 CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
 CELL = 1 / 13
@@ -141,7 +142,10 @@ def test_plugin_writes_the_class_from_the_model(use, tmp_path, store):
     status = azureclassification.AzureClassificationPlugin().process("item", str(path))
 
     assert status == PluginStatus.SUCCESS
-    assert store.read("item", "image") == {"azure_class": "blue", "azure_classes": ["blue"]}
+    assert answered(store.read("item", "image")) == {
+        "azure_class": "blue",
+        "azure_classes": ["blue"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -161,7 +165,7 @@ def test_the_negative_label_is_never_written(use, tmp_path, store, monkeypatch, 
 
     assert max(predictions, key=lambda p: p["probability"])["tagName"] == "Negative"
     assert status == PluginStatus.SUCCESS
-    assert store.read("n", "image") == {"azure_class": "red", "azure_classes": ["red"]}
+    assert answered(store.read("n", "image")) == {"azure_class": "red", "azure_classes": ["red"]}
 
 
 def test_answer_is_the_cloud_envelope_and_nothing_was_sent(use, tmp_path):

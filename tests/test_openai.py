@@ -33,6 +33,7 @@ from tests import imagefactory
 from tests.conftest import assert_no_key, serve
 from tests.fakeazure import FakeAzure
 from tests.fakeopenai import FakeOpenAI, image_tokens
+from tests.sources import answered
 
 OPENAI_ENDPOINT = "https://contoso-vision.openai.azure.com"
 OPENAI_KEY = "aoai-key-7c1e9f3a5b2d4e6f8a0b"
@@ -165,7 +166,7 @@ def test_vision_request_and_fields_over_real_sockets(vision_plugin, fake, blue, 
     assert picture.format == "JPEG" and picture.size == (800, 600)  # a PNG goes as JPEG
     assert body["messages"][1]["content"][1]["image_url"]["detail"] == "high"
     # Lower case (the fake writes "Blue"), no boxes: the names only.
-    assert store.read("blue", "image") == {
+    assert answered(store.read("blue", "image")) == {
         "azure_tags": ["blue", "white", "black", "abstract"],
         "azure_caption": "a picture with a blue box",
         "azure_objects": ["blue box"],
@@ -183,7 +184,7 @@ def test_only_the_features_asked_for_are_in_the_schema_and_the_fields(
     assert vision_plugin.process("blue", str(blue)) == PluginStatus.SUCCESS
 
     assert list(schema_of(fake.body())["properties"]) == ["tags", "text_lines"]
-    assert store.read("blue", "image") == {
+    assert answered(store.read("blue", "image")) == {
         "azure_tags": ["blue", "white", "black", "abstract"],
         "azure_text": ["EXIT"],
     }
@@ -243,7 +244,10 @@ def test_classes_are_the_enum_and_only_listed_ones_are_written(classifier, fake,
     items = schema_of(body)["properties"]["classes"]["items"]
     assert items == {"type": "string", "enum": ["red", "blue", "night sky", "logo on screen"]}
     assert body["logprobs"] is True
-    assert store.read("blue", "image") == {"azure_class": "blue", "azure_classes": ["blue"]}
+    assert answered(store.read("blue", "image")) == {
+        "azure_class": "blue",
+        "azure_classes": ["blue"],
+    }
 
 
 @pytest.mark.parametrize(("threshold", "expected"), [("0.5", ["blue", "red"]), ("0.7", ["blue"])])
@@ -255,7 +259,10 @@ def test_the_threshold_applies_to_the_probability_read_from_logprobs(
 
     assert classifier.process("pic", str(blue_with_red)) == PluginStatus.SUCCESS
 
-    assert store.read("pic", "image") == {"azure_class": "blue", "azure_classes": expected}
+    assert answered(store.read("pic", "image")) == {
+        "azure_class": "blue",
+        "azure_classes": expected,
+    }
 
 
 def test_threshold_zero_asks_for_no_logprobs_and_writes_every_class_named(
@@ -525,7 +532,7 @@ def test_empty_caption_is_no_caption(vision_plugin, fake, blue, store):
 
     assert vision_plugin.process("blue", str(blue)) == PluginStatus.SUCCESS
 
-    assert store.read("blue", "image") == {
+    assert answered(store.read("blue", "image")) == {
         "azure_tags": ["sky"],
         "azure_objects": ["cup"],
         "azure_text": ["OK"],
@@ -598,7 +605,10 @@ def test_recorded_classes_with_logprobs(
 
     assert classifier.process("photo", str(photo)) == PluginStatus.SUCCESS
 
-    assert store.read("photo", "image") == {"azure_class": "exterior", "azure_classes": expected}
+    assert answered(store.read("photo", "image")) == {
+        "azure_class": "exterior",
+        "azure_classes": expected,
+    }
     assert json.loads(recorded.calls[0].request.body)["logprobs"] is True
 
 

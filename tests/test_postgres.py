@@ -5,10 +5,12 @@ Each "node" here is an engine with a connection and a node-local fallback of its
 worker process of each node has; a dead claimant is a real process killed.
 """
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
 
+import psycopg2
 import pytest
 
 from pixstor_azure.answers import cache, pgschema, postgres
@@ -16,6 +18,7 @@ from pixstor_azure.answers.answer import fresh
 from pixstor_azure.answers.local import SqliteEngine
 from pixstor_azure.ground.errors import SettingsError
 from pixstor_azure.ground.settings import Settings
+from pixstor_azure.tool import cli
 from pixstor_azure.tool import db as dbtool
 from tests.conftest import ROOT, assert_no_key
 from tests.postgres import NODE, NODE_PASSWORD, OWNER, OWNER_PASSWORD
@@ -120,19 +123,17 @@ def test_init_is_versioned_and_a_second_run_has_nothing_to_do(postgres_server):
         first = dbtool.init(owner, target=1)
         assert "from version 0 to 1" in first[0]
         then = dbtool.init(owner, grant=NODE)
-        assert "from version 1 to 2" in then[0]
-        assert dbtool.init(owner)[0].endswith("schema version 2, nothing to do")
+        assert f"from version 1 to {pgschema.VERSION}" in then[0]
+        assert dbtool.init(owner)[0].endswith(f"schema version {pgschema.VERSION}, nothing to do")
         versions = postgres_server.sql(
             f"SELECT version FROM {pgschema.SCHEMA}.schema_version ORDER BY version", db=name
         )
-        assert [v for (v,) in versions] == [1, 2]
+        assert [v for (v,) in versions] == list(range(1, pgschema.VERSION + 1))
     finally:
         postgres_server.drop_database(name)
 
 
 def test_the_nodes_role_may_use_the_tables_and_change_none_of_them(database, postgres_server):
-    import psycopg2
-
     url = database["node"]
     empty = postgres_server.new_database()
     try:
@@ -178,7 +179,8 @@ def test_status_shows_answers_size_oldest_claims_rates_and_nodes(database, node,
     engine.claim("7f" * 32, IDENTITY, 90.0)
     engine.reserve(KEY, 0.1, clock.wall(), None)
     said = "\n".join(dbtool.status(postgres.parse(database["owner"])))
-    assert "schema version 2 (this release needs 2)" in said
+    now = pgschema.VERSION
+    assert f"schema version {now} (this release needs {now})" in said
     assert "answers: 2 in " in said
     assert "oldest answer: asked " in said
     assert "1 from customvision" in said and "1 from vision" in said
@@ -209,16 +211,12 @@ def test_import_copies_a_nodes_cache_once(database, node, tmp_path):
 
 def test_import_refuses_a_file_that_is_no_answer_cache(database, tmp_path):
     other = tmp_path / "metadata.sqlite3"
-    import sqlite3
-
     sqlite3.connect(str(other)).execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(ValueError, match="not an answer cache"):
         dbtool.import_cache(postgres.parse(database["owner"]), other)
 
 
 def test_the_db_commands_run_from_the_tool(database, tmp_path, capsys, monkeypatch):
-    from pixstor_azure.tool import cli
-
     monkeypatch.setenv("PIXSTOR_AZURE_DATABASE", database["owner"])
     assert cli.main(["db", "init"]) == 0
     assert "nothing to do" in capsys.readouterr().out
@@ -235,7 +233,7 @@ def test_doctor_says_the_database_works_or_why_not(database, monkeypatch, own_se
     lines, ok = dbtool.check(Settings({"PIXSTOR_AZURE_DATABASE": database["node"]}))
     said = "\n".join(lines)
     assert ok, said
-    assert "works: schema version 2, a lookup takes" in said
+    assert f"works: schema version {pgschema.VERSION}, a lookup takes" in said
     assert NODE_PASSWORD not in said
     # Another server, whose database has no tables yet.
     name = own_server.new_database()

@@ -180,7 +180,7 @@ def test_tables_missing_or_older_say_to_run_db_init(own_server, tmp_path, logs, 
         said = warnings(logs)
         assert len(said) == 1 and "run `pixstor-azure db init`" in said[0]
         if version:
-            assert "at version 1, this release needs 2" in said[0]
+            assert f"at version 1, this release needs {pgschema.VERSION}" in said[0]
         dbtool.init(owner, grant=NODE)
         clock.advance(61.0)
         assert engine.put(CONTENT, IDENTITY, answer())

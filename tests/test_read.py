@@ -21,6 +21,7 @@ from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording
 from tests.fakeazure import FakeAzure
 from tests.fakeread import CONTAINER, DOC_INTEL, READ_32, FakeRead, Line
+from tests.sources import answered
 
 READ_KEY = "read-key-7c1e9a5b3d2f4e6a"
 # Two columns of a slate: read column by column, as a person would, unlike row by row.
@@ -114,7 +115,7 @@ def test_retry_after_says_how_long_to_wait_between_askings(
     assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
 
     assert waits == [3.0, 3.0, 3.0]  # the 202's, then each running answer's
-    assert store.read("item-1", "image") == {"azure_text": NATURAL}
+    assert answered(store.read("item-1", "image")) == {"azure_text": NATURAL}
     assert vision_fake.requests[0].path == "/vision/v3.2/read/analyze"
 
 
@@ -227,7 +228,7 @@ def test_read_endpoint_works_in_every_api_mode_even_with_text_alone(
     FakeRead(DOC_INTEL, lines=LINES).mount(read_fake)
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.SUCCESS
-    assert store.read("item-1", "image") == {"azure_text": NATURAL}
+    assert answered(store.read("item-1", "image")) == {"azure_text": NATURAL}
 
 
 def test_40_without_read_endpoint_reads_in_its_one_analyze_call(
@@ -390,7 +391,7 @@ def test_recorded_answers_served_in_turn(plugin, store, photo, monkeypatch, wait
         assert [c.request.method for c in mock.calls] == ["POST"] + ["GET"] * len(results)
         assert all(c.request.headers["Ocp-Apim-Subscription-Key"] == KEY for c in mock.calls)
         assert mock.calls[-1].request.url == location  # its query (api-version) kept
-    assert store.read("item-1", "image") == {"azure_text": text}
+    assert answered(store.read("item-1", "image")) == {"azure_text": text}
     assert waits == pauses
 
 

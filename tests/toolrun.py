@@ -57,6 +57,9 @@ class Tool:
             "PIXSTOR_AZURE_CONFIG": str(ini),
             "PIXSTOR_AZURE_STORE": str(self.store),
             "PIXSTOR_AZURE_CACHE": str(self.cache),
+            # Rate slots and the holds of faults (a refused key) live there: one installation's
+            # must not reach another test's.
+            "PIXSTOR_AZURE_RATE_FILE": str(tmp_path / "rate.sqlite3"),
             "PIXSTOR_AZURE_BACKOFF": "0",
             "CUSTOM_VISION_REQUESTS_PER_SECOND": "0",
             "AZURE_VISION_REQUESTS_PER_SECOND": "0",

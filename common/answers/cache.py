@@ -25,13 +25,14 @@ import time
 import weakref
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..ground import clock, paths, private, runtime
 from ..ground.logonce import log_once
 from ..ground.setting_registry import CACHE, CACHE_MAX_MB
 from ..ground.settings import Settings
 from .answer import Answer, identity_key
+from .engine import Reference
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,20 @@ FILE_NAME = "answers.sqlite3"
 # Marks a file as an answer cache (SQLite's application_id, "pxAc"): any other database, such
 # as the metadata store named by mistake, is left untouched.
 APPLICATION_ID = 0x70784163
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the frames table (a file of version 1 gets it when opened)
 
+# The answered frames of each frame sequence (``frames.py``): where the answer of each is
+# kept (``content``), and its signature. ``sequence`` is a digest of its folder and pattern.
+_FRAMES = """CREATE TABLE IF NOT EXISTS frames (
+        sequence BLOB NOT NULL,
+        setup BLOB NOT NULL,
+        frame INTEGER NOT NULL,
+        digits TEXT NOT NULL,
+        name TEXT NOT NULL,
+        content BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        PRIMARY KEY (sequence, setup, frame)
+    )"""
 _SCHEMA = (
     # rowid order is the order answers were kept in: eviction takes the smallest first.
     """CREATE TABLE IF NOT EXISTS answers (
@@ -60,6 +73,7 @@ _SCHEMA = (
     )""",
     # What each setup digest stands for, so that an administrator can see and clear by service.
     "CREATE TABLE IF NOT EXISTS setups (setup BLOB PRIMARY KEY, identity TEXT NOT NULL)",
+    _FRAMES,
 )
 OURS = private.tables(_SCHEMA)
 _SELECT = (
@@ -67,6 +81,7 @@ _SELECT = (
     "bytes_sent FROM answers WHERE content = ? AND setup = ?"
 )
 _INSERT = "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_REFER = "INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 class NotACache(Exception):
@@ -201,6 +216,42 @@ class AnswerCache:
             return False
         return True
 
+    def references(self, sequence: str, identity: dict, low: int, high: int) -> List[Reference]:
+        """The answered frames ``low`` to ``high`` of ``sequence`` asked with ``identity``."""
+        connection = self._connection()
+        if connection is None:
+            return []
+        try:
+            rows = connection.execute(
+                "SELECT frame, digits, name, content, signature FROM frames "
+                "WHERE sequence = ? AND setup = ? AND frame BETWEEN ? AND ?",
+                (sequence_key(sequence), setup(identity)[0], low, high),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            self._trouble(exc)
+            return []
+        return [Reference(r[0], r[1], r[2], bytes(r[3]).hex(), bytes(r[4])) for r in rows]
+
+    def refer(self, sequence: str, identity: dict, reference: Reference) -> None:
+        """Keep ``reference`` (an answered frame of ``sequence``); nothing when it cannot."""
+        connection = self._connection()
+        if connection is None:
+            return
+        row = (
+            sequence_key(sequence),
+            setup(identity)[0],
+            reference.number,
+            reference.digits,
+            reference.name,
+            bytes.fromhex(reference.content),
+            reference.signature,
+        )
+        try:
+            with _transaction(connection):
+                connection.execute(_REFER, row)
+        except sqlite3.Error as exc:
+            self._trouble(exc)
+
     def count(self) -> int:
         """How many answers the file holds (0 when it cannot be read)."""
         connection = self._connection()
@@ -320,6 +371,11 @@ class AnswerCache:
                     "(SELECT rowid FROM answers ORDER BY rowid LIMIT ?)",
                     (drop,),
                 )
+                # The frames whose answers went: no longer a frame to reuse.
+                connection.execute(
+                    "DELETE FROM frames WHERE NOT EXISTS (SELECT 1 FROM answers "
+                    "WHERE answers.content = frames.content AND answers.setup = frames.setup)"
+                )
                 dropped += drop
                 rows -= drop
         if not dropped:
@@ -389,6 +445,11 @@ class AnswerCache:
         )
 
 
+def sequence_key(sequence: str) -> bytes:
+    """The key a frame sequence is kept under: a digest of its folder and pattern."""
+    return hashlib.sha256(sequence.encode("utf-8", "surrogateescape")).digest()[:16]
+
+
 def setup(identity: dict) -> Tuple[bytes, str]:
     """(key, canonical text) of a backend's identity: the same settings give the same key."""
     described = identity_key(identity)
@@ -418,6 +479,10 @@ def _make_schema(connection: sqlite3.Connection) -> None:
     if mine == APPLICATION_ID:
         if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             connection.execute("PRAGMA journal_mode=WAL")
+        if connection.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            with _transaction(connection):  # a file of an older release: add what it lacks
+                connection.execute(_FRAMES)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return
     if mine != 0 or tables:
         raise NotACache()

@@ -11,13 +11,15 @@ while the database cannot be used.
   holder lets go, when its lease runs out, or when its holder is found gone;
 - rate slots: the next free request start of each service and host (``ratelimit.py``), and
   the pause a 429 asked for, so that every process stays within the tier's rate together;
-- holds: faults that hold for every file (``faults.py``), kept as ``Hold`` records.
+- holds: faults that hold for every file (``faults.py``), kept as ``Hold`` records;
+- frames: the answered frames of each frame sequence, with their signatures
+  (``frames.py``), so that a frame that looks like one reuses its answer.
 
 Times given to and returned by an engine are seconds since the epoch (``clock.wall``).
 """
 
 import abc
-from typing import Dict, NamedTuple, Optional, Sequence
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 from .answer import Answer
 
@@ -36,6 +38,17 @@ class Hold(NamedTuple):
     error: str
     probing: bool = False  # a file was let through to ask after ``until``
     node: str = ""
+
+
+class Reference(NamedTuple):
+    """An answered frame of a sequence: its number and name, the content digest its answer is
+    kept under, and its signature (``images/signature.py``)."""
+
+    number: int
+    digits: str  # the number as written (its padding: ``images/sequences.py``)
+    name: str  # the file's name: what an inheriting frame's provenance names
+    content: str
+    signature: bytes
 
 
 class Engine(abc.ABC):
@@ -104,6 +117,18 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def lift(self, keys: Sequence[str]) -> Dict[str, Hold]:
         """Drop the holds under ``keys`` (the service answered); those this call dropped."""
+
+    # ---------------------------------------------------------------- frames
+
+    @abc.abstractmethod
+    def references(self, sequence: str, identity: dict, low: int, high: int) -> List[Reference]:
+        """The answered frames ``low`` to ``high`` of ``sequence`` asked with ``identity``
+        (none where no answers are kept: every frame is then asked)."""
+
+    @abc.abstractmethod
+    def refer(self, sequence: str, identity: dict, reference: Reference) -> None:
+        """Keep ``reference``, an answered frame of ``sequence``, in place of any other of its
+        number."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -12,17 +12,18 @@ the kept answers only. ``tally()`` counts what this process paid for and what it
 """
 
 import collections
+import contextlib
 import hashlib
 import logging
 import os
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from ..ground import runtime
 from ..ground.errors import ImageError, ServiceError
 from ..images import source
-from . import claims, engines, faults, offline
+from . import claims, engines, faults, frames, offline
 from .answer import Answer, identity_key, model_of
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,15 @@ def fetch(backend: Any, path: str) -> Answer:
 
     The answers live in the engine (``engines.py``: the node's SQLite cache, or the database
     every node shares); of the processes that need the same answer at once, one asks and the
-    others wait for its answer (``claims.py``)."""
+    others wait for its answer (``claims.py``). A frame of a sequence may reuse the answer of a
+    frame it looks like (``frames.py``). Where the answer came from is told to ``watching``."""
+    answer, inherited = _fetch(backend, path)
+    runtime.current().get(Sources).saw(backend, answer, inherited)
+    return answer
+
+
+def _fetch(backend: Any, path: str) -> Tuple[Answer, Optional[str]]:
+    """The answer, and the name of the frame it is inherited from (None: the file's own)."""
     store = engines.current() if engines.keeps_answers() else None
     content = _content(path) if store is not None else None
     identity = backend.identity()
@@ -52,32 +61,44 @@ def fetch(backend: Any, path: str) -> Answer:
                 models.latest(identity),
             )
         elif found is not None:
-            return _reused(backend, path, content[1], found)
-    offline.check(backend)  # retag forbids calls: then a miss raises NotCached
-    if store is not None and content is not None:
+            return _reused(backend, path, content[1], found), None
 
-        def usable(kept: Answer) -> bool:
-            return models.current(identity, kept) and _fits(backend, kept)
+    def usable(kept: Answer) -> bool:
+        return models.current(identity, kept) and _fits(backend, kept)
 
-        found = claims.take(store, content[0], identity, backend.name, usable)
-        if found is not None:
-            return _reused(backend, path, content[1], found)
-    fresh = None  # type: Optional[Answer]
+    shot = frames.Shot.of(backend, path) if store is not None and content is not None else None
     try:
-        try:
-            asked = faults.ask(backend, path)
-        except ServiceError as exc:
-            if exc.sent:
-                tally().call_failed(backend.name)
-            raise
-        tally().called(backend.name, asked, content[1] if content else _size(path))
-        backend.check(asked)  # an answer not of the service's shape is never kept
-        models.saw(identity, asked)
-        fresh = asked
-    finally:
+        if shot is not None and store is not None:  # a shot is only made with a store
+            reused = shot.reuse(store, identity, usable)
+            if reused is not None:
+                tally().inherited(backend.name, content[1] if content else 0)
+                return reused.answer, reused.reference.name
+        offline.check(backend)  # retag forbids calls: then a miss raises NotCached
         if store is not None and content is not None:
-            claims.done(store, content[0], identity, fresh)  # keeps it: every process sees it
-    return fresh
+            found = claims.take(store, content[0], identity, backend.name, usable)
+            if found is not None:
+                return _reused(backend, path, content[1], found), None
+        fresh = None  # type: Optional[Answer]
+        try:
+            try:
+                asked = faults.ask(backend, path)
+            except ServiceError as exc:
+                if exc.sent:
+                    tally().call_failed(backend.name)
+                raise
+            tally().called(backend.name, asked, content[1] if content else _size(path))
+            backend.check(asked)  # an answer not of the service's shape is never kept
+            models.saw(identity, asked)
+            fresh = asked
+        finally:
+            if store is not None and content is not None:
+                kept = claims.done(store, content[0], identity, fresh)  # every process sees it
+                if kept and shot is not None:
+                    shot.keep(store, identity, content[0])  # an answered frame of its sequence
+        return fresh, None
+    finally:
+        if shot is not None and store is not None:
+            shot.done(store)
 
 
 def _fits(backend: Any, kept: Answer) -> bool:
@@ -110,7 +131,8 @@ def lookup(backend: Any, path: str) -> Optional[Answer]:
     content = _content(path)
     if content is None:
         return None
-    return engines.current().get(content[0], backend.identity())
+    found = engines.current().get(content[0], backend.identity())
+    return found if found is not None and _fits(backend, found) else None  # as ``fetch`` uses
 
 
 class Models:
@@ -239,6 +261,7 @@ class Tally:
         self.calls = collections.Counter()  # type: collections.Counter
         self.failed = collections.Counter()  # type: collections.Counter
         self.hits = collections.Counter()  # type: collections.Counter
+        self.inherited_from_frames = collections.Counter()  # type: collections.Counter
         self.bytes_sent = 0
         self.bytes_on_disk = 0
         self.bytes_on_disk_reused = 0
@@ -255,6 +278,12 @@ class Tally:
     def reused(self, service: str, file_bytes: int) -> None:
         with self.lock:
             self.hits[service] += 1
+            self.bytes_on_disk_reused += file_bytes
+
+    def inherited(self, service: str, file_bytes: int) -> None:
+        """A frame reused the answer of a frame of its sequence it looks like: no call."""
+        with self.lock:
+            self.inherited_from_frames[service] += 1
             self.bytes_on_disk_reused += file_bytes
 
     def call_failed(self, service: str) -> None:
@@ -274,6 +303,8 @@ class Tally:
                 "calls": dict(self.calls),
                 "failed": dict(self.failed),
                 "hits": dict(self.hits),
+                "inherited": dict(self.inherited_from_frames),
+                "total_inherited": sum(self.inherited_from_frames.values()),
                 "total_calls": sum(self.calls.values()),
                 "total_failed": sum(self.failed.values()),
                 "total_hits": sum(self.hits.values()),
@@ -282,6 +313,59 @@ class Tally:
                 "bytes_on_disk_reused": self.bytes_on_disk_reused,
                 "tokens": self.tokens,
             }
+
+
+class Source(NamedTuple):
+    """Where one answer came from: what answered, which model, when, and for a frame that
+    reused another's answer, that frame's name."""
+
+    service: str
+    api: str
+    model: Optional[str]
+    asked: float
+    inherited: Optional[str]
+
+    def describe(self) -> str:
+        """In words: ``Azure AI Vision 4.0, model 2023-10-01, asked 2026-12-06 05:40:12 UTC,
+        inherited from plate.1001.exr``."""
+        words = [f"{self.service} {self.api}".strip()]
+        words.append(f"model {self.model}" if self.model else "model not named")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.asked))
+        words.append(f"asked {when} UTC")
+        if self.inherited:
+            words.append(f"inherited from {self.inherited}")
+        return ", ".join(words)
+
+
+class Sources:
+    """The answers each thread fetched while it was ``watching``."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def saw(self, backend: Any, answer: Answer, inherited: Optional[str]) -> None:
+        seen = getattr(self.local, "seen", None)
+        if seen is not None:
+            api = backend.identity().get("api", "")
+            seen.append(Source(backend.name, str(api), model_of(answer), answer.asked, inherited))
+
+
+@contextlib.contextmanager
+def watching() -> Iterator[List[Source]]:
+    """The sources of the answers this thread fetches within the ``with``, in order."""
+    sources = runtime.current().get(Sources)
+    outer = getattr(sources.local, "seen", None)
+    seen: List[Source] = []
+    sources.local.seen = seen
+    try:
+        yield seen
+    finally:
+        sources.local.seen = outer
+
+
+def provenance(seen: List[Source]) -> str:
+    """What a plugin's ``…_source`` field says: each answer's source, ``; ``-separated."""
+    return "; ".join(source.describe() for source in seen)
 
 
 def tally() -> Tally:

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import threading
 import uuid
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..ground import clock
 from ..ground.logonce import log_once
@@ -23,7 +23,7 @@ from ..ground.setting_registry import RATE_FILE
 from . import ratelimit
 from .answer import Answer
 from .cache import AnswerCache, setup
-from .engine import Engine, Hold
+from .engine import Engine, Hold, Reference
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,17 @@ class SqliteEngine(Engine):
         kept = self.cache is not None and self.cache.put(content, identity, answer)
         self.release(content, identity)
         return kept
+
+    # ---------------------------------------------------------------- frames, with the answers
+
+    def references(self, sequence: str, identity: dict, low: int, high: int) -> List[Reference]:
+        if self.cache is None:
+            return []
+        return self.cache.references(sequence, identity, low, high)
+
+    def refer(self, sequence: str, identity: dict, reference: Reference) -> None:
+        if self.cache is not None:
+            self.cache.refer(sequence, identity, reference)
 
     # ---------------------------------------------------------------- the rest, in the file
 

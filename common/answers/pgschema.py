@@ -17,7 +17,7 @@ from typing import List, Sequence, Tuple
 
 SCHEMA = "pixstor_azure"
 # The schema version this release reads and writes; nodes fall back below it.
-VERSION = 2
+VERSION = 3
 # A number of our own for pg_advisory_xact_lock: two `db init` at once run one after the other.
 MIGRATION_LOCK = 0x70784163
 
@@ -99,6 +99,23 @@ MIGRATIONS = (
             )""",
         ),
     ),
+    (
+        3,
+        "the answered frames of frame sequences, with their signatures",
+        (
+            # As the SQLite cache's frames table: `sequence` is a digest of folder and pattern.
+            f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.frames (
+                sequence bytea NOT NULL,
+                setup bytea NOT NULL,
+                frame bigint NOT NULL,
+                digits text NOT NULL,
+                name text NOT NULL,
+                content bytea NOT NULL,
+                signature bytea NOT NULL,
+                PRIMARY KEY (sequence, setup, frame)
+            )""",
+        ),
+    ),
 )
 
 # What the nodes' role may do on each table: no DDL, no TRUNCATE.
@@ -110,6 +127,7 @@ TABLE_GRANTS = (
     ("rates", "SELECT, INSERT, UPDATE"),
     ("holds", "SELECT, INSERT, UPDATE, DELETE"),
     ("nodes", "SELECT, INSERT, UPDATE"),
+    ("frames", "SELECT, INSERT, UPDATE"),
 )
 
 

@@ -41,8 +41,8 @@ from ..ground.setting_registry import DATABASE, DATABASE_NODES, DATABASE_TIMEOUT
 from ..ground.settings import Settings
 from . import pgschema
 from .answer import Answer
-from .cache import keepable, pack, setup
-from .engine import Engine, Hold
+from .cache import keepable, pack, sequence_key, setup
+from .engine import Engine, Hold, Reference
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +360,51 @@ class PostgresEngine(Engine):
         except (Unusable, _Skip):
             return self.local.put(content, identity, answer)
         return True
+
+    # ---------------------------------------------------------------- frames
+
+    def references(self, sequence: str, identity: dict, low: int, high: int) -> List[Reference]:
+        params = (sequence_key(sequence), setup(identity)[0], low, high)
+
+        def work(link: Connection, deadline: float, prefix: str) -> List[tuple]:
+            return link.run(
+                prefix + f"SELECT frame, digits, name, content, signature FROM {S}.frames "
+                "WHERE sequence = %s AND setup = %s AND frame BETWEEN %s AND %s",
+                params,
+                deadline,
+            )
+
+        try:
+            rows = self._run(work)
+        except (Unusable, _Skip):
+            return self.local.references(sequence, identity, low, high)
+        return [Reference(r[0], r[1], r[2], bytes(r[3]).hex(), bytes(r[4])) for r in rows]
+
+    def refer(self, sequence: str, identity: dict, reference: Reference) -> None:
+        params = (
+            sequence_key(sequence),
+            setup(identity)[0],
+            reference.number,
+            reference.digits,
+            reference.name,
+            bytes.fromhex(reference.content),
+            reference.signature,
+        )
+
+        def work(link: Connection, deadline: float, prefix: str) -> None:
+            link.run(
+                prefix + f"INSERT INTO {S}.frames VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (sequence, setup, frame) DO UPDATE SET digits = EXCLUDED.digits, "
+                "name = EXCLUDED.name, content = EXCLUDED.content, "
+                "signature = EXCLUDED.signature",
+                params,
+                deadline,
+            )
+
+        try:
+            self._run(work)
+        except (Unusable, _Skip):
+            self.local.refer(sequence, identity, reference)
 
     # ---------------------------------------------------------------- claims
 

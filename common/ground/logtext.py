@@ -33,7 +33,7 @@ class Secrets:
 
     def __init__(self) -> None:
         # Longest first, so that a key holding another is hidden whole.
-        self.values = ()  # type: Tuple[str, ...]
+        self.values: Tuple[str, ...] = ()
         self.lock = threading.Lock()
 
     def add(self, value: str) -> None:

@@ -484,6 +484,61 @@ MAX_FILE_MB = _declare(
     minimum=1,
     maximum=1048576,
 )
+# Frame sequences (README "Frame sequences"): the defaults are bench/sequences.py's measure.
+SEQUENCES = _declare(
+    "PIXSTOR_AZURE_SEQUENCES",
+    FLAG,
+    "whether a frame of a sequence reuses the answer of a frame of it that looks alike",
+    default=True,
+)
+SEQUENCE_THRESHOLD = _declare(
+    "PIXSTOR_AZURE_SEQUENCE_THRESHOLD",
+    NUMBER,
+    "the largest share of a frame that may be new against the answered frame it reuses",
+    default=0.003,
+    minimum=0.0,
+    maximum=1.0,
+)
+SEQUENCE_BOX_THRESHOLD = _declare(
+    "PIXSTOR_AZURE_SEQUENCE_BOX_THRESHOLD",
+    NUMBER,
+    "boxes are reused only from a frame of which at most this share has changed in place",
+    default=0.005,
+    minimum=0.0,
+    maximum=1.0,
+)
+SEQUENCE_MAX_GAP = _declare(
+    "PIXSTOR_AZURE_SEQUENCE_MAX_GAP",
+    INTEGER,
+    "the farthest, in frames, an answered frame may be from a frame that reuses its answer",
+    default=96,
+    minimum=1,
+    maximum=100000,
+)
+# EXR and DPX (README "EXR and DPX"): PixStor's own loader, or OpenImageIO (pixstor-azure[vfx]).
+VFX_DECODER = _declare(
+    "PIXSTOR_AZURE_VFX_DECODER",
+    CHOICE,
+    "what decodes EXR and DPX: auto (PixStor's loader where it is, else OpenImageIO), "
+    "pixstor or openimageio",
+    default="auto",
+    choices=("auto", "pixstor", "openimageio"),
+)
+OCIO_CONFIG = _declare(
+    "PIXSTOR_AZURE_OCIO_CONFIG",
+    PATH,
+    "an OpenColorIO config whose view EXR and DPX are shown through (else: the sRGB transfer)",
+)
+OCIO_DISPLAY = _declare(
+    "PIXSTOR_AZURE_OCIO_DISPLAY",
+    TEXT,
+    "the display of PIXSTOR_AZURE_OCIO_CONFIG (else: its default display)",
+)
+OCIO_VIEW = _declare(
+    "PIXSTOR_AZURE_OCIO_VIEW",
+    TEXT,
+    "the view of that display (else: its default view)",
+)
 STORE = _declare(
     "PIXSTOR_AZURE_STORE",
     PATH,

@@ -8,6 +8,10 @@ The command-line tool also keeps one row per (item, plugin) in ``runs``: the con
 the file, the signature of the settings that shaped its fields, the status and when. It is
 written in the same transaction as the fields, so a run that is stopped at any moment leaves
 every file either done (fields and run row) or not done (neither), and the next run continues.
+
+An item is kept as text, except the path of a file whose name is not UTF-8 (Python gives it
+with lone surrogates, which SQLite's text cannot hold): that one is kept as the bytes of the
+name, and read back as the same path.
 """
 
 import json
@@ -53,6 +57,35 @@ _SCHEMA = (
     """,
 )
 OURS = private.tables(_SCHEMA)
+
+
+def _key(item: str) -> Union[str, bytes]:
+    """``item`` as the store keeps it: as it is, or the bytes of a name that is not UTF-8."""
+    try:
+        item.encode("utf-8")
+        return item
+    except UnicodeEncodeError:
+        pass
+    try:
+        return os.fsencode(item)  # the name's own bytes
+    except UnicodeEncodeError:  # surrogates no file system decoding makes
+        return item.encode("utf-8", "surrogatepass")
+
+
+def _item(kept: Union[str, bytes]) -> str:
+    """An item as ``_key`` kept it, as it was given."""
+    return os.fsdecode(kept) if isinstance(kept, bytes) else kept
+
+
+def _json(value: Any) -> str:
+    """A field's value as JSON text SQLite can hold: a lone surrogate (from a ``\\udXXX``
+    escape in a service's answer) stays an escape."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return text
 
 
 class Run(NamedTuple):
@@ -150,12 +183,12 @@ class MetadataStore:
             with connection:  # one transaction: all of it or nothing
                 if data is not None:
                     rows = [
-                        (item, namespace, name, json.dumps(value, ensure_ascii=False), plugin, now)
+                        (_key(item), namespace, name, _json(value), plugin, now)
                         for name, value in data.items()
                     ]
                     connection.execute(
                         "DELETE FROM fields WHERE item = ? AND namespace = ? AND plugin = ?",
-                        (item, namespace, plugin),
+                        (_key(item), namespace, plugin),
                     )
                     connection.executemany(
                         "INSERT OR REPLACE INTO fields VALUES (?, ?, ?, ?, ?, ?)", rows
@@ -163,7 +196,7 @@ class MetadataStore:
                 if run is not None:
                     connection.execute(
                         "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        tuple(run._replace(updated=now)),
+                        (_key(run.item), *run._replace(updated=now)[1:]),
                     )
         except (sqlite3.Error, OSError) as exc:
             log.error("metadata store %s refused the write for %s: %s", self.path, item, exc)
@@ -173,7 +206,7 @@ class MetadataStore:
     def read(self, item: str, namespace: Optional[str] = None) -> dict:
         """The fields of ``item`` as {field: value} (``namespace.field`` when not given one)."""
         query = "SELECT namespace, name, value FROM fields WHERE item = ?"
-        args = (item,)  # type: tuple
+        args = (_key(item),)  # type: tuple
         if namespace is not None:
             query += " AND namespace = ?"
             args += (namespace,)
@@ -184,16 +217,16 @@ class MetadataStore:
 
     def items(self) -> List[str]:
         rows = self._connection().execute("SELECT DISTINCT item FROM fields ORDER BY item")
-        return [row[0] for row in rows]
+        return [_item(row[0]) for row in rows]
 
     def run(self, item: str, plugin: str) -> Optional[Run]:
         """What the tool last did for ``item`` with ``plugin``, if anything."""
         row = (
             self._connection()
-            .execute("SELECT * FROM runs WHERE item = ? AND plugin = ?", (item, plugin))
+            .execute("SELECT * FROM runs WHERE item = ? AND plugin = ?", (_key(item), plugin))
             .fetchone()
         )
-        return Run(*row) if row else None
+        return Run(*row)._replace(item=_item(row[0])) if row else None
 
     def items_of(self, plugin: str) -> List[str]:
         """The items ``plugin`` wrote fields for or the tool ran it on, in order."""
@@ -202,7 +235,7 @@ class MetadataStore:
             " ORDER BY item",
             (plugin, plugin),
         )
-        return [row[0] for row in rows]
+        return [_item(row[0]) for row in rows]
 
     def search(self, namespace: str, name: str, match: Any) -> Iterator[str]:
         """The items whose field ``namespace.name`` holds a value for which ``match`` is true
@@ -215,7 +248,7 @@ class MetadataStore:
             value = json.loads(value)
             values = value if isinstance(value, list) else [value]
             if any(match(v) for v in values):
-                yield item
+                yield _item(item)
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""

@@ -270,23 +270,26 @@ def _source(path: Union[str, os.PathLike], edge: int, record: bool = True) -> De
     file once, whatever order they come in after the first. It is known by what ``fstat``
     says of it once opened (whatever name reaches it), and decoded from that open file: the
     pixels are those of the file its key names. A file that changed while it was decoded is
-    not kept.
+    not kept. A file decoded (or found broken) before is known again by ``stat`` alone: the
+    same stamp is the same file, which passed ``source``'s checks when it was opened.
     """
     path = os.fspath(path)
+    files = _decoded()
+    with files.lock:
+        if record:
+            files.largest_edge = max(files.largest_edge, edge)
+        wanted = max(edge, files.largest_edge)
+    try:
+        entry = _entry(files, source.stamp_of(os.stat(path)), path)
+    except OSError:
+        entry = None  # opening it says why
+    if entry is not None and (isinstance(entry, ImageError) or entry.covers(edge)):
+        return _found(entry)
     with source.open_picture(path) as opened:
         key = opened.stamp
-        files = _decoded()
-        with files.lock:
-            if record:
-                files.largest_edge = max(files.largest_edge, edge)
-            wanted = max(edge, files.largest_edge)
-            entry = files.entries.get(key)
-            if entry is not None:
-                files.entries.move_to_end(key)
-        if isinstance(entry, ImageError):
-            raise ImageError(str(entry))  # a broken file is tried once, not once per plugin
-        if entry is not None and entry.covers(edge):
-            return entry
+        entry = _entry(files, key, path)
+        if entry is not None and (isinstance(entry, ImageError) or entry.covers(edge)):
+            return _found(entry)
         runtime.current().get(PillowMemory)
         try:
             entry = _decode(opened, path, wanted)
@@ -301,8 +304,24 @@ def _source(path: Union[str, os.PathLike], edge: int, record: bool = True) -> De
             files.entries.move_to_end(key)
             while len(files.entries) > files.size:
                 files.entries.popitem(last=False)
+    return _found(entry)
+
+
+def _entry(files: DecodedFiles, key: source.Stamp, path: str) -> Union[Decoded, ImageError, None]:
+    """The decoded file (or its error) kept under ``key``; a kept one must be the file first
+    opened at ``path`` in this file's budget (``source.same_file``)."""
+    with files.lock:
+        entry = files.entries.get(key)
+        if entry is not None:
+            files.entries.move_to_end(key)
+    if entry is not None:
+        source.same_file(path, key)
+    return entry
+
+
+def _found(entry: Union[Decoded, ImageError]) -> Decoded:
     if isinstance(entry, ImageError):
-        raise ImageError(str(entry))
+        raise ImageError(str(entry))  # a broken file is tried once, not once per plugin
     return entry
 
 

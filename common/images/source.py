@@ -66,7 +66,7 @@ def stamp_of(found: os.stat_result) -> Stamp:
 class Opened(NamedTuple):
     file: io.BufferedReader  # at its first byte
     stamp: Stamp
-    format: str  # what its first bytes name (``formats.sniff``)
+    format: str  # what its first bytes name (``sniff``)
 
 
 @contextlib.contextmanager
@@ -94,11 +94,17 @@ def open_picture(path: str) -> Iterator[Opened]:
         if found.size > largest * MB:
             size = _megabytes(found.size)
             raise ImageError(f"{size}, larger than {MAX_FILE_MB.name} ({largest} MB): not read")
-        if budget.first_seen(path, found) != found:
-            raise ImageError(
-                "the file was replaced or rewritten while it was processed: nothing was sent"
-            )
+        same_file(path, found)
         yield Opened(f, found, kind)
+
+
+def same_file(path: str, stamp: Stamp) -> None:
+    """ImageError unless ``path`` had ``stamp`` when it was first opened in this thread's file
+    budget (the file's digest and its decode, of the same bytes)."""
+    if budget.first_seen(path, stamp) != stamp:
+        raise ImageError(
+            "the file was replaced or rewritten while it was processed: nothing was sent"
+        )
 
 
 def chunks(f: io.BufferedIOBase, size: int = CHUNK) -> Iterator[memoryview]:

@@ -20,6 +20,8 @@ from ..ground.boxes import Box
 from ..ground.errors import ServiceError
 from ..ground.outcomes import OFF_SHAPE, Outcome, classify
 from ..ground.setting_registry import CLASSIFY_MAX_TAGS, DETECT_MAX_BOXES, Setting, for_task
+from ..ground.settings import Settings
+from ..images import prepare
 
 
 class Service(abc.ABC):
@@ -82,6 +84,21 @@ class Service(abc.ABC):
     def wording(self, error: ServiceError) -> Dict[str, Any]:
         """What the words of its ``outcomes`` name besides the error's own fields."""
         return {"endpoint_setting": self.endpoint_setting}
+
+    def picture(self, path: str) -> Any:
+        """The picture at ``path`` as this process decodes it for every service (once,
+        whichever asks first): a Pillow image, for a frame's signature
+        (``answers/frames.py``). ImageError when it cannot be decoded."""
+        edge = prepare.edge_settings(Settings.load())[0]
+        return prepare.load(path, edge).image
+
+    def places(self) -> bool:
+        """Whether its answers say where things are (boxes): a frame of a sequence then reuses
+        them only from a near-identical frame (``answers/frames.py``). From the identity: a
+        detector's task, or Vision's objects among its features."""
+        identity = self.identity()
+        features = str(identity.get("features", "")).split(",")
+        return identity.get("task") == "detect" or "objects" in features
 
     def parts(self) -> Tuple["Service", ...]:
         """The services that answer on their own for a picture, each fetched and cached on its

@@ -30,6 +30,7 @@ import hashlib
 import logging
 import math
 import os
+import sys
 import threading
 import zipfile
 import zlib
@@ -109,9 +110,9 @@ def libraries(backend_setting: str) -> Libraries:
     except (ImportError, OSError) as exc:  # OSError: a shared library that does not load
         raise SettingsError(
             backend_setting,
-            "is onnx, but onnxruntime and numpy cannot be imported on this Python "
-            f"({str(exc).splitlines()[0][:150]}): install them with pip install "
-            "'pixstor-azure[onnx]', or choose the container or cloud backend",
+            f"is onnx, but onnxruntime and numpy cannot be imported on this Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]} ({str(exc).splitlines()[0][:150]}): "
+            f"install them with {_install_hint()}, or choose the container or cloud backend",
         ) from None
     try:
         from onnxruntime.capi import onnxruntime_pybind11_state as state
@@ -119,6 +120,17 @@ def libraries(backend_setting: str) -> Libraries:
         state = None
     errors = tuple(getattr(state, n) for n in _ORT_ERRORS if hasattr(state, n))
     return Libraries(numpy, onnxruntime, (*errors, RuntimeError, ValueError, TypeError))
+
+
+def _install_hint() -> str:
+    """How to install the extra on this Python: by its name where the package installs with
+    pip (3.7 and newer), by its packages on 3.6, where only they do (onnxruntime 1.10)."""
+    if sys.version_info >= (3, 7):  # noqa: UP036 (ruff's oldest target is 3.7; this is for 3.6)
+        return "pip install 'pixstor-azure[onnx]' (or pip install onnxruntime numpy)"
+    return (
+        "pip install onnxruntime numpy, the [onnx] extra's packages (after pip 21.3.1, as in "
+        "the README's install step 2)"
+    )
 
 
 class Export(NamedTuple):

@@ -24,7 +24,9 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Se
 from .. import runner
 from ..answers import cache, fetch, offline
 from ..answers.answer import identity_key
+from ..ground import fields
 from ..ground.errors import PixstorAzureError, SettingsError
+from ..ground.logtext import printable
 from ..ground.settings import Settings
 from ..ground.standin import SchemaMismatch, check
 from ..ground.store import MetadataStore, Run
@@ -51,6 +53,7 @@ class Options(NamedTuple):
     dry_run: bool = False
     max_calls: Optional[int] = None
     progress: bool = False
+    quiet: bool = False  # -q: errors and the summary only, without its notes
 
 
 class Plan:
@@ -185,6 +188,7 @@ class Backfill:
         self.budget = Budget(options.max_calls)
         self.out_of_calls = False
         self.interrupted = False
+        self.crashed = None  # type: Optional[str]  # why a worker stopped, in one line
         self.same = KeyedLocks()
         self.foreseen = set()  # type: set  # dry run: (backend, digest) a call would answer
         self.calls: Dict[str, List[Any]] = {}  # dry run: label -> [calls, backend]
@@ -239,6 +243,24 @@ class Backfill:
                 self._left(path, plan.label)
 
     def _worker(self, pending: "queue.Queue") -> None:
+        try:
+            self._work(pending)
+        except Exception as exc:
+            # An error out of a worker would end its thread alone: its files not done, counted
+            # as not reached, and the run ending 0 for ever. It stops the run instead, said in
+            # one line (the traceback at -vv).
+            log.debug("a worker stopped", exc_info=True)
+            with self.lock:
+                path = self.in_flight.get(threading.get_ident(), (None,))[0]
+                if self.crashed is None:
+                    where = f" on {path}" if path is not None else ""
+                    self.crashed = printable(
+                        f"stopped: a worker failed{where} ({type(exc).__name__}: {exc}); every "
+                        "file done is saved"
+                    )
+            self.stop.set()
+
+    def _work(self, pending: "queue.Queue") -> None:
         me = threading.get_ident()
         while not self.stop.is_set():
             try:
@@ -270,7 +292,7 @@ class Backfill:
 
     def _left(self, path: Path, label: str) -> None:
         self.left.add(path)
-        self.summary.add(label, "left")
+        self.summary.add(label, "left" if self.crashed is None else "stopped")
 
     # ------------------------------------------------------------------ one file, one plugin
 
@@ -293,8 +315,9 @@ class Backfill:
         run = Run(item, plan.cls, digest, content.size, content.mtime_ns, plan.signature, "")
         with self.same.hold((plan.name, digest or item)):
             if not self._may_call(plan, path):
+                # Left for the next run; the files after it are still looked at, so that those
+                # done or answered from the cache are counted as what they are, not as left.
                 self.out_of_calls = True
-                self.stop.set()
                 return "left"
             return self._process(plan, path, run)
 
@@ -368,13 +391,16 @@ def tag(paths: Sequence[str], options: Options) -> int:
     if options.dry_run:
         _print(dry_run_lines(backfill, summary, settings))
         return 1 if broken else 0
-    lines = summary.lines()
+    lines = summary.lines(notes=not options.quiet)
     if backfill.interrupted:
         lines.append(
             "interrupted: every file done is saved; run the same command again to continue"
         )
         _print(lines)
         return caught.exit_status()
+    if backfill.crashed is not None:
+        _print([*lines, backfill.crashed])
+        return 1
     if backfill.out_of_calls:
         lines.append(
             f"stopped at --max-calls {options.max_calls}: {backfill.budget.taken} billed calls "
@@ -468,7 +494,7 @@ def retag(paths: Sequence[str], options: Options) -> int:
             lines = summary.lines(files=False)
             _print([*lines, "interrupted: every file done is saved"])
             return caught.exit_status()
-    _print(summary.lines(files=False))
+    _print(summary.lines(files=False, notes=not options.quiet))
     return 1 if summary.failed() or broken else 0
 
 
@@ -490,6 +516,9 @@ def _retag_one(plan: Plan, item: str, store: MetadataStore) -> str:
     except SchemaMismatch as exc:
         log.error("%s: %s: ERRORED: the fields do not match the schema (%s)", item, plan.label, exc)
         return "ERRORED"
+    data, cuts = fields.bound(data)  # as runner.process writes them
+    for cut in cuts:
+        log.debug("%s: %s: %s", item, plan.label, cut)
     status = "SUCCESS" if data else "SKIPPED"
     digest = content.digest(previous)
     run = Run(item, plan.cls, digest, content.size, content.mtime_ns, plan.signature, status)

@@ -2,21 +2,35 @@
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from ..ground import boxes
 from ..ground.errors import ImageError
+from ..ground.logtext import printable
 from ..ground.setting_registry import STORE
 from ..ground.store import MetadataStore
 from ..images.formats import handles
 from . import catalog, walk
 from .draw import draw_file
 
+# What json.dumps leaves as it is and a terminal or a log viewer acts on: DEL, C1 controls,
+# Unicode's line and paragraph separators (inside JSON strings only, where \\u escapes work).
+_CONTROL = re.compile("[\x7f-\x9f\u2028\u2029]")
 BOX_FIELDS = ("image.azure_detected_boxes", "image.azure_object_boxes")
 # Fields of free text: found by a part of it. Every other field: by a whole value.
-SUBSTRING_FIELDS = ("azure_caption", "azure_text", "azure_detected_boxes", "azure_object_boxes")
+SUBSTRING_FIELDS = (
+    "azure_caption",
+    "azure_text",
+    "azure_detected_boxes",
+    "azure_object_boxes",
+    # Where each answer came from: found by "model 2023-10-01", "inherited from plate.1001.exr".
+    "azure_vision_source",
+    "azure_classification_source",
+    "azure_detection_source",
+)
 
 
 class _Reading:
@@ -49,10 +63,11 @@ def show(paths: Sequence[str]) -> int:
         for path in walk.files_under([given]):
             stored = store.read(walk.item_id(path))
             if stored:
-                out[str(path)] = stored
+                out[printable(str(path))] = stored  # a name escaped as in the logs
             else:
                 empty.add(given, path)
-    print(json.dumps(out, indent=2, ensure_ascii=False))
+    if out:
+        print(_json(out))
     empty.say()
     return 0 if out else 1
 
@@ -81,16 +96,17 @@ def draw(paths: Sequence[str], out: str) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 draw_file(path, found, target)
             except ImageError as exc:
-                print(f"{path}: cannot draw: {exc}", file=sys.stderr)
+                print(printable(f"{path}: cannot draw: {exc}"), file=sys.stderr)
                 failed += 1
                 continue
             except OSError as exc:
-                print(f"{path}: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+                why = exc.strerror or exc
+                print(printable(f"{path}: cannot write {target}: {why}"), file=sys.stderr)
                 failed += 1
                 continue
             written.add(target)
             drawn += 1
-            print(target)
+            print(printable(target))
     empty.say()
     if no_boxes:
         print(f"{no_boxes} file(s) have fields but no boxes stored", file=sys.stderr)
@@ -122,7 +138,7 @@ def search(field: str, value: str) -> int:
     store = _Reading()
     found = 0
     for item in store.store.search(namespace, name, match) if store.present else ():
-        print(item)
+        print(printable(item))
         found += 1
     if not found:
         print(f"no stored file has {value!r} in {namespace}.{name}", file=sys.stderr)
@@ -158,11 +174,11 @@ class _Empty:
 
     def say(self) -> None:
         for path in self.not_pictures:
-            print(f"{path}: not a picture format these plugins take", file=sys.stderr)
+            print(printable(f"{path}: not a picture format these plugins take"), file=sys.stderr)
         for path in self.files:
-            print(f"{path}: nothing stored{self._last_runs(path)}", file=sys.stderr)
+            print(printable(f"{path}: nothing stored{self._last_runs(path)}"), file=sys.stderr)
         for folder, count in self.by_folder.items():
-            print(f"{folder}: {count} file(s) with nothing stored", file=sys.stderr)
+            print(printable(f"{folder}: {count} file(s) with nothing stored"), file=sys.stderr)
 
     def _last_runs(self, path: Path) -> str:
         item = walk.item_id(path)
@@ -174,6 +190,17 @@ class _Empty:
         if runs:
             return " (last tag: " + ", ".join(runs) + ")"
         return " (never tagged: run pixstor-azure tag on it)"
+
+
+def _json(stored: dict) -> str:
+    """The fields as JSON any terminal shows as they are: a value a service gave with a lone
+    surrogate, or a line separator, is written as its ``\\u`` escape."""
+    text = json.dumps(stored, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(stored, indent=2)
+    return _CONTROL.sub(lambda found: f"\\u{ord(found.group(0)):04x}", text)
 
 
 def _common_folder(paths: Sequence[str]) -> Optional[str]:

@@ -62,7 +62,8 @@ def backend_name(name: str, settings: Settings) -> str:
     """The backend's name as its setting says it: cloud, container, onnx, openai; 4.0, 3.2."""
     chosen = registry.chosen(_asked(name), settings)
     if name == "vision":
-        return "Azure OpenAI" if chosen == "openai" else "Image Analysis " + chosen
+        named = {"openai": "Azure OpenAI", "local": "local OCR"}
+        return named.get(chosen, "Image Analysis " + chosen)
     return chosen
 
 

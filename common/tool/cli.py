@@ -104,7 +104,8 @@ def run(args: argparse.Namespace, quiet: bool) -> int:
     if args.command == "doctor":
         return doctor.doctor(plugins, explicit=bool(args.plugins))
     if args.command == "retag":
-        return backfill.retag(args.paths, backfill.Options(plugins, explicit=bool(args.plugins)))
+        options = backfill.Options(plugins, explicit=bool(args.plugins), quiet=quiet)
+        return backfill.retag(args.paths, options)
     options = backfill.Options(
         plugins,
         explicit=bool(args.plugins),
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace, quiet: bool) -> int:
         dry_run=args.dry_run,
         max_calls=args.max_calls,
         progress=not (args.no_progress or quiet),
+        quiet=quiet,
     )
     return backfill.tag(args.paths, options)
 

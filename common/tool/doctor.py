@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from ..ground import budget
 from ..ground.errors import ImageError, ServiceError, SettingsError, Unresolved
+from ..ground.logtext import printable
 from ..ground.setting_registry import ATTEMPTS, FILE_TIMEOUT, VISION_FEATURES
 from ..ground.settings import Settings
 from ..services.base import Service
@@ -38,14 +39,14 @@ def doctor(names: Sequence[str], explicit: bool) -> int:
             label = catalog.PLUGINS[name].module
             lines, ok = check_plugin(name, settings, picture, explicit)
             for line in lines:
-                print(f"{label}: {line}")
+                print(printable(f"{label}: {line}"))  # what a service said: one line, no key
             if ok is not None:
                 checked += 1
                 failed += 0 if ok else 1
     lines, ok = db.check(settings)  # said only when several nodes share a database
     if ok is not None:
         for line in lines:
-            print(f"database: {line}")
+            print(printable(f"database: {line}"))
         failed += 0 if ok else 1
     if not checked:
         print("no plugin is set up: set the settings of the plugins you use (see README.md)")

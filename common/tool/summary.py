@@ -28,6 +28,7 @@ ORDER = (
     "gone",
     "not retried",
     "left",
+    "stopped",
 )
 EXPLAIN = {
     "unchanged": "same content and settings as last time: not asked again",
@@ -36,6 +37,7 @@ EXPLAIN = {
     "gone": "no longer on disk",
     "not retried": "did not fail last time",
     "left": "not reached: run the same command again to continue",
+    "stopped": "not done: the run stopped on the error below",
 }
 
 
@@ -63,10 +65,11 @@ class Summary:
     def failed(self) -> bool:
         return self.count("FATAL") + self.count("ERRORED") > 0
 
-    def lines(self, files: bool = True) -> List[str]:
+    def lines(self, files: bool = True, notes: bool = True) -> List[str]:
+        """The summary's lines; ``notes`` (what was left out, and why) after them."""
         with self.lock:
             counts = dict(self.counts)
-            notes = list(self.notes)
+            said = list(self.notes) if notes else []
         out = []
         if files:
             handled = self.found - self.not_handled
@@ -79,7 +82,7 @@ class Summary:
             out.append(f"{plugin}: {status} {count}" + (f" ({why})" if why else ""))
         out.extend(paid_lines(dict(fetch.tally().snapshot(), resent=client.resends().snapshot())))
         out.append(f"elapsed: {time.monotonic() - self.started:.1f} s")
-        out.extend(notes)
+        out.extend(said)
         return out
 
 

@@ -35,6 +35,7 @@ from ..answers import fetch
 from ..ground import setting_registry as registry
 from ..ground.boxes import Box
 from ..ground.errors import ImageError, ServiceError, SettingsError
+from ..ground.logtext import printable
 from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
@@ -470,5 +471,5 @@ def _advice(exc: ServiceError) -> str:
 
 def _say(lines: Sequence[str]) -> None:
     for line in lines:
-        print(line, file=sys.stderr)
+        print(printable(line), file=sys.stderr)  # paths and what the service said, escaped
     sys.stderr.flush()

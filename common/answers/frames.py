@@ -1,0 +1,200 @@
+"""Frame sequences: a frame that looks like an answered frame of its sequence reuses its answer.
+
+``fetch`` asks this module before it asks a service for a file that is a frame of a sequence
+(``images/sequences.py``: ``plate.1001.exr``), while ``PIXSTOR_AZURE_SEQUENCES`` is on:
+
+* the frame's signature (``images/signature.py``) is made from the picture the process decoded
+  for the services anyway;
+* the answered frames of its sequence, asked with the same setup, at most
+  ``PIXSTOR_AZURE_SEQUENCE_MAX_GAP`` frames away, are compared with it nearest first (before,
+  then after, at equal distance); the first whose ``change`` is within
+  ``PIXSTOR_AZURE_SEQUENCE_THRESHOLD`` gives its answer, with no call. For answers that say
+  where things are (boxes: ``Service.places``), the frame must also be near-identical: at most
+  ``PIXSTOR_AZURE_SEQUENCE_BOX_THRESHOLD`` of it changed in place. Cuts need no rule of their
+  own: across a cut most of the picture is new (``signature.change``);
+* otherwise the frame is asked, and becomes an answered frame itself (``keep``).
+
+Two processes must not both pay for the first frame of a shot. Before asking, a frame claims its
+stretch of the sequence (``MAX_GAP`` frames) through the engine's claims (``Engine.claim``,
+across processes and nodes) and, within a process, an event its other threads wait on. A frame
+that finds the stretch claimed waits for that answer, within its file's budget, and compares
+again: alike, it reuses it; not, it asks. The order frames come in does not matter: a frame
+compares with answered frames on both sides.
+"""
+
+import hashlib
+import threading
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+
+from ..ground import budget, clock, runtime
+from ..ground.errors import ImageError
+from ..ground.setting_registry import (
+    SEQUENCE_BOX_THRESHOLD,
+    SEQUENCE_MAX_GAP,
+    SEQUENCE_THRESHOLD,
+    SEQUENCES,
+)
+from ..ground.settings import Settings
+from ..images import sequences, signature
+from ..images.sequences import Frame
+from ..images.signature import Signature
+from . import claims
+from .answer import Answer, identity_key
+from .engine import Engine, Reference
+
+FIRST_LOOK = 0.02  # seconds before a waiter first looks for the claimant's answer
+LONGEST_LOOK = 0.25
+
+
+class Reused(NamedTuple):
+    """An answered frame's answer, for a frame that looks like it."""
+
+    answer: Answer
+    reference: Reference
+
+
+class Stretches:
+    """The stretches of sequences this process's threads are asking a first frame of."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now: Dict[Tuple[str, str, int], threading.Event] = {}
+
+    def enter(self, key: Tuple[str, str, int]) -> Tuple[threading.Event, bool]:
+        with self.lock:
+            event = self.now.get(key)
+            if event is not None:
+                return event, False
+            event = self.now[key] = threading.Event()
+            return event, True
+
+    def leave(self, key: Tuple[str, str, int]) -> None:
+        with self.lock:
+            event = self.now.pop(key, None)
+        if event is not None:
+            event.set()
+
+
+class Shot:
+    """A file that is a frame of a sequence, on its way to an answer for one backend."""
+
+    def __init__(self, frame: Frame, sig: Signature, places: bool, settings: Settings) -> None:
+        self.frame = frame
+        self.signature = sig
+        self.places = places
+        self.threshold = settings.get(SEQUENCE_THRESHOLD)
+        self.box_threshold = settings.get(SEQUENCE_BOX_THRESHOLD)
+        self.gap = settings.get(SEQUENCE_MAX_GAP)
+        self.sequence = "\0".join(frame.key)  # folder and pattern
+        self.claimed: Optional[Tuple[str, dict, Tuple[str, str, int]]] = None
+
+    @classmethod
+    def of(cls, backend: Any, path: str) -> Optional["Shot"]:
+        """The shot ``path`` is a frame of, or None: not a frame, sequences off, or a file
+        the backend will refuse in its own words."""
+        settings = Settings.load()
+        if not settings.get(SEQUENCES):
+            return None
+        frame = sequences.frame_of(path)
+        if frame is None:
+            return None
+        try:
+            # The picture the services are sent is decoded once a process: this shares it.
+            picture = backend.picture(path)
+        except ImageError:
+            return None
+        return cls(frame, signature.of(picture), backend.places(), settings)
+
+    # ---------------------------------------------------------------- reuse
+
+    def reuse(
+        self, store: Engine, identity: dict, usable: Callable[[Answer], bool]
+    ) -> Optional[Reused]:
+        """The answer of an answered frame this one looks like; else None, and this frame
+        holds its stretch's claim until ``done``: it is to be asked."""
+        found = self.nearest(store, identity, usable)
+        if found is not None:
+            return found
+        key = (self.sequence, identity_key(identity), self.frame.number // self.gap)
+        stretches = runtime.current().get(Stretches)
+        look = FIRST_LOOK
+        while True:
+            event, mine = stretches.enter(key)
+            if mine:
+                if store.claim(_stretch(key), identity, claims.lease()):
+                    self.claimed = (_stretch(key), identity, key)
+                    found = self.nearest(store, identity, usable)  # answered meanwhile?
+                    if found is not None:
+                        self.done(store)
+                    return found
+                # Another process asks for a frame of this stretch: look again in a while.
+                stretches.leave(key)
+                left = budget.remaining()
+                if left is not None and left < look:
+                    return None  # no time left to wait: asked
+                clock.sleep(look)
+                look = min(look * 2, LONGEST_LOOK)
+            else:
+                # Another thread of this process asks (real time: its exchange takes real time).
+                left = budget.remaining()
+                if not event.wait(claims.lease() if left is None else max(0.0, left)):
+                    return None
+            found = self.nearest(store, identity, usable)
+            if found is not None or not mine:
+                return found  # not alike what the other thread got: asked, unclaimed
+
+    def nearest(
+        self, store: Engine, identity: dict, usable: Callable[[Answer], bool]
+    ) -> Optional[Reused]:
+        """The nearest answered frame, within the gap, this frame looks like, with its answer."""
+        number = self.frame.number
+        found = store.references(self.sequence, identity, number - self.gap, number + self.gap)
+        found.sort(key=lambda r: (abs(r.number - number), r.number))
+        for reference in found:
+            if reference.number == number or not sequences.same_sequence(
+                self.frame, self.frame._replace(digits=reference.digits)
+            ):
+                continue
+            if not self.alike(reference):
+                continue
+            answer = store.get(reference.content, identity)
+            if answer is not None and usable(answer):
+                return Reused(answer, reference)
+        return None
+
+    def alike(self, reference: Reference) -> bool:
+        try:
+            theirs = Signature.from_bytes(reference.signature)
+        except ValueError:  # kept by another release: not compared
+            return False
+        if signature.change(self.signature, theirs) > self.threshold:
+            return False
+        return not self.places or signature.moved(self.signature, theirs) <= self.box_threshold
+
+    # ---------------------------------------------------------------- after the asking
+
+    def keep(self, store: Engine, identity: dict, content: str) -> None:
+        """This frame was asked: its answer, kept under ``content``, is an answered frame."""
+        frame = self.frame
+        reference = Reference(
+            frame.number, frame.digits, frame.name, content, self.signature.to_bytes()
+        )
+        store.refer(self.sequence, identity, reference)
+
+    def done(self, store: Engine) -> None:
+        """Let this frame's claim of its stretch go (after its answer is kept, or not)."""
+        if self.claimed is None:
+            return
+        content, identity, key = self.claimed
+        self.claimed = None
+        try:
+            store.release(content, identity)
+        finally:
+            runtime.current().get(Stretches).leave(key)
+
+
+def _stretch(key: Tuple[str, str, int]) -> str:
+    """The claim of a stretch of a sequence, as a content digest of its own."""
+    sequence, _, band = key
+    text = f"frames\0{sequence}\0{band}".encode("utf-8", "surrogateescape")
+    return hashlib.sha256(text).hexdigest()
