@@ -1,10 +1,10 @@
 """What every plugin's ``process`` does: extract the fields, write them, return the status.
 
 It never raises. Each outcome other than success is one log line naming the file, the plugin
-and the reason in plain words; details go to the debug level. Each value and field written is
-bounded (``fields.bound``). What holds for every file (a
+and the reason in plain words; details go to the debug level. What holds for every file (a
 setting, a service refusing every request) is logged once per process, not once per file:
-PixStor calls the plugin for every new image. Each file has a time budget across all its
+PixStor calls the plugin for every new image. Each value and field written is bounded
+(``fields.bound``). Each file has a time budget across all its
 attempts and waits (``PIXSTOR_AZURE_FILE_TIMEOUT``), and paths are logged so that any byte
 sequence a file name holds can be written by any log handler.
 """

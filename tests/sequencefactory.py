@@ -211,7 +211,10 @@ def write(
         for n in range(shot.length):
             image, boxes, brightness = _frame(shot, n, world, size)
             if shot.grain:
-                image = ImageChops.add(image, scaled[shot.grain][n % len(grains)], 1.0, -128)
+                # The grain of each frame its own, as film's is: no two frames are the same file.
+                grain = scaled[shot.grain][n % len(grains)]
+                grain = ImageChops.offset(grain, (n * 37) % size[0], (n * 17) % size[1])
+                image = ImageChops.add(image, grain, 1.0, -128)
             path = folder / f"{name}{number:0{padding}d}{ext}"
             if ext.lower() in (".jpg", ".jpeg"):
                 image.save(path, "JPEG", quality=90)

@@ -21,8 +21,8 @@ from pixstor_azure.tool import cli
 from tests import imagefactory
 from tests.conftest import ROOT
 from tests.fakeazure import FakeAzure
-from tests.toolrun import FAKE_ARCAPIX, Tool, frames, serve
 from tests.sources import answered
+from tests.toolrun import FAKE_ARCAPIX, Tool, frames, serve
 
 BOXES = '[{"tag":"cup","probability":0.9,"left":0.25,"top":0.25,"width":0.5,"height":0.5}]'
 

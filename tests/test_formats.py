@@ -26,6 +26,7 @@ from pixstor_azure.images import formats
 )
 def test_handles_extensions(monkeypatch, ext, expected):
     monkeypatch.setattr(pixstor, "load_image", None)
+    monkeypatch.setenv("PIXSTOR_AZURE_VFX_DECODER", "pixstor")  # OpenImageIO aside (test_vfx)
     assert formats.handles(ext=ext) is expected
 
 
@@ -49,6 +50,7 @@ def test_handles_mimetypes(monkeypatch, mimetype, expected):
 
 def test_handles_pixstor_formats_only_with_pixstor_loader(monkeypatch):
     monkeypatch.setattr(pixstor, "load_image", None)
+    monkeypatch.setenv("PIXSTOR_AZURE_VFX_DECODER", "pixstor")  # OpenImageIO aside (test_vfx)
     assert not formats.handles(ext=".dpx")
 
     monkeypatch.setattr(pixstor, "load_image", lambda name: None)

@@ -267,9 +267,7 @@ def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, wai
 
 def test_rate_limit_spaces_requests_with_a_margin(served, waits, tmp_path):
     served.add(responses.POST, URL, json={})
-    config = client.HttpConfig(
-        pacer=pacing.RatePacer(pacing.RateLimit(4, str(tmp_path / "rate")))
-    )
+    config = client.HttpConfig(pacer=pacing.RatePacer(pacing.RateLimit(4, str(tmp_path / "rate"))))
     for _ in range(3):
         post(config)
     gap = 1 / (4 * (1 - ratelimit.MARGIN))
@@ -280,9 +278,7 @@ def test_rate_limits_are_per_service_and_host(served, waits, tmp_path):
     other = "https://other.cognitiveservices.azure.com/some/operation"
     served.add(responses.POST, URL, json={})
     served.add(responses.POST, other, json={})
-    config = client.HttpConfig(
-        pacer=pacing.RatePacer(pacing.RateLimit(1, str(tmp_path / "rate")))
-    )
+    config = client.HttpConfig(pacer=pacing.RatePacer(pacing.RateLimit(1, str(tmp_path / "rate"))))
     client.post("A", URL, config, headers={}, data=b"")
     client.post("B", URL, config, headers={}, data=b"")
     client.post("A", other, config, headers={}, data=b"")

@@ -775,6 +775,7 @@ def test_pixstor_loader_is_given_only_files_whose_first_bytes_it_reads(tmp_path,
 
 def test_without_pixstor_an_unreadable_file_is_an_image_error(tmp_path, monkeypatch):
     monkeypatch.setattr(pixstor, "load_image", None)
+    monkeypatch.setenv("PIXSTOR_AZURE_VFX_DECODER", "pixstor")  # OpenImageIO aside (test_vfx)
 
     with pytest.raises(ImageError, match=r"^not an image Pillow can read$"):
         prepare.prepare(factory.pixstor_only(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)

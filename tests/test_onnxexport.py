@@ -33,7 +33,7 @@ from pixstor_azure.ground.pixstor import PluginStatus  # noqa: E402
 from pixstor_azure.ground.settings import Settings  # noqa: E402
 from pixstor_azure.services import base, customvision, onnxexport, registry  # noqa: E402
 from tests import imagefactory, onnxmodels  # noqa: E402
-from tests.sources import answered
+from tests.sources import answered  # noqa: E402
 
 CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
 CELL = 1 / 13

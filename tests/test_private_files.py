@@ -75,9 +75,7 @@ def test_a_fifo_planted_as_the_rate_file_blocks_nothing(tmp_path, caplog):
     refused(caplog, "is not a regular file")
 
 
-def test_a_folder_another_user_made_for_the_rate_file_is_not_used(
-    tmp_path, caplog, another_user
-):
+def test_a_folder_another_user_made_for_the_rate_file_is_not_used(tmp_path, caplog, another_user):
     folder = tmp_path / "shared"
     folder.mkdir(mode=0o700)
     os.chown(str(folder), another_user, another_user)
@@ -94,9 +92,7 @@ def test_a_trigger_planted_in_the_answer_cache_is_refused(tmp_path, caplog):
     assert kept.put("ab" * 32, {"service": "x"}, fresh({"tags": []}, (1, 1), (1, 1)))
     kept.close()
     with sqlite3.connect(str(path)) as planted:
-        planted.execute(
-            "CREATE TRIGGER spy AFTER INSERT ON answers BEGIN DELETE FROM answers; END"
-        )
+        planted.execute("CREATE TRIGGER spy AFTER INSERT ON answers BEGIN DELETE FROM answers; END")
 
     again = cache.AnswerCache(path)
     assert again.get("ab" * 32, {"service": "x"}) is None  # not read: refused whole

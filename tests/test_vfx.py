@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+import azureclassification
+from pixstor_azure.ground import pixstor
 from pixstor_azure.ground import setting_registry as registry
 from pixstor_azure.ground.errors import ImageError, SettingsError
+from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
 from pixstor_azure.images import signature, vfx
 from tests import sequencefactory
+from tests.sources import answered
 
 
 @pytest.fixture
@@ -275,3 +279,27 @@ def test_which_decoder_is_chosen(monkeypatch, decoder, with_pixstor, installed, 
 
 def _not_found(self):
     self.openimageio = False
+
+
+# ------------------------------------------------------------------ through a plugin
+
+
+def test_an_exr_plate_and_its_jpeg_proxy_get_the_same_classes(
+    oiio, np, tmp_path, fake_classifier, store, monkeypatch
+):
+    """Outside PixStor (no loader of its own), the plugin reads the plate through OpenImageIO."""
+    monkeypatch.setattr(pixstor, "load_image", None)
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.01")
+    picture = plate(shot=5, frame=3)  # two things on a wall: blue and red
+    (tmp_path / "plates").mkdir()
+    exr = write(oiio, np, tmp_path / "plates" / "plate.1003.exr", linear(np, picture))
+    proxy = tmp_path / "proxies" / "plate.1003.jpg"
+    proxy.parent.mkdir()
+    picture.save(proxy, quality=90)
+    plugin = azureclassification.AzureClassificationPlugin()
+    assert plugin.handles(ext=".exr")
+    assert plugin.process("plate", exr) == PluginStatus.SUCCESS
+    assert plugin.process("proxy", str(proxy)) == PluginStatus.SUCCESS
+    classes = answered(store.read("plate", "image"))
+    assert classes == answered(store.read("proxy", "image"))
+    assert set(classes["azure_classes"]) >= {"blue", "red"}

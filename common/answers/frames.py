@@ -5,13 +5,14 @@
 
 * the frame's signature (``images/signature.py``) is made from the picture the process decoded
   for the services anyway;
-* the answered frames of its sequence, asked with the same setup, at most
-  ``PIXSTOR_AZURE_SEQUENCE_MAX_GAP`` frames away, are compared with it nearest first (before,
-  then after, at equal distance); the first whose ``change`` is within
-  ``PIXSTOR_AZURE_SEQUENCE_THRESHOLD`` gives its answer, with no call. For answers that say
-  where things are (boxes: ``Service.places``), the frame must also be near-identical: at most
-  ``PIXSTOR_AZURE_SEQUENCE_BOX_THRESHOLD`` of it changed in place. Cuts need no rule of their
-  own: across a cut most of the picture is new (``signature.change``);
+* the nearest answered frame of its sequence on each side, asked with the same setup, at
+  most ``PIXSTOR_AZURE_SEQUENCE_MAX_GAP`` frames away, is compared with it, the nearer first
+  (before, at equal distance); the first whose ``change`` is within
+  ``PIXSTOR_AZURE_SEQUENCE_THRESHOLD`` gives its answer, with no call. Only the nearest on
+  each side: a frame never reuses an answer across an answered frame it does not look like.
+  For answers that say where things are (boxes: ``Service.places``), the frame must also be
+  near-identical: at most ``PIXSTOR_AZURE_SEQUENCE_BOX_THRESHOLD`` of it changed in place. A
+  cut is such a change: across it most of the picture is new (``signature.change``);
 * otherwise the frame is asked, and becomes an answered frame itself (``keep``).
 
 Two processes must not both pay for the first frame of a shot. Before asking, a frame claims its
@@ -24,7 +25,7 @@ compares with answered frames on both sides.
 
 import hashlib
 import threading
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, cast
 
 from ..ground import budget, clock, runtime
 from ..ground.errors import ImageError
@@ -38,7 +39,7 @@ from ..ground.settings import Settings
 from ..images import sequences, signature
 from ..images.sequences import Frame
 from ..images.signature import Signature
-from . import claims
+from . import claims, engines
 from .answer import Answer, identity_key
 from .engine import Engine, Reference
 
@@ -146,15 +147,22 @@ class Shot:
     def nearest(
         self, store: Engine, identity: dict, usable: Callable[[Answer], bool]
     ) -> Optional[Reused]:
-        """The nearest answered frame, within the gap, this frame looks like, with its answer."""
+        """The nearest answered frame within the gap, on either side, if this frame looks
+        like it, with its answer. On each side only the nearest counts: a frame never reuses
+        an answer across an answered frame it does not look like (a cut, a change)."""
         number = self.frame.number
         found = store.references(self.sequence, identity, number - self.gap, number + self.gap)
-        found.sort(key=lambda r: (abs(r.number - number), r.number))
-        for reference in found:
-            if reference.number == number or not sequences.same_sequence(
-                self.frame, self.frame._replace(digits=reference.digits)
-            ):
-                continue
+        found = [
+            r
+            for r in found
+            if r.number != number
+            and sequences.same_sequence(self.frame, self.frame._replace(digits=r.digits))
+        ]
+        before = max((r for r in found if r.number < number), key=_number, default=None)
+        after = min((r for r in found if r.number > number), key=_number, default=None)
+        sides = [r for r in (before, after) if r is not None]
+        sides.sort(key=lambda r: (abs(r.number - number), r.number))
+        for reference in sides:
             if not self.alike(reference):
                 continue
             answer = store.get(reference.content, identity)
@@ -193,8 +201,57 @@ class Shot:
             runtime.current().get(Stretches).leave(key)
 
 
+def _number(reference: Reference) -> int:
+    return reference.number
+
+
 def _stretch(key: Tuple[str, str, int]) -> str:
     """The claim of a stretch of a sequence, as a content digest of its own."""
     sequence, _, band = key
     text = f"frames\0{sequence}\0{band}".encode("utf-8", "surrogateescape")
     return hashlib.sha256(text).hexdigest()
+
+
+class Foresight:
+    """For a dry run, which asks nothing: the frames a run would ask, so that the frames that
+    would reuse their answers are counted as such (``tag --dry-run``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.asked: Dict[Tuple[str, str], List[Reference]] = {}
+
+    def would_reuse(self, backend: Any, path: str) -> bool:
+        """Whether the run would give this frame another frame's answer (else it would ask,
+        and the frame is noted as answered)."""
+        if not engines.keeps_answers():
+            return False
+        shot = Shot.of(backend, path)
+        if shot is None:
+            return False
+        identity = backend.identity()
+        key = (shot.sequence, identity_key(identity))
+        with self.lock:
+            view = cast(Engine, _Foreseen(engines.current(), self.asked.get(key, [])))
+            if shot.nearest(view, identity, lambda answer: True) is not None:
+                return True
+            frame = shot.frame
+            noted = Reference(frame.number, frame.digits, frame.name, "", shot.signature.to_bytes())
+            self.asked.setdefault(key, []).append(noted)
+        return False
+
+
+class _Foreseen:
+    """The answered frames kept, and those a dry run would ask (their answers not there)."""
+
+    def __init__(self, store: Engine, asked: List[Reference]) -> None:
+        self.store = store
+        self.asked = asked
+
+    def references(self, sequence: str, identity: dict, low: int, high: int) -> List[Reference]:
+        found = self.store.references(sequence, identity, low, high)
+        return found + [r for r in self.asked if low <= r.number <= high]
+
+    def get(self, content: str, identity: dict) -> Optional[Answer]:
+        if content:
+            return self.store.get(content, identity)
+        return Answer({}, (0, 0), (0, 0), 0.0)  # would be asked: there by then

@@ -511,7 +511,7 @@ SEQUENCE_MAX_GAP = _declare(
     "PIXSTOR_AZURE_SEQUENCE_MAX_GAP",
     INTEGER,
     "the farthest, in frames, an answered frame may be from a frame that reuses its answer",
-    default=96,
+    default=120,
     minimum=1,
     maximum=100000,
 )

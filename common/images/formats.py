@@ -9,6 +9,9 @@ be is ``source.sniff``'s.
 from typing import Optional
 
 from ..ground import pixstor
+from ..ground.errors import SettingsError
+from ..ground.settings import Settings
+from . import vfx
 
 # Pictures Pillow 7.2 and newer decode (with their usual extensions), and their mime types.
 EXTENSIONS = frozenset(
@@ -60,8 +63,21 @@ def handles(ext: Optional[str] = None, mimetype: Optional[str] = None) -> bool:
     with_pixstor = pixstor.load_image is not None
     if ext:
         ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+        if ext in vfx.EXTENSIONS and _openimageio(with_pixstor):
+            return True
         return ext in EXTENSIONS or (with_pixstor and ext in PIXSTOR_EXTENSIONS)
     if mimetype:
         kind = mimetype.split(";")[0].strip().lower()
+        if kind in vfx.MIME_TYPES and _openimageio(with_pixstor):
+            return True
         return kind in MIME_TYPES or (with_pixstor and kind in PIXSTOR_MIME_TYPES)
     return False
+
+
+def _openimageio(with_pixstor: bool) -> bool:
+    """Whether OpenImageIO decodes EXR and DPX here (``vfx.chosen``). Chosen but missing,
+    they are taken: each then ends FATAL with the settings error that names the extra."""
+    try:
+        return vfx.chosen(Settings.load(), with_pixstor)
+    except SettingsError:
+        return True

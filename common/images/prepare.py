@@ -31,7 +31,7 @@ from ..ground import pixstor, runtime
 from ..ground.errors import ImageError
 from ..ground.setting_registry import CV_MAX_LONG_EDGE, IMAGE_MEMORY_MB, MAX_LONG_EDGE, MIN_SIDE
 from ..ground.settings import Settings
-from . import colour, memory, scrub, source
+from . import colour, memory, scrub, source, vfx
 
 log = logging.getLogger(__name__)
 
@@ -473,13 +473,19 @@ def _factor(have: int, want: int) -> int:
 
 
 def _decode_with_fallback(path: str, identity: source.Stamp, edge: int) -> Decoded:
-    if pixstor.load_image is None:
+    with_pixstor = pixstor.load_image is not None
+    if os.path.splitext(path)[1].lower() in vfx.EXTENSIONS and vfx.chosen(
+        Settings.load(), with_pixstor
+    ):
+        im = vfx.decode(path)  # EXR, DPX: OpenImageIO, encoded for display
+    elif not with_pixstor:
         raise ImageError("not an image Pillow can read") from None
-    try:
-        im = pixstor.load_image(path).image
-        im.load()
-    except Exception as exc:  # PixStor's loader (ImageMagick and others) raises anything
-        raise ImageError(f"not an image Pillow or PixStor can read ({_short(exc)})") from None
+    else:
+        try:
+            im = pixstor.load_image(path).image
+            im.load()
+        except Exception as exc:  # PixStor's loader (ImageMagick and others) raises anything
+            raise ImageError(f"not an image Pillow or PixStor can read ({_short(exc)})") from None
     orientation = _orientation(im)
     stored = im.size
     display = (stored[1], stored[0]) if orientation in _ROTATED else stored

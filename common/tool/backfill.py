@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .. import runner
-from ..answers import cache, fetch, offline
+from ..answers import cache, fetch, frames, offline
 from ..answers.answer import identity_key
 from ..ground import fields
 from ..ground.errors import PixstorAzureError, SettingsError
 from ..ground.logtext import printable
+from ..ground.setting_registry import SEQUENCES
 from ..ground.settings import Settings
 from ..ground.standin import SchemaMismatch, check
 from ..ground.store import MetadataStore, Run
@@ -192,6 +193,8 @@ class Backfill:
         self.same = KeyedLocks()
         self.foreseen = set()  # type: set  # dry run: (backend, digest) a call would answer
         self.calls: Dict[str, List[Any]] = {}  # dry run: label -> [calls, backend]
+        self.saved: Dict[str, int] = {}  # dry run: label -> calls frame sequences save
+        self.foresight = frames.Foresight()
         self.done = 0
 
     # ------------------------------------------------------------------ the run
@@ -360,6 +363,10 @@ class Backfill:
                 if digest is not None and _cache_on() and key in self.foreseen:
                     continue  # a copy met earlier in this run: its answer will be cached
                 self.foreseen.add(key)
+                if self.foresight.would_reuse(part, str(path)):
+                    label = prices.label(part)  # a frame like one asked: its answer, no call
+                    self.saved[label] = self.saved.get(label, 0) + 1
+                    continue
                 calls.append(part)
             for part in calls:
                 entry = self.calls.setdefault(prices.label(part), [0, part])
@@ -462,6 +469,11 @@ def dry_run_lines(backfill: Backfill, summary: Summary, settings: Settings) -> L
         lines.append(
             f"{what}: {calls} calls, {_money(cost)} {currency} at {price.per_1000:g} "
             f"{currency} per 1,000 calls ({origin})"
+        )
+    for what, saved in sorted(backfill.saved.items()):
+        lines.append(
+            f"{what}: {saved} calls saved by frame sequences (frames that look like a frame "
+            f"asked reuse its answer; {SEQUENCES.name})"
         )
     if money is not None:
         lines.append(

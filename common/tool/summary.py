@@ -95,6 +95,13 @@ def paid_lines(tally: Dict[str, Any]) -> List[str]:
         f"calls made: {sum(calls.values())}" + _by_service(calls),
         f"answers reused: {sum(hits.values())}" + _by_service(hits),
     ]
+    inherited = tally.get("inherited") or {}
+    if sum(inherited.values()):
+        out.append(
+            f"answers of a frame alike reused: {sum(inherited.values())}"
+            + _by_service(inherited)
+            + " (frame sequences)"
+        )
     if sum(failed.values()):
         out.append(f"calls failed: {sum(failed.values())}" + _by_service(failed))
     resent = tally.get("resent") or {}
