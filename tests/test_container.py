@@ -23,11 +23,15 @@ from pixstor_azure.ground.errors import (
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
 from pixstor_azure.images import prepare
-from pixstor_azure.services import customvision, registry
+from pixstor_azure.services import container, customvision, registry
 from tests import imagefactory
 from tests.fakeazure import FakeAzure
 from tests.fakecontainer import HARNESS, FakeContainer
 from tests.sources import answered
+from tests.wording import assert_says, row_of, says
+
+# the row of a URL where no container answers
+NO_CONTAINER = row_of(container.CustomVisionContainer, status=404)
 
 CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
 COLOURS = ["blue", "green", "red", "white", "black"]  # labels.txt order, not by probability
@@ -234,7 +238,13 @@ def test_error_processing_image_with_500_skips_the_picture(classifier, tmp_path,
     assert status == PluginStatus.SUCCESS and api.answered == 1  # asked: no outage's pause
     skipped = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
     assert len(skipped) == 4
-    assert "could not read the picture (it answered 500: Error processing image" in skipped[0]
+    unreadable = says(
+        "container.UNREADABLE",
+        name=container.SERVICE,
+        status=500,
+        said_line="Error processing image",
+    )
+    assert unreadable in skipped[0]
 
 
 def test_another_500_is_retried_then_an_outage(classifier, tmp_path, waits, logs):
@@ -303,8 +313,13 @@ def test_a_url_where_no_container_answers_is_refused_once(monkeypatch, tmp_path,
     fatal = [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
     assert len(fatal) == 1
     assert (
-        f"CUSTOM_VISION_CLASSIFY_URL names {server.url}/v1/predict, where no Custom Vision "
-        "container answers POST /image (404): give the container's base URL" in fatal[0]
+        says(
+            NO_CONTAINER,
+            endpoint_setting="CUSTOM_VISION_CLASSIFY_URL",
+            url=f"{server.url}/v1/predict",
+            status=404,
+        )
+        in fatal[0]
     )
 
 
@@ -317,9 +332,12 @@ def test_404_and_405_are_refusals_naming_the_url_setting(classifier, tmp_path, s
         registry.backend(CLASSIFY.name, Settings.load()).ask(str(stripes(tmp_path, [])))
 
     assert caught.value.http_status == status
-    assert str(caught.value) == (
-        f"CUSTOM_VISION_CLASSIFY_URL names {server.url}, where no Custom Vision container "
-        f"answers POST /image ({status}): give the container's base URL, e.g. http://HOST:8080"
+    assert_says(
+        caught.value,
+        NO_CONTAINER,
+        endpoint_setting="CUSTOM_VISION_CLASSIFY_URL",
+        url=server.url,
+        status=status,
     )
 
 

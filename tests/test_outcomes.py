@@ -18,6 +18,8 @@ from pixstor_azure.ground.outcomes import (
 )
 from pixstor_azure.ground.settings import Settings
 from pixstor_azure.services import read, registry
+from tests.wording import assert_says
+from tests.wording import said as service_said
 
 WORDS = {
     "endpoint_setting": "X_ENDPOINT",
@@ -77,21 +79,14 @@ def test_the_pattern_reads_what_the_service_said_and_its_body_and_names_what_it_
         error(401, detail=f'{{"error": {{"message": "{said}"}}}}'), (OTHER_TIER,), WORDS
     )
 
-    assert str(by_words) == (
-        "X_ENDPOINT is the endpoint of another kind of resource (pricing tier F0), not of an X "
-        f"resource: set X_ENDPOINT and X_KEY to those of an X or Y resource (the service said: "
-        f"{said})"
-    )
-    assert "(pricing tier F0)" in str(in_body)
+    assert_says(by_words, OTHER_TIER, tier="F0", said=service_said(said), **WORDS)
+    assert_says(in_body, OTHER_TIER, tier="F0", said="", **WORDS)
 
 
 def test_a_reworded_error_keeps_its_class_when_the_row_names_none():
     busy = classify(error(429, said="Slow down", kind=Unavailable), (THROTTLED,), WORDS)
     assert type(busy) is Unavailable
-    assert (
-        str(busy)
-        == "X answered 429: Slow down (lower X_REQUESTS_PER_SECOND to the resource's tier)"
-    )
+    assert_says(busy, THROTTLED, message="X answered 429: Slow down", **WORDS)
 
 
 def test_answered_is_the_errors_own_unless_the_row_says():
