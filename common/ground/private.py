@@ -83,8 +83,11 @@ def file(path: PathLike) -> Path:
         os.close(fd)
     for end in JOURNALS:
         journal = f"{path}{end}"
-        if os.path.lexists(journal):
-            _check(Path(journal), os.lstat(journal))
+        try:
+            found = os.lstat(journal)
+        except FileNotFoundError:  # none, or removed meanwhile by SQLite's last connection
+            continue
+        _check(Path(journal), found)
     return path
 
 
