@@ -10,6 +10,7 @@ from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ROOT, assert_no_key
 from tests.sources import answered
+from tests.wording import assert_mentions
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_unpublished_iteration(plugin, fake, logs, monkeypatch, tmp_path):
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_ITERATION", "Iteration 3")
 
     assert plugin.process("x", str(imagefactory.jpeg(tmp_path))) == PluginStatus.FATAL
-    assert 'iteration "Iteration 3" is not published' in logs.text
+    assert_mentions(logs.text, "customvisioncloud.NOT_PUBLISHED", iteration="Iteration 3")
     assert_no_key(logs, fake.key)
 
 
@@ -96,7 +97,7 @@ def test_wrong_key(plugin, fake, logs, monkeypatch, tmp_path):
     monkeypatch.setenv("CUSTOM_VISION_KEY", "not-the-key-000000")
 
     assert plugin.process("x", str(imagefactory.jpeg(tmp_path))) == PluginStatus.FATAL
-    assert "refused the key (401)" in logs.text
+    assert_mentions(logs.text, "KEY_REFUSED", status=401, key_setting="CUSTOM_VISION_KEY")
     assert_no_key(logs, fake.key, "not-the-key-000000")
 
 

@@ -28,7 +28,7 @@ from tests import imagefactory
 from tests.fakeazure import FakeAzure
 from tests.fakecontainer import HARNESS, FakeContainer
 from tests.sources import answered
-from tests.wording import assert_says, row_of, says
+from tests.wording import assert_mentions, assert_says, row_of, says
 
 # the row of a URL where no container answers
 NO_CONTAINER = row_of(container.CustomVisionContainer, status=404)
@@ -182,7 +182,9 @@ def test_a_json_string_with_200_skips_the_picture(classifier, tmp_path):
 
     with pytest.raises(ImageRejected) as caught:
         registry.backend(CLASSIFY.name, Settings.load()).ask(str(path))
-    assert "could not read the picture: Error: Could not preprocess image" in str(caught.value)
+    assert_mentions(
+        caught.value, "container.NOT_PREPROCESSED", body_line="Error: Could not preprocess image"
+    )
     assert plugin.process("p", str(path)) == PluginStatus.SKIPPED
 
 
@@ -213,10 +215,7 @@ def test_text_with_200_is_an_error_not_an_empty_answer(classifier, tmp_path, log
     status = plugin.process("t", str(stripes(tmp_path, [((255, 0, 0), 1.0)])))
 
     assert status == PluginStatus.FATAL
-    assert any(
-        "answered with an error instead of predictions: Error processing image" in r.getMessage()
-        for r in logs.records
-    )
+    assert_mentions(logs.text, "container.NOT_PREDICTIONS", body_line="Error processing image")
 
 
 def test_error_processing_image_with_500_skips_the_picture(classifier, tmp_path, waits, logs):
@@ -286,7 +285,7 @@ def test_a_body_without_predictions_is_an_error(classifier, tmp_path, body):
     with pytest.raises(ServiceError) as caught:
         registry.backend(CLASSIFY.name, Settings.load()).ask(str(stripes(tmp_path, [])))
 
-    assert "answered with an error instead of predictions" in str(caught.value)
+    assert_mentions(caught.value, "container.NOT_PREDICTIONS")
 
 
 def test_the_url_of_the_route_itself_is_taken(monkeypatch, tmp_path):

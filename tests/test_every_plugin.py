@@ -18,6 +18,7 @@ import responses
 from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, serve
+from tests.wording import assert_mentions
 
 PLUGINS = {
     "azureclassification": (
@@ -283,21 +284,25 @@ def test_malformed_json_is_fatal_without_retry(plugin, served, url, photo, store
 @pytest.mark.parametrize(
     ("name", "status", "words"),
     [
-        ("customvision-401.handmade.json", PluginStatus.FATAL, "refused the key (401)"),
+        (
+            "customvision-401.handmade.json",
+            PluginStatus.FATAL,
+            ("KEY_REFUSED", dict(status=401)),
+        ),
         (
             "customvision-404-iteration.handmade.json",
             PluginStatus.FATAL,
-            f'iteration "MyModel1" is not published in project {PROJECT}',
+            ("customvisioncloud.NOT_PUBLISHED", dict(iteration="MyModel1", project=PROJECT)),
         ),
         (
             "customvision-400-image-format.handmade.json",
             PluginStatus.SKIPPED,
-            "refused the image: Custom Vision answered 400 BadRequestImageFormat",
+            ("IMAGE_REFUSED", dict(message="Custom Vision answered 400 BadRequestImageFormat")),
         ),
         (
             "customvision-400-image-size.handmade.json",
             PluginStatus.SKIPPED,
-            "refused the image: Custom Vision answered 400 BadRequestImageSizeBytes",
+            ("IMAGE_REFUSED", dict(message="Custom Vision answered 400 BadRequestImageSizeBytes")),
         ),
     ],
 )
@@ -313,7 +318,9 @@ def test_custom_vision_refusals(
     assert len(served.calls) == 1  # a refusal is not retried
     assert store.read("item-1") == {}
     (line,) = problems(logs)
-    assert line.startswith(f"{photo}: {module.__name__}: {status.name}: ") and words in line
+    assert line.startswith(f"{photo}: {module.__name__}: {status.name}: ")
+    key, known = words
+    assert_mentions(line, key, **known)
     assert "Traceback" not in logs.text
     assert_no_key(logs)
 

@@ -18,6 +18,7 @@ import azurevision
 from pixstor_azure.answers import faults
 from pixstor_azure.ground.errors import Held, Refused, Unavailable
 from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.services import imageanalysis
 from tests import imagefactory
 from tests.conftest import assert_no_key, recording
 from tests.fakeazure import FakeAzure
@@ -26,6 +27,7 @@ from tests.fakeopenai import FakeOpenAI
 from tests.fakeread import FakeRead, Line
 from tests.sources import answered
 from tests.test_every_plugin import PLUGINS, SERVICE
+from tests.wording import assert_mentions, row_of, says
 
 CLASSES = {name: cls for name, (cls, _) in PLUGINS.items()}
 FOUND = {name: names[0] for name, (_, *names) in SERVICE.items()}
@@ -71,58 +73,70 @@ def problems(logs):
     return [r.getMessage() for r in logs.records if r.levelno >= logging.WARNING]
 
 
+# Each: the plugin, the recording, the row its line says (with the fields checked) and the
+# service's own words the line carries.
 REFUSALS = [
     (
         "azureclassification",
         "customvision-401.handmade.json",
-        ["refused the key (401)", "CUSTOM_VISION_KEY", "Access denied due to invalid"],
+        ("KEY_REFUSED", dict(status=401, key_setting="CUSTOM_VISION_KEY")),
+        "Access denied due to invalid",
     ),
     (
         "azureobjectdetection",
         "customvision-403-other-resource.handmade.json",
-        [
-            "CUSTOM_VISION_ENDPOINT is the endpoint of another kind of resource",
-            "pricing tier OpenAI.S0",
-        ],
+        ("OTHER_TIER", dict(endpoint_setting="CUSTOM_VISION_ENDPOINT", tier="OpenAI.S0")),
+        "pricing tier OpenAI.S0",
     ),
     (
         "azureclassification",
         "customvision-404-iteration.handmade.json",
-        ['iteration "MyModel1" is not published', "CUSTOM_VISION_CLASSIFY_ITERATION"],
+        (
+            "customvisioncloud.NOT_PUBLISHED",
+            dict(iteration="MyModel1", iteration_setting="CUSTOM_VISION_CLASSIFY_ITERATION"),
+        ),
+        "",
     ),
     (
         "azureobjectdetection",
         "customvision-404-project.handmade.json",
-        ["has no project", "CUSTOM_VISION_DETECT_PROJECT"],
+        ("customvisioncloud.NO_PROJECT", dict(project_setting="CUSTOM_VISION_DETECT_PROJECT")),
+        "",
     ),
     (
         "azurevision",
         "imageanalysis-401.handmade.json",
-        ["refused the key (401)", "AZURE_VISION_KEY", "Access denied due to invalid"],
+        ("KEY_REFUSED", dict(status=401, key_setting="AZURE_VISION_KEY")),
+        "Access denied due to invalid",
     ),
     (
         "azurevision",
         "imageanalysis-401-other-resource.handmade.json",
-        ["AZURE_VISION_ENDPOINT is the endpoint of another kind", "pricing tier OpenAI.S0"],
+        ("OTHER_TIER", dict(endpoint_setting="AZURE_VISION_ENDPOINT", tier="OpenAI.S0")),
+        "pricing tier OpenAI.S0",
     ),
     (
         "azurevision",
         "imageanalysis-404.handmade.json",
-        ["AZURE_VISION_ENDPOINT", "Resource not found"],
+        (row_of(imageanalysis.ImageAnalysis40, status=404), {}),
+        "Resource not found",
     ),
     (
         "azurevision",
         "imageanalysis-400-language.handmade.json",
-        ["AZURE_VISION_LANGUAGE", "Analyze query is invalid"],
+        (row_of(imageanalysis.ImageAnalysis40, codes="NotSupportedLanguage"), {}),
+        "Analyze query is invalid",
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "rec", "words"), REFUSALS, ids=[r[1].split(".")[0] for r in REFUSALS]
+    ("name", "rec", "says", "their_words"),
+    REFUSALS,
+    ids=[r[1].split(".")[0] for r in REFUSALS],
 )
 def test_a_refusal_is_one_line_then_files_fail_without_a_call(
-    monkeypatch, served, files, logs, store, name, rec, words
+    monkeypatch, served, files, logs, store, name, rec, says, their_words
 ):
     plugin = plugin_for(monkeypatch, name)
     serve(served, name, rec)
@@ -134,7 +148,9 @@ def test_a_refusal_is_one_line_then_files_fail_without_a_call(
     assert len(served.calls) == 1
     (line,) = problems(logs)
     assert line.startswith(f"{first}: {name}: FATAL: ")
-    assert all(w in line for w in words), line
+    key, known = says
+    assert_mentions(line, key, **known)
+    assert their_words in line
     assert "asked again at most once a minute" in line
     assert store.read("item-0") == {}
     assert_no_key(logs)
@@ -167,7 +183,10 @@ def test_a_refused_service_is_asked_again_once_a_minute_and_cured_without_restar
     served.reset()  # and should it refuse again, that is a line again
     serve(served, "azureclassification", "customvision-401.handmade.json")
     assert plugin.process("f", files()) == PluginStatus.FATAL
-    assert sum(": FATAL: Custom Vision refused the key" in line for line in problems(logs)) == 2
+    refusals = [line for line in problems(logs) if ": FATAL: Custom Vision " in line]
+    assert len(refusals) == 2
+    for line in refusals:
+        assert_mentions(line, "KEY_REFUSED", name="Custom Vision", status=401)
 
 
 def test_a_refusal_holds_back_only_what_it_refused(monkeypatch, served, files, logs):
@@ -434,7 +453,8 @@ def test_a_400_invalid_request_naming_no_setting_skips_the_picture(
     assert plugin.process("odd", path) == PluginStatus.SKIPPED
 
     (line,) = problems(logs)
-    assert line.startswith(f"{path}: azurevision: SKIPPED: Azure AI Vision refused the image: ")
+    assert line.startswith(f"{path}: azurevision: SKIPPED: ")
+    assert_mentions(line, "IMAGE_REFUSED", name="Azure AI Vision")
     assert "The input image could not be processed." in line  # the service's own words
     assert plugin.process("next", files()) == PluginStatus.SKIPPED
     assert len(served.calls) == 2  # about that picture only: the next one is sent
@@ -539,8 +559,9 @@ def test_the_429_line_names_one_code_in_one_sentence(
     (line,) = problems(logs)
     said = recording(rec)["body"]["error"]["message"]
     first = said.split(". ")[0]  # "Requests to the ... exceeded rate limit of your ... tier"
-    assert line == (
-        f"{path}: {name}: FATAL: {service} answered 429: {first}, after 2 attempts "
-        f"(lower {setting}_REQUESTS_PER_SECOND to the resource's tier)"
+    assert line == f"{path}: {name}: FATAL: " + says(
+        "THROTTLED",
+        message=f"{service} answered 429: {first}, after 2 attempts",
+        rate_setting=f"{setting}_REQUESTS_PER_SECOND",
     )
     assert "retry after" not in line.lower()

@@ -33,6 +33,7 @@ from pixstor_azure.ground.settings import Settings
 from pixstor_azure.services import localread, registry
 from tests import textpictures
 from tests.sources import answered
+from tests.wording import assert_mentions
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_ENGINE = importlib.util.find_spec("rapidocr_onnxruntime") is not None
@@ -133,8 +134,9 @@ def test_pieces_under_the_threshold_are_left_out_and_runs_of_spaces_are_one():
     ],
 )
 def test_a_body_that_is_not_an_answer_is_a_service_error(broken):
-    with pytest.raises(ServiceError, match="unexpected body"):
+    with pytest.raises(ServiceError) as raised:
         localread.lines(broken)
+    assert_mentions(raised.value, "UNEXPECTED", name=localread.SERVICE)
 
 
 # --------------------------------------------------------------------------- settings

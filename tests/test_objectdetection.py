@@ -27,6 +27,7 @@ from pixstor_azure.ground.standin import check
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, sent_image, serve
 from tests.sources import answered
+from tests.wording import assert_mentions
 
 URL = f"{ENDPOINT}/customvision/v3.0/Prediction/{PROJECT}/detect/iterations/MyModel1/image/nostore"
 FOUND = "customvision-detect-nostore-200.handmade.json"
@@ -224,7 +225,7 @@ def test_unexpected_json_shape_is_fatal(plugin, served, photo, store, logs, pred
     served.add(responses.POST, URL, json={"predictions": [prediction]}, status=200)
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert "unexpected body" in logs.text
+    assert_mentions(logs.text, "UNEXPECTED")
     assert store.read("item-1") == {}
     assert_no_key(logs)
 

@@ -15,6 +15,7 @@ from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.ground.settings import Settings
 from pixstor_azure.services import registry
 from tests import imagefactory
+from tests.wording import assert_mentions
 
 JSON = {"Content-Type": "application/json; charset=utf-8"}
 PREDICTION = '{"tagId": "x", "tagName": "red", "probability": %s}'
@@ -56,8 +57,8 @@ def test_an_off_shape_custom_vision_answer_is_fatal_and_not_kept(
     assert plugin.process("x", str(photo)) == PluginStatus.FATAL
     lines = fatal_lines(caplog)
     assert len(lines) == 1
-    assert "Custom Vision answered with an unexpected body" in lines[0]
-    assert "not kept" in lines[0]
+    assert_mentions(lines[0], "UNEXPECTED", name="Custom Vision")
+    assert_mentions(lines[0], "OFF_SHAPE")
     assert cache.current().count() == 0
 
     # The service is repaired: asked again, and its answer kept this time.
@@ -74,6 +75,9 @@ def vision(fake_classifier, monkeypatch):
     return fake_classifier
 
 
+MAINTENANCE = '{"status": "maintenance"}'
+
+
 @pytest.mark.parametrize("api", ["4.0", "3.2"])
 def test_a_vision_maintenance_answer_is_not_nothing_found(
     vision, cache_file, photo, caplog, api, monkeypatch
@@ -82,11 +86,18 @@ def test_a_vision_maintenance_answer_is_not_nothing_found(
     monkeypatch.setenv("AZURE_VISION_FEATURES", "tags,caption,objects")  # no Read API
     caplog.set_level(logging.DEBUG)
     plugin = azurevision.AzureVisionPlugin()
-    vision.fail_next(200, body={"status": "maintenance"})
+    vision.fail_next(200, body=MAINTENANCE)
 
     assert plugin.process("v", str(photo)) == PluginStatus.FATAL
     lines = fatal_lines(caplog)
-    assert len(lines) == 1 and "Azure AI Vision answered with an unexpected body" in lines[0]
+    assert len(lines) == 1
+    assert_mentions(
+        lines[0],
+        "UNEXPECTED",
+        name="Azure AI Vision",
+        what=f"none of {api}'s results: {MAINTENANCE}",
+    )
+    assert_mentions(lines[0], "OFF_SHAPE")
     assert "nothing found" not in caplog.text
     assert cache.current().count() == 0
 

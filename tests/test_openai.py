@@ -34,6 +34,7 @@ from tests.conftest import assert_no_key, serve
 from tests.fakeazure import FakeAzure
 from tests.fakeopenai import FakeOpenAI, image_tokens
 from tests.sources import answered
+from tests.wording import assert_mentions
 
 OPENAI_ENDPOINT = "https://contoso-vision.openai.azure.com"
 OPENAI_KEY = "aoai-key-7c1e9f3a5b2d4e6f8a0b"
@@ -333,7 +334,7 @@ def test_wrong_key_is_fatal_in_plain_words(vision_plugin, fake, blue, store, log
 
     assert len(fake.server.requests) == 1  # every file would fail alike: asked once
     (line,) = problems(logs)
-    assert "refused the key (401)" in line and "AZURE_OPENAI_KEY" in line
+    assert_mentions(line, "KEY_REFUSED", status=401, key_setting="AZURE_OPENAI_KEY")
     assert store.read("blue") == {} and store.read("next") == {}
     assert_no_key(logs, "wrong-key-0000000000000000", fake.server.key)
 
@@ -346,7 +347,7 @@ def test_unknown_deployment_names_the_setting(vision_plugin, fake, blue, logs, m
     assert vision_plugin.process("blue", str(blue)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert "no deployment 'gpt-4o'" in line and "AZURE_OPENAI_DEPLOYMENT" in line
+    assert_mentions(line, "openai.NO_DEPLOYMENT", deployment="gpt-4o")
 
 
 def test_unknown_api_version_names_the_setting(vision_plugin, fake, blue, logs, monkeypatch):
@@ -355,7 +356,7 @@ def test_unknown_api_version_names_the_setting(vision_plugin, fake, blue, logs, 
     assert vision_plugin.process("blue", str(blue)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert "no chat completions API 2099-01-01" in line and "AZURE_OPENAI_API_VERSION" in line
+    assert_mentions(line, "openai.NO_CHAT_API", api_version="2099-01-01")
 
 
 def test_model_without_structured_outputs_is_named(vision_plugin, fake, blue, logs, monkeypatch):
@@ -365,7 +366,7 @@ def test_model_without_structured_outputs_is_named(vision_plugin, fake, blue, lo
     assert vision_plugin.process("blue", str(blue)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert "'old-4o'" in line and "does not take a json_schema answer format" in line
+    assert_mentions(line, "openai.NO_JSON_SCHEMA", deployment="old-4o")
 
 
 def test_throttled_by_the_fake_waits_as_told_and_names_the_rate_setting(
@@ -429,20 +430,22 @@ def test_throttled_to_the_end_names_the_rate_setting(
 
 
 @pytest.mark.parametrize(
-    ("kind", "said"),
+    ("kind", "says"),
     [
-        ("prompt_filter", "content filter refused this picture (violence: high)"),
-        ("content_filter", "content filter withheld the answer for this picture (violence: high)"),
-        ("refusal", "declined to describe this picture: I'm sorry, I can't help with that."),
+        ("prompt_filter", ("openai.FILTERED", dict(filtered=" (violence: high)"))),
+        ("content_filter", ("openai.WITHHELD", dict(filtered=" (violence: high)"))),
+        ("refusal", ("openai.DECLINED", dict(refusal="I'm sorry, I can't help with that."))),
     ],
 )
-def test_refused_pictures_are_skipped_not_fatal(vision_plugin, fake, blue, store, logs, kind, said):
+def test_refused_pictures_are_skipped_not_fatal(vision_plugin, fake, blue, store, logs, kind, says):
     fake.api.misbehave(kind)
 
     assert vision_plugin.process("blue", str(blue)) == PluginStatus.SKIPPED
 
     (line,) = problems(logs)
-    assert said in line and "SKIPPED" in line
+    assert ": SKIPPED: " in line
+    key, known = says
+    assert_mentions(line, key, **known)
     assert store.read("blue") == {}
 
 
@@ -455,7 +458,7 @@ def test_answer_cut_off_at_max_tokens_is_skipped(
 
     assert fake.body()["max_tokens"] == 16
     (line,) = problems(logs)
-    assert "cut off at AZURE_OPENAI_MAX_TOKENS (16 tokens)" in line
+    assert_mentions(line, "openai.CUT_OFF", max_tokens=16)
     assert store.read("blue") == {}
 
 
@@ -479,7 +482,7 @@ def test_a_refused_answer_is_not_kept_the_next_try_asks_again(
         ('{"classes":["green"]}', "'green' is not in CUSTOM_VISION_CLASSIFY_CLASSES"),
         ('{"classes":"blue"}', "classes is a string, not a list of strings"),
         ('{"classes":["blue",3]}', "classes is a list of int, not a list of strings"),
-        ('{"labels":["blue"]}', "classes is null or missing"),
+        ('{"labels":["blue"]}', "classes is null or missing, not a list of strings"),
         ("blue", "not JSON"),
         ('["blue"]', "not a JSON object"),
     ],
@@ -492,7 +495,7 @@ def test_classes_outside_the_schema_write_nothing(
     assert classifier.process("blue", str(blue)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert said in line and "structured outputs" in line
+    assert_mentions(line, "openai.OFF_SCHEMA", what=said)
     assert store.read("blue") == {}
 
 
@@ -627,44 +630,52 @@ def test_recorded_probabilities_are_those_of_the_tokens(recorded, photo, monkeyp
 @pytest.mark.parametrize(
     ("name", "plugin", "status", "said"),
     [
-        ("openai-401.handmade.json", "vision", "FATAL", "refused the key (401)"),
-        ("openai-404-deployment.handmade.json", "vision", "FATAL", "no deployment 'vision-4o'"),
+        ("openai-401.handmade.json", "vision", "FATAL", ("KEY_REFUSED", dict(status=401))),
+        (
+            "openai-404-deployment.handmade.json",
+            "vision",
+            "FATAL",
+            ("openai.NO_DEPLOYMENT", dict(deployment="vision-4o")),
+        ),
         (
             "openai-400-content-filter.handmade.json",
             "vision",
             "SKIPPED",
-            "content filter refused this picture (violence: high)",
+            ("openai.FILTERED", dict(filtered=" (violence: high)")),
         ),
         (
             "openai-200-content-filter.handmade.json",
             "classification",
             "SKIPPED",
-            "withheld the answer for this picture (sexual: medium)",
+            ("openai.WITHHELD", dict(filtered=" (sexual: medium)")),
         ),
         (
             "openai-200-refusal.handmade.json",
             "classification",
             "SKIPPED",
-            "declined to describe this picture: I'm sorry, but I can't help",
+            (
+                "openai.DECLINED",
+                dict(refusal="I'm sorry, but I can't help with describing this image."),
+            ),
         ),
-        ("openai-200-length.handmade.json", "vision", "SKIPPED", "cut off at AZURE_OPENAI"),
+        ("openai-200-length.handmade.json", "vision", "SKIPPED", ("openai.CUT_OFF", {})),
         (
             "openai-400-json-schema-version.handmade.json",
             "vision",
             "FATAL",
-            "does not take a json_schema answer format",
+            ("openai.NO_JSON_SCHEMA", {}),
         ),
         (
             "openai-vision-200-tags-string.handmade.json",
             "vision",
             "FATAL",
-            "outside the schema it was given (tags is a string",
+            ("openai.OFF_SCHEMA", dict(what="tags is a string, not a list of strings")),
         ),
         (
             "openai-classify-200-unlisted.handmade.json",
             "classification",
             "FATAL",
-            "'sunset' is not in CUSTOM_VISION_CLASSIFY_CLASSES",
+            ("openai.OFF_SCHEMA", dict(what="'sunset' is not in CUSTOM_VISION_CLASSIFY_CLASSES")),
         ),
     ],
 )
@@ -678,7 +689,8 @@ def test_recorded_faults(
     assert chosen.process("photo", str(photo)) == getattr(PluginStatus, status)
 
     (line,) = problems(logs)
-    assert said in line, line
+    key, known = said
+    assert_mentions(line, key, **known)
     assert store.read("photo") == {}
     assert_no_key(logs, OPENAI_KEY)
 
@@ -707,7 +719,7 @@ def test_a_deployment_that_takes_no_pictures_is_named(vision_plugin, recorded, p
     assert vision_plugin.process("photo", str(photo)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert "does not take pictures" in line and "vision model" in line
+    assert_mentions(line, "openai.NO_PICTURES")
 
 
 @pytest.mark.parametrize(
@@ -735,7 +747,9 @@ def test_a_picture_refused_as_image_data_is_skipped(vision_plugin, recorded, pho
     assert vision_plugin.process("photo", str(photo)) == PluginStatus.SKIPPED
 
     (line,) = problems(logs)
-    assert "refused the image: Azure OpenAI answered 400 BadRequest: Invalid image data." in line
+    assert_mentions(
+        line, "IMAGE_REFUSED", message="Azure OpenAI answered 400 BadRequest: Invalid image data."
+    )
 
 
 # --------------------------------------------------------------------------- the backend alone
@@ -817,11 +831,15 @@ def test_probabilities_follow_token_bytes_across_split_characters():
 @pytest.mark.parametrize(
     ("body", "error", "said"),
     [
-        (chat('{"classes":[]}', finish="length"), ImageRejected, "cut off"),
-        (chat(None, finish="content_filter"), ImageRejected, "withheld"),
-        (chat(None, finish="tool_calls"), ServiceError, "finish_reason 'tool_calls'"),
-        ({"choices": []}, ServiceError, "unexpected body"),
-        ("not a body", ServiceError, "unexpected body"),
+        (chat('{"classes":[]}', finish="length"), ImageRejected, ("openai.CUT_OFF", {})),
+        (chat(None, finish="content_filter"), ImageRejected, ("openai.WITHHELD", {})),
+        (
+            chat(None, finish="tool_calls"),
+            ServiceError,
+            ("openai.NO_ANSWER", {"finish": "tool_calls"}),
+        ),
+        ({"choices": []}, ServiceError, ("UNEXPECTED", {})),
+        ("not a body", ServiceError, ("UNEXPECTED", {})),
     ],
 )
 def test_envelopes_that_are_not_answers(recorded, body, error, said):
@@ -831,7 +849,8 @@ def test_envelopes_that_are_not_answers(recorded, body, error, said):
     with pytest.raises(error) as raised:
         backend.parse(stored)
 
-    assert said in str(raised.value)
+    key, known = said
+    assert_mentions(raised.value, key, **known)
 
 
 def test_no_classes_is_none_of_these(recorded):

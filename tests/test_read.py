@@ -22,6 +22,7 @@ from tests.conftest import ENDPOINT, KEY, assert_no_key, recording
 from tests.fakeazure import FakeAzure
 from tests.fakeread import CONTAINER, DOC_INTEL, READ_32, FakeRead, Line
 from tests.sources import answered
+from tests.wording import assert_mentions
 
 READ_KEY = "read-key-7c1e9a5b3d2f4e6a"
 # Two columns of a slate: read column by column, as a person would, unlike row by row.
@@ -160,7 +161,7 @@ def test_a_reading_that_never_ends_is_waited_for_a_bounded_time(
     assert operation.asked == expected_polls
     assert len(waits) == expected_polls
     (line,) = problems(logs)
-    assert f"did not finish reading the image within {named}" in line
+    assert_mentions(line, "read.TOO_LONG", named=named)
     assert f"{expected_polls} askings" in line
 
 
@@ -245,16 +246,16 @@ def test_40_without_read_endpoint_reads_in_its_one_analyze_call(
 
 
 @pytest.mark.parametrize(
-    ("key", "words"),
+    ("key", "says"),
     [
-        ("vision-key-2b4d6f8a0c1e3a5c", "refused the key (401): check AZURE_VISION_READ_KEY"),
-        (None, "asks for a key (401) and AZURE_VISION_READ_KEY is not set"),
+        ("vision-key-2b4d6f8a0c1e3a5c", "read.READ_KEY_REFUSED"),
+        (None, "read.NO_KEY"),
     ],
     ids=["the-vision-key", "none"],
 )
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_keys_are_checked_per_host(
-    plugin, photo, vision_fake, read_fake, monkeypatch, logs, protocol, key, words
+    plugin, photo, vision_fake, read_fake, monkeypatch, logs, protocol, key, says
 ):
     use_read_endpoint(monkeypatch, read_fake, protocol, key=key)
     FakeRead(protocol, lines=LINES).mount(read_fake)
@@ -263,7 +264,13 @@ def test_keys_are_checked_per_host(
     assert plugin.process("item-2", str(photo)) == PluginStatus.FATAL
 
     (line,) = problems(logs)  # once, not once per file
-    assert words in line and "AZURE_VISION_READ_ENDPOINT" in line
+    assert_mentions(
+        line,
+        says,
+        status=401,
+        key_setting="AZURE_VISION_READ_KEY",
+        endpoint_setting="AZURE_VISION_READ_ENDPOINT",
+    )
     assert len(read_fake.requests) == 1  # the second file was not sent
     assert_no_key(logs, vision_fake.key, READ_KEY)
 
@@ -280,7 +287,7 @@ def test_an_endpoint_speaking_the_other_protocol_is_a_settings_problem(
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert "(404): check it names a" in line and "AZURE_VISION_READ_API" in line
+    assert_mentions(line, "read.NOT_HERE", status=404)
 
 
 # --------------------------------------------------------------------------- reading order
@@ -324,18 +331,18 @@ def test_document_intelligence_lines_follow_their_spans_not_the_list():
 @pytest.mark.parametrize(
     ("protocol", "error", "status", "words"),
     [
-        (READ_32, None, PluginStatus.SKIPPED, "the reading failed (it gave no reason)"),
+        (READ_32, None, PluginStatus.SKIPPED, " (it gave no reason)"),
         (
             DOC_INTEL,
             recording("docintel-result-failed.handmade.json")["body"]["error"],
             PluginStatus.SKIPPED,
-            "the reading failed: The file is corrupted or format is unsupported",
+            ": The file is corrupted or format is unsupported. Refer to documentation",
         ),
         (
             DOC_INTEL,
             {"code": "InternalServerError", "message": "An unexpected error occurred."},
             PluginStatus.FATAL,
-            "the reading failed: An unexpected error occurred.",
+            ": An unexpected error occurred.",
         ),
     ],
     ids=["read32", "docintel-image", "docintel-outage"],
@@ -350,7 +357,7 @@ def test_a_failed_reading_is_said_in_plain_words(
     assert plugin.process("item-1", str(photo)) == status
 
     (line,) = problems(logs)
-    assert "could not read the image: " + words in line
+    assert_mentions(line, "read.READING_FAILED", status="failed", reason=words)
     assert store.read("item-1") == {}
 
 
@@ -396,18 +403,31 @@ def test_recorded_answers_served_in_turn(plugin, store, photo, monkeypatch, wait
 
 
 @pytest.mark.parametrize(
-    ("name", "status", "words"),
+    ("name", "status", "says", "their_words"),
     [
-        ("read32-400-image-format-flat.handmade.json", PluginStatus.SKIPPED, "refused the image"),
+        (
+            "read32-400-image-format-flat.handmade.json",
+            PluginStatus.SKIPPED,
+            ("IMAGE_REFUSED", {}),
+            "InvalidImageFormat",
+        ),
         (
             "docintel-400-invalid-content-dimensions.handmade.json",
             PluginStatus.SKIPPED,
+            ("IMAGE_REFUSED", {}),
             "InvalidRequest/InvalidContentDimensions",
         ),
-        ("docintel-401.handmade.json", PluginStatus.FATAL, "refused the key (401)"),
+        (
+            "docintel-401.handmade.json",
+            PluginStatus.FATAL,
+            ("read.READ_KEY_REFUSED", dict(status=401)),
+            "",
+        ),
     ],
 )
-def test_recorded_refusals(plugin, photo, read_fake, monkeypatch, logs, name, status, words):
+def test_recorded_refusals(
+    plugin, photo, read_fake, monkeypatch, logs, name, status, says, their_words
+):
     protocol = READ_32 if name.startswith("read32") else DOC_INTEL
     use_read_endpoint(monkeypatch, read_fake, protocol)
     monkeypatch.setenv("AZURE_VISION_FEATURES", "read")
@@ -417,7 +437,9 @@ def test_recorded_refusals(plugin, photo, read_fake, monkeypatch, logs, name, st
     assert plugin.process("item-1", str(photo)) == status
 
     (line,) = problems(logs)
-    assert words in line
+    key, known = says
+    assert_mentions(line, key, **known)
+    assert their_words in line
 
 
 # --------------------------------------------------------------------------- the same HTTP rules
@@ -483,13 +505,13 @@ def test_hostile_files_are_skipped_before_anything_is_sent(
 @pytest.mark.parametrize(
     ("faults", "words"),
     [
-        ([(202, b"")], "without an Operation-Location to fetch the text from"),
+        ([(202, b"")], ("read.NO_OPERATION_LOCATION", dict(status=202))),
         ([(200, "<html>busy</html>")], "answered 200 with a body that is not JSON"),
-        ([(200, {"status": "paused"})], "with 'paused', not one of notStarted"),
-        ([(200, ["succeeded"])], "with None, not one of notStarted"),
+        ([(200, {"status": "paused"})], ("read.UNKNOWN_STATUS", dict(said="paused"))),
+        ([(200, ["succeeded"])], ("read.UNKNOWN_STATUS", dict(said=None))),
         (
             [(200, {"status": "succeeded", "analyzeResult": {"readResults": [{"lines": [{}]}]}})],
-            "unexpected body (KeyError",
+            ("UNEXPECTED", dict(what="KeyError: 'text'")),
         ),
         (
             [
@@ -501,9 +523,9 @@ def test_hostile_files_are_skipped_before_anything_is_sent(
                     },
                 )
             ],
-            "a line's text is int, not text",
+            ("UNEXPECTED", dict(what="TypeError: a line's text is int, not text")),
         ),
-        ([(404, None)], "no longer knows the reading it accepted"),
+        ([(404, None)], ("read.READING_GONE", {})),
     ],
     ids=[
         "no-location",
@@ -529,7 +551,11 @@ def test_hostile_answers_are_plain_errors(
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert words in line
+    if isinstance(words, tuple):  # a row of the service's
+        key, known = words
+        assert_mentions(line, key, **known)
+    else:  # what http says of any service
+        assert words in line
     assert_no_key(logs, READ_KEY)
 
 
@@ -663,10 +689,10 @@ def test_the_backend_pair_answers_as_one_for_checks(photo, vision_fake, read_fak
 
 
 def test_unexpected_bodies_never_pass_as_text():
-    with pytest.raises(ServiceError, match="unexpected body"):
-        read.lines({"status": "succeeded"}, DOC_INTEL)
-    with pytest.raises(ServiceError, match="unexpected body"):
-        read.lines({"analyzeResult": {"pages": [{"lines": [{"content": None}]}]}}, DOC_INTEL)
+    for body in ({"status": "succeeded"}, {"analyzeResult": {"pages": [{"lines": [{}]}]}}):
+        with pytest.raises(ServiceError) as raised:
+            read.lines(body, DOC_INTEL)
+        assert_mentions(raised.value, "UNEXPECTED", name="Document Intelligence")
 
 
 def test_plain_http_to_a_container_named_in_the_allowed_hosts(monkeypatch):

@@ -27,6 +27,7 @@ from pixstor_azure.services import base, imageanalysis
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording, sent_image, serve
 from tests.sources import answered
+from tests.wording import assert_mentions
 
 URLS = {
     "4.0": f"{ENDPOINT}/computervision/imageanalysis:analyze",
@@ -780,57 +781,82 @@ def test_region_refusals_are_recognised(error, features, expected):
 
 
 @pytest.mark.parametrize(
-    ("api_name", "name", "status", "words"),
+    ("api_name", "name", "status", "says", "their_words"),
     [
-        ("4.0", "imageanalysis-401.handmade.json", PluginStatus.FATAL, "AZURE_VISION_KEY"),
-        ("3.2", "cv32-401.handmade.json", PluginStatus.FATAL, "AZURE_VISION_KEY"),
+        (
+            "4.0",
+            "imageanalysis-401.handmade.json",
+            PluginStatus.FATAL,
+            ("KEY_REFUSED", dict(status=401, key_setting="AZURE_VISION_KEY")),
+            "Access denied",
+        ),
+        (
+            "3.2",
+            "cv32-401.handmade.json",
+            PluginStatus.FATAL,
+            ("KEY_REFUSED", dict(status=401, key_setting="AZURE_VISION_KEY")),
+            "Access denied",
+        ),
         (
             "4.0",
             "imageanalysis-400-image-format.handmade.json",
             PluginStatus.SKIPPED,
-            "refused the image",
+            ("IMAGE_REFUSED", {}),
+            "InvalidImageFormat",
         ),
         (
             "4.0",
             "imageanalysis-400-image-size.handmade.json",
             PluginStatus.SKIPPED,
+            ("IMAGE_REFUSED", {}),
             "InvalidImageSize",
         ),
         (
             "3.2",
             "cv32-400-image-format.handmade.json",
             PluginStatus.SKIPPED,
+            ("IMAGE_REFUSED", {}),
             "InvalidImageFormat",
         ),
         (
             "3.2",
             "cv32-400-image-format-flat.handmade.json",
             PluginStatus.SKIPPED,
+            ("IMAGE_REFUSED", {}),
             "InvalidImageFormat",
         ),
         (
             "4.0",
             "imageanalysis-400-language.handmade.json",
             PluginStatus.FATAL,
-            "AZURE_VISION_LANGUAGE",
+            ("imageanalysis.LANGUAGE_40", {}),
+            "",
         ),
         (
             "3.2",
             "cv32-400-language-flat.handmade.json",
             PluginStatus.FATAL,
-            "AZURE_VISION_LANGUAGE",
+            ("imageanalysis.LANGUAGE_32", {}),
+            "",
         ),
-        ("4.0", "imageanalysis-404.handmade.json", PluginStatus.FATAL, "AZURE_VISION_API_VERSION"),
+        (
+            "4.0",
+            "imageanalysis-404.handmade.json",
+            PluginStatus.FATAL,
+            ("imageanalysis.NO_ANALYZE_40", {}),
+            "",
+        ),
         (
             "4.0",
             "imageanalysis-400-bad-feature.handmade.json",
             PluginStatus.FATAL,
+            ("imageanalysis.FEATURE_NOT_OFFERED", {}),
             "NotSupportedVisualFeature",
         ),
     ],
 )
 def test_service_refusals(
-    plugin, served, photo, store, logs, monkeypatch, api_name, name, status, words
+    plugin, served, photo, store, logs, monkeypatch, api_name, name, status, says, their_words
 ):
     if api_name == "3.2":
         monkeypatch.setenv("AZURE_VISION_API", "3.2")
@@ -841,7 +867,10 @@ def test_service_refusals(
     assert len(served.calls) == 1  # a refusal is not retried, nor taken for a region's
     assert store.read("item-1") == {}
     (line,) = warnings_and_errors(logs)
-    assert str(photo) in line and "azurevision" in line and words in line
+    assert str(photo) in line and "azurevision" in line
+    key, known = says
+    assert_mentions(line, key, **known)
+    assert their_words in line
     assert "Traceback" not in logs.text
     assert_no_key(logs)
 
@@ -851,7 +880,13 @@ def test_401_names_both_settings_in_plain_words(plugin, served, photo, logs):
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
     (line,) = warnings_and_errors(logs)
-    assert "refused the key (401)" in line and "AZURE_VISION_ENDPOINT" in line
+    assert_mentions(
+        line,
+        "KEY_REFUSED",
+        status=401,
+        key_setting="AZURE_VISION_KEY",
+        endpoint_setting="AZURE_VISION_ENDPOINT",
+    )
 
 
 RATE = {"4.0": "imageanalysis-429.handmade.json", "3.2": "cv32-429.handmade.json"}
@@ -899,7 +934,7 @@ def test_unexpected_json_shape_is_fatal(plugin, served, api, photo, store, logs,
     served.add(responses.POST, URLS[api], json=body, status=200)
 
     assert plugin.process("item-1", str(photo)) == PluginStatus.FATAL
-    assert "unexpected body" in logs.text
+    assert_mentions(logs.text, "UNEXPECTED")
     assert store.read("item-1") == {}
 
 

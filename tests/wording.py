@@ -11,9 +11,14 @@ in the product and none here.
 - ``row_of(service, **fields)``: the one row of a service class's ``outcomes`` whose fields
   (``status``, ``kind``, ``codes``...) are those given, for rows that have no name.
 - ``assert_says(text, key, **values)``: ``text`` is exactly what row ``key`` says.
+- ``assert_mentions(text, key, **known)``: what row ``key`` says is somewhere in ``text`` (a
+  log line, a summary), the fields in ``known`` as given and the others any words. A field the
+  row does not name fails the test.
 """
 
 import importlib
+import re
+import string
 
 from pixstor_azure.ground import outcomes
 from pixstor_azure.ground.outcomes import Outcome
@@ -62,3 +67,28 @@ def says(key, **values):
 def assert_says(text, key, **values):
     expected = says(key, **values)
     assert str(text) == expected, f"{text!r} is not what {key!r} says: {expected!r}"
+
+
+def pattern(key, **known):
+    """A regular expression for what row ``key`` says: the fields in ``known`` filled in as
+    ``str.format`` would, the others any words."""
+    parts = []
+    named = set()
+    for literal, field, spec, conversion in string.Formatter().parse(row(key).words):
+        parts.append(re.escape(literal))
+        if field is None:
+            continue
+        named.add(field)
+        if field not in known:
+            parts.append(".*?")
+            continue
+        value = repr(known[field]) if conversion == "r" else known[field]
+        parts.append(re.escape(format(value, spec or "")))
+    unknown = set(known) - named
+    assert not unknown, f"{key} names no field {sorted(unknown)}"
+    return "".join(parts)
+
+
+def assert_mentions(text, key, **known):
+    expected = pattern(key, **known)
+    assert re.search(expected, str(text), re.S), f"{text!r} does not say what {key!r} says"

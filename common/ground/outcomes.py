@@ -20,6 +20,9 @@ and says:
   adds (``Service.wording``: its settings, its project, its deployment...).
 - ``answered``: True when the row tells an answer of the service whatever the status (a
   container's 500 about the picture); None keeps the error's own (``ServiceError.answered``).
+
+What a service finds wrong in a 200 itself (a refusal in the answer, an answer cut off) is a
+row too, raised with ``Outcome.error``: every wording a user reads about a service is a row.
 """
 
 import re
@@ -53,6 +56,26 @@ class Outcome(NamedTuple):
             return {}
         found = re.search(self.pattern, said(error))
         return None if found is None else found.groupdict()
+
+    def error(
+        self,
+        service: str,
+        http_status: Optional[int] = None,
+        code: Optional[str] = None,
+        detail: Optional[str] = None,
+        inner_code: Optional[str] = None,
+        **values: Any,
+    ) -> ServiceError:
+        """The error this row says about what ``service`` found itself in an answer (a 200 with
+        no usable answer in it): ``words`` filled with ``name`` and ``values``. Such rows match
+        nothing; they are named beside the service's table so that every wording is a row."""
+        kind = self.kind or ServiceError
+        words = self.say(service, **values)
+        return kind(service, words, http_status, code, detail, inner_code, answered=self.answered)
+
+    def say(self, service: str, **values: Any) -> str:
+        """The row's words about ``service`` (its ``name``), filled with ``values``."""
+        return self.words.format(name=service, **values)
 
 
 def said(error: ServiceError) -> str:
@@ -119,6 +142,10 @@ KEY_REFUSED = Outcome(
 IMAGE_REFUSED = Outcome(ImageRejected, "{name} refused the image: {message}")
 THROTTLED = Outcome(
     None, "{message} (lower {rate_setting} to the resource's tier)", status=frozenset({429})
+)
+# A body the service's parser could not read (``what``: the Python error): it answered.
+UNEXPECTED = Outcome(
+    ServiceError, "{name} answered with an unexpected body ({what})", answered=True
 )
 # A 200 whose body is not of the service's shape (a gateway's maintenance page, a probability
 # of 7): the file ends FATAL and the answer is never kept, so that the service, once repaired,

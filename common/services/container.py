@@ -60,31 +60,35 @@ UNREADABLE = Outcome(
 )
 
 
+# An error in plain text, with 200.
+NOT_PREDICTIONS = Outcome(
+    ServiceError,
+    "{name} at {url} answered with an error instead of predictions: {body_line}",
+    status=frozenset({200}),
+)
+# The same said in a 200's text: the container could not decode or shrink the picture.
+NOT_PREPROCESSED = Outcome(ImageRejected, "{name} could not read the picture: {body_line}")
+TOO_LARGE = Outcome(
+    ImageRejected,
+    "{name} refused the picture as larger than its 4 MiB limit",
+    status=frozenset({413}),
+)
+# The same for every file: logged once, files held back until asked again.
+NOT_A_CONTAINER = Outcome(
+    Refused,
+    "{endpoint_setting} names {url}, where no Custom Vision container answers POST "
+    "/image ({status}): give the container's base URL, e.g. http://HOST:8080",
+    status=frozenset({404, 405}),
+)
+
+
 class CustomVisionContainer(Service):
     """An exported Custom Vision container: ``POST {url}/image``."""
 
     name = SERVICE
     billed = False  # the customer's own machine
     reads = (CLASSIFY_URL, DETECT_URL, CV_MAX_LONG_EDGE, CV_REQUESTS_PER_SECOND)
-    outcomes = (
-        Outcome(  # an error in plain text, with 200
-            ServiceError,
-            "{name} at {url} answered with an error instead of predictions: {body_line}",
-            status=frozenset({200}),
-        ),
-        Outcome(
-            ImageRejected,
-            "{name} refused the picture as larger than its 4 MiB limit",
-            status=frozenset({413}),
-        ),
-        Outcome(  # the same for every file: logged once, files held back until asked again
-            Refused,
-            "{endpoint_setting} names {url}, where no Custom Vision container answers POST "
-            "/image ({status}): give the container's base URL, e.g. http://HOST:8080",
-            status=frozenset({404, 405}),
-        ),
-        UNREADABLE,
-    )
+    outcomes = (NOT_PREDICTIONS, TOO_LARGE, NOT_A_CONTAINER, UNREADABLE)
 
     def __init__(self, task: Task, settings: Settings) -> None:
         self.task = task
@@ -144,12 +148,8 @@ class CustomVisionContainer(Service):
         text = _text(body if isinstance(body, str) else repr(body))
         if isinstance(body, str) and "preprocess image" in body:
             # The container could not decode or shrink this one picture: others may pass.
-            return ImageRejected(SERVICE, f"{SERVICE} could not read the picture: {text}", 200)
-        return ServiceError(
-            SERVICE,
-            f"{SERVICE} at {self.url} answered with an error instead of predictions: {text}",
-            200,
-        )
+            return NOT_PREPROCESSED.error(SERVICE, 200, body_line=text)
+        return NOT_PREDICTIONS.error(SERVICE, 200, url=self.url, body_line=text)
 
 
 def _predictions(body: dict) -> Any:

@@ -33,6 +33,26 @@ from .base import DETECT, Prediction, Service, Task
 SERVICE = "Custom Vision"
 
 
+NOT_PUBLISHED = Outcome(
+    Refused,
+    '{name} says iteration "{iteration}" is not published in project {project} (check '
+    "{iteration_setting}: the published name, not the iteration's)",
+    codes="NotFoundIteration|BadRequestIterationNotPublished",
+)
+NO_PROJECT = Outcome(
+    Refused,
+    "{name} has no project {project} at this endpoint (check {project_setting})",
+    status=frozenset({404}),
+    codes="NotFoundProject|NotFound",
+)
+NO_PREDICTION_API = Outcome(
+    Refused,
+    "{name} has no prediction API at {endpoint_setting} (check it is the endpoint of the "
+    "prediction resource){said}",
+    status=frozenset({404}),
+)
+
+
 class CustomVisionCloud(Service):
     """The Custom Vision Prediction v3.0 API in Azure."""
 
@@ -54,25 +74,10 @@ class CustomVisionCloud(Service):
     outcomes = (
         OTHER_TIER,
         KEY_REFUSED,
-        Outcome(
-            Refused,
-            '{name} says iteration "{iteration}" is not published in project {project} (check '
-            "{iteration_setting}: the published name, not the iteration's)",
-            codes="NotFoundIteration|BadRequestIterationNotPublished",
-        ),
-        Outcome(
-            Refused,
-            "{name} has no project {project} at this endpoint (check {project_setting})",
-            status=frozenset({404}),
-            codes="NotFoundProject|NotFound",
-        ),
+        NOT_PUBLISHED,
+        NO_PROJECT,
         IMAGE_REFUSED._replace(codes="BadRequestImage.*|UnsupportedMediaType"),
-        Outcome(
-            Refused,
-            "{name} has no prediction API at {endpoint_setting} (check it is the endpoint of the "
-            "prediction resource){said}",
-            status=frozenset({404}),
-        ),
+        NO_PREDICTION_API,
         THROTTLED,
     )
 

@@ -29,6 +29,7 @@ from ..ground.outcomes import (
     KEY_REFUSED,
     OTHER_TIER,
     THROTTLED,
+    UNEXPECTED,
     Outcome,
     any_of,
 )
@@ -100,10 +101,32 @@ _FIRST = (
     ),
     IMAGE_REFUSED._replace(status=frozenset({400}), codes="(?i)invalidrequest", inner=False),
 )
-_FEATURE_NOT_OFFERED = Outcome(
+FEATURE_NOT_OFFERED = Outcome(
     Refused,
     "{name} {api} does not offer a feature asked for: check AZURE_VISION_FEATURES ({message})",
     codes=any_of(_FEATURE_CODES),
+)
+LANGUAGE_40 = Outcome(
+    Refused,
+    "{name} {api} does not offer language {language!r} for {features}: check "
+    "AZURE_VISION_LANGUAGE (4.0 gives only tags in other languages){said}",
+    codes="NotSupportedLanguage",
+)
+LANGUAGE_32 = LANGUAGE_40._replace(
+    words="{name} {api} does not offer language {language!r} for {features}: check "
+    "AZURE_VISION_LANGUAGE{said}"
+)
+NO_ANALYZE_40 = Outcome(
+    Refused,
+    "{name} has no Image Analysis {api_version} at AZURE_VISION_ENDPOINT (check it is the "
+    "endpoint of an Azure AI Vision resource, and AZURE_VISION_API_VERSION){said}",
+    status=frozenset({404}),
+)
+NO_ANALYZE_32 = Outcome(
+    Refused,
+    "{name} has no v3.2 analyze at AZURE_VISION_ENDPOINT (check it is the endpoint of an Azure "
+    "AI Vision resource){said}",
+    status=frozenset({404}),
 )
 _LAST = (
     Outcome(Refused, _AS_SET_UP, status=frozenset({400})),  # the same for every file
@@ -200,10 +223,8 @@ class Analyze(Service):
         known = set(_ALWAYS) | {self.result_key(f) for f in self.features}
         if not isinstance(body, dict) or not known & {str(k).lower() for k in body}:
             sample = json.dumps(body, default=str)[:120]
-            raise self.off_shape(
-                f"{SERVICE} answered with an unexpected body (none of {self.api}'s results: "
-                f"{sample})"
-            )
+            what = f"none of {self.api}'s results: {sample}"
+            raise self.off_shape(UNEXPECTED.say(SERVICE, what=what))
         super().check(answer)
 
     def result_key(self, feature: str) -> str:
@@ -275,23 +296,7 @@ class ImageAnalysis40(Analyze):
     api = API_40
     limits = prepare.VISION_40
     reads = (VISION_API_VERSION, *Analyze.reads)
-    outcomes = (
-        *_FIRST,
-        Outcome(
-            Refused,
-            "{name} {api} does not offer language {language!r} for {features}: check "
-            "AZURE_VISION_LANGUAGE (4.0 gives only tags in other languages){said}",
-            codes="NotSupportedLanguage",
-        ),
-        _FEATURE_NOT_OFFERED,
-        Outcome(
-            Refused,
-            "{name} has no Image Analysis {api_version} at AZURE_VISION_ENDPOINT (check it is "
-            "the endpoint of an Azure AI Vision resource, and AZURE_VISION_API_VERSION){said}",
-            status=frozenset({404}),
-        ),
-        *_LAST,
-    )
+    outcomes = (*_FIRST, LANGUAGE_40, FEATURE_NOT_OFFERED, NO_ANALYZE_40, *_LAST)
 
     def read_api_version(self, settings: Settings) -> str:
         api_version = settings.get(VISION_API_VERSION)
@@ -321,23 +326,7 @@ class ComputerVision32(Analyze):
 
     api = API_32
     limits = prepare.VISION_32
-    outcomes = (
-        *_FIRST,
-        Outcome(
-            Refused,
-            "{name} {api} does not offer language {language!r} for {features}: check "
-            "AZURE_VISION_LANGUAGE{said}",
-            codes="NotSupportedLanguage",
-        ),
-        _FEATURE_NOT_OFFERED,
-        Outcome(
-            Refused,
-            "{name} has no v3.2 analyze at AZURE_VISION_ENDPOINT (check it is the endpoint of "
-            "an Azure AI Vision resource){said}",
-            status=frozenset({404}),
-        ),
-        *_LAST,
-    )
+    outcomes = (*_FIRST, LANGUAGE_32, FEATURE_NOT_OFFERED, NO_ANALYZE_32, *_LAST)
 
     def offered(self, asked: List[str], text_elsewhere: bool) -> Tuple[str, ...]:
         features = tuple(f for f in asked if f in _V32_NAMES)
@@ -401,9 +390,7 @@ def parse(body: Any, api: str, features: List[str], width: int, height: int) -> 
         read = _parse_40 if api == API_40 else _parse_32
         found = read(answer, set(features), width, height)
     except (AttributeError, KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-        raise ServiceError(
-            SERVICE, f"{SERVICE} answered with an unexpected body ({type(exc).__name__}: {exc})"
-        ) from None
+        raise UNEXPECTED.error(SERVICE, what=f"{type(exc).__name__}: {exc}") from None
     found.tags.sort(key=lambda t: -t.confidence)
     found.objects.sort(key=lambda b: -b.probability)
     return found

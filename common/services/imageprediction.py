@@ -8,7 +8,7 @@ empty ids, ``boundingBox: null`` for a classifier, no ``tagType``) and the ONNX 
 from typing import Any, List
 
 from ..ground.boxes import Box
-from ..ground.errors import ServiceError
+from ..ground.outcomes import UNEXPECTED
 from .base import Prediction
 
 SERVICE = "Custom Vision"  # named in its errors, whichever backend answered
@@ -42,9 +42,7 @@ def parse(body: Any, with_boxes: bool) -> List[Prediction]:
                 )
             predictions.append(Prediction(tag, probability, box))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise ServiceError(
-            SERVICE, f"{SERVICE} answered with an unexpected body ({type(exc).__name__}: {exc})"
-        ) from None
+        raise UNEXPECTED.error(SERVICE, what=f"{type(exc).__name__}: {exc}") from None
     return predictions
 
 

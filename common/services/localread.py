@@ -37,6 +37,7 @@ from ..answers.answer import Answer, fresh
 from ..ground import runtime
 from ..ground.errors import ImageError, ServiceError, SettingsError
 from ..ground.logonce import log_once
+from ..ground.outcomes import UNEXPECTED
 from ..ground.setting_registry import (
     MAX_LONG_EDGE,
     MIN_SIDE,
@@ -339,9 +340,7 @@ def lines(body: Any, threshold: float = 0.0) -> List[str]:
     try:
         pieces = [_piece(item) for item in _keys(body)["lines"]]
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ServiceError(
-            SERVICE, f"{SERVICE} answered with an unexpected body ({type(exc).__name__}: {exc})"
-        ) from None
+        raise UNEXPECTED.error(SERVICE, what=f"{type(exc).__name__}: {exc}") from None
     kept = [p for p in pieces if p.confidence >= threshold and p.text]
     if not kept:
         return []

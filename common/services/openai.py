@@ -25,7 +25,7 @@ from PIL import Image
 from ..answers import fetch, pacing
 from ..answers.answer import Answer, fresh
 from ..ground.errors import ImageError, ImageRejected, Refused, ServiceError, SettingsError
-from ..ground.outcomes import IMAGE_REFUSED, KEY_REFUSED, THROTTLED, Outcome
+from ..ground.outcomes import IMAGE_REFUSED, KEY_REFUSED, THROTTLED, UNEXPECTED, Outcome
 from ..ground.setting_registry import (
     OPENAI_API_VERSION,
     OPENAI_DEPLOYMENT,
@@ -68,54 +68,84 @@ _API_VERSION = re.compile(r"^(\d{4}-\d{2}-\d{2})(-preview)?$")
 # api-version) is ``Refused``: logged once, and files fail without asking until it is asked
 # again. A picture the content filter or the service refuses is ``ImageRejected``.
 _FILTERED = "{name}'s content filter refused this picture{filtered}: nothing written"
+NO_DEPLOYMENT = Outcome(
+    Refused,
+    "{name} has no deployment {deployment!r} at AZURE_OPENAI_ENDPOINT (check "
+    "AZURE_OPENAI_DEPLOYMENT: the name given to the deployment, not the model's; a new "
+    "deployment can take 5 minutes to answer)",
+    status=frozenset({404}),
+    codes="DeploymentNotFound",
+)
+NO_CHAT_API = Outcome(
+    Refused,
+    "{name} has no chat completions API {api_version} at AZURE_OPENAI_ENDPOINT (check "
+    "AZURE_OPENAI_API_VERSION, and that the endpoint is an Azure OpenAI resource's){said}",
+    status=frozenset({404}),
+)
+FILTERED = Outcome(
+    ImageRejected,
+    _FILTERED,
+    status=frozenset({400}),
+    codes="content_filter|ResponsibleAIPolicyViolation",
+)
+NO_JSON_SCHEMA = Outcome(
+    Refused,
+    "{name} deployment {deployment!r} at api-version {api_version} does not take a "
+    "json_schema answer format ({words}): use a deployment of gpt-4o (2024-08-06 or "
+    f"later), gpt-4o-mini or gpt-4.1, and AZURE_OPENAI_API_VERSION {DEFAULT_API_VERSION} "
+    "or later",
+    status=frozenset({400}),
+    pattern="response_format|json_schema",
+)
+NO_PICTURES = Outcome(
+    Refused,
+    "{name} deployment {deployment!r} does not take pictures ({words}): use a deployment "
+    "of a vision model (gpt-4o, gpt-4.1)",
+    status=frozenset({400}),
+    pattern="image_url",
+)
+NO_LOGPROBS = Outcome(
+    Refused,
+    "{name} deployment {deployment!r} gives no log-probabilities ({words}): set "
+    "CUSTOM_VISION_CLASSIFY_THRESHOLD to 0 to classify without them",
+    status=frozenset({400}),
+    pattern="logprobs",
+)
+# What it finds wrong in a 200 itself: the service answered.
+DECLINED = Outcome(
+    ImageRejected, "{name} declined to describe this picture: {refusal}", answered=True
+)
+WITHHELD = Outcome(
+    ImageRejected,
+    "{name}'s content filter withheld the answer for this picture{filtered}: nothing written",
+    answered=True,
+)
+CUT_OFF = Outcome(
+    ImageRejected,
+    "{name}'s answer for this picture was cut off at AZURE_OPENAI_MAX_TOKENS ({max_tokens} "
+    "tokens): nothing written (raise it if pictures with much text are skipped)",
+    answered=True,
+)
+NO_ANSWER = Outcome(
+    ServiceError, "{name} answered with finish_reason {finish!r} and no answer", answered=True
+)
+OFF_SCHEMA = Outcome(
+    ServiceError,
+    "{name} answered outside the schema it was given ({what}): nothing written; check that "
+    "AZURE_OPENAI_DEPLOYMENT ({deployment}) runs a model with structured outputs (gpt-4o "
+    "2024-08-06 or later, gpt-4o-mini, gpt-4.1)",
+    answered=True,
+)
 OUTCOMES = (
     KEY_REFUSED,
-    Outcome(
-        Refused,
-        "{name} has no deployment {deployment!r} at AZURE_OPENAI_ENDPOINT (check "
-        "AZURE_OPENAI_DEPLOYMENT: the name given to the deployment, not the model's; a new "
-        "deployment can take 5 minutes to answer)",
-        status=frozenset({404}),
-        codes="DeploymentNotFound",
-    ),
-    Outcome(
-        Refused,
-        "{name} has no chat completions API {api_version} at AZURE_OPENAI_ENDPOINT (check "
-        "AZURE_OPENAI_API_VERSION, and that the endpoint is an Azure OpenAI resource's){said}",
-        status=frozenset({404}),
-    ),
-    Outcome(
-        ImageRejected,
-        _FILTERED,
-        status=frozenset({400}),
-        codes="content_filter|ResponsibleAIPolicyViolation",
-    ),
-    Outcome(
-        ImageRejected, _FILTERED, status=frozenset({400}), pattern="ResponsibleAIPolicyViolation"
-    ),
-    Outcome(
-        Refused,
-        "{name} deployment {deployment!r} at api-version {api_version} does not take a "
-        "json_schema answer format ({words}): use a deployment of gpt-4o (2024-08-06 or "
-        f"later), gpt-4o-mini or gpt-4.1, and AZURE_OPENAI_API_VERSION {DEFAULT_API_VERSION} "
-        "or later",
-        status=frozenset({400}),
-        pattern="response_format|json_schema",
-    ),
-    Outcome(
-        Refused,
-        "{name} deployment {deployment!r} does not take pictures ({words}): use a deployment "
-        "of a vision model (gpt-4o, gpt-4.1)",
-        status=frozenset({400}),
-        pattern="image_url",
-    ),
-    Outcome(
-        Refused,
-        "{name} deployment {deployment!r} gives no log-probabilities ({words}): set "
-        "CUSTOM_VISION_CLASSIFY_THRESHOLD to 0 to classify without them",
-        status=frozenset({400}),
-        pattern="logprobs",
-    ),
+    NO_DEPLOYMENT,
+    NO_CHAT_API,
+    FILTERED,
+    # The same, told only in the words.
+    FILTERED._replace(codes="", pattern="ResponsibleAIPolicyViolation"),
+    NO_JSON_SCHEMA,
+    NO_PICTURES,
+    NO_LOGPROBS,
     IMAGE_REFUSED._replace(status=frozenset({400}), pattern=r"(?i)\bimage"),
     THROTTLED._replace(
         words="{message} (the deployment's tokens- or requests-per-minute quota: lower "
@@ -251,39 +281,16 @@ class Chat(Service):
             content = message.get("content")
             logprobs = choice.get("logprobs")
         except (AttributeError, IndexError, KeyError, TypeError) as exc:
-            raise ServiceError(
-                SERVICE,
-                f"{SERVICE} answered with an unexpected body ({type(exc).__name__}: {exc})",
-                answered=True,
-            ) from None
+            raise UNEXPECTED.error(SERVICE, what=f"{type(exc).__name__}: {exc}") from None
         if refusal:
-            raise ImageRejected(
-                SERVICE,
-                f"{SERVICE} declined to describe this picture: {_short(refusal)}",
-                answered=True,
-            )
+            raise DECLINED.error(SERVICE, refusal=_short(refusal))
         if finish == "content_filter":
-            found = _filtered(choice.get("content_filter_results"))
-            raise ImageRejected(
-                SERVICE,
-                f"{SERVICE}'s content filter withheld the answer for this picture{found}: "
-                "nothing written",
-                answered=True,
-            )
+            filtered = _filtered(choice.get("content_filter_results"))
+            raise WITHHELD.error(SERVICE, filtered=filtered)
         if finish == "length":
-            raise ImageRejected(
-                SERVICE,
-                f"{SERVICE}'s answer for this picture was cut off at AZURE_OPENAI_MAX_TOKENS "
-                f"({self.max_tokens} tokens): nothing written (raise it if pictures with much "
-                "text are skipped)",
-                answered=True,
-            )
+            raise CUT_OFF.error(SERVICE, max_tokens=self.max_tokens)
         if finish != "stop" or not isinstance(content, str):
-            raise ServiceError(
-                SERVICE,
-                f"{SERVICE} answered with finish_reason {finish!r} and no answer",
-                answered=True,
-            )
+            raise NO_ANSWER.error(SERVICE, finish=finish)
         try:
             data = json.loads(content)
         except ValueError:
@@ -294,13 +301,7 @@ class Chat(Service):
         return data, content, tokens if isinstance(tokens, list) else None
 
     def off_schema(self, what: str) -> ServiceError:
-        return ServiceError(
-            SERVICE,
-            f"{SERVICE} answered outside the schema it was given ({what}): nothing written; "
-            f"check that AZURE_OPENAI_DEPLOYMENT ({self.deployment}) runs a model with "
-            "structured outputs (gpt-4o 2024-08-06 or later, gpt-4o-mini, gpt-4.1)",
-            answered=True,
-        )
+        return OFF_SCHEMA.error(SERVICE, what=what, deployment=self.deployment)
 
 
 def as_jpeg(image: prepare.PreparedImage) -> prepare.PreparedImage:

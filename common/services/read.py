@@ -29,6 +29,7 @@ from ..ground.outcomes import (
     KEY_REFUSED,
     OTHER_TIER,
     THROTTLED,
+    UNEXPECTED,
     Outcome,
     any_of,
     classify,
@@ -100,31 +101,51 @@ _OUTAGE_CODES = {"InternalServerError", "ServiceUnavailable", "Timeout"}
 
 # What holds for every file (the key, the endpoint, the protocol) is ``Refused``: logged once,
 # and files fail without asking until it is asked again.
-_OTHER_TIER = OTHER_TIER._replace(
+READ_OTHER_TIER = OTHER_TIER._replace(
     words="{endpoint_setting} is the endpoint of another kind of resource (pricing tier "
     "{tier}): set it to a {kind}{said}"
 )
-_NO_KEY = KEY_REFUSED._replace(
+NO_KEY = KEY_REFUSED._replace(
     words="{name} at {endpoint_setting} asks for a key ({status}) and {key_setting} is not "
     "set: set it to a key of that resource (a container takes none: check {endpoint_setting} "
     "is its address){said}"
 )
-_KEY_REFUSED = KEY_REFUSED._replace(
+READ_KEY_REFUSED = KEY_REFUSED._replace(
     words="{name} refused the key ({status}): check {key_setting} is a key of the resource at "
     "{endpoint_setting}{said}"
 )
-_IMAGE_REFUSED = IMAGE_REFUSED._replace(codes=any_of(_IMAGE_CODES))
+READ_IMAGE_REFUSED = IMAGE_REFUSED._replace(codes=any_of(_IMAGE_CODES))
 # Only while asking for the result of a reading it accepted.
-_READING_GONE = Outcome(
+READING_GONE = Outcome(
     ServiceError,
     "{name} no longer knows the reading it accepted (404 on its result): a container "
     "restarted, or several run behind a load balancer without the shared cache they need{said}",
     status=frozenset({404}),
 )
-_NOT_HERE = (
+NOT_HERE = Outcome(
+    Refused,
     "{name} has no {what} at {endpoint_setting} ({status}): check it names a {kind}, and that "
-    f"{API_SETTING} says which protocol it speaks ({', '.join(PROTOCOLS)}){{said}}"
+    f"{API_SETTING} says which protocol it speaks ({', '.join(PROTOCOLS)}){{said}}",
+    status=frozenset({404}),
 )
+# What it finds itself while a reading goes on.
+NO_OPERATION_LOCATION = Outcome(
+    Refused,
+    "{name} at {endpoint_setting} answered {status} without an Operation-Location to fetch the "
+    f"text from: check it is a {{kind}} ({API_SETTING} says which protocol it speaks)",
+)
+UNKNOWN_STATUS = Outcome(
+    ServiceError,
+    "{name} answered the reading's status with {said!r}, not one of notStarted, running, "
+    "succeeded, failed",
+    answered=True,
+)
+TOO_LONG = Outcome(Unavailable, "{name} did not finish reading the image within {named} ({why})")
+# A reading that ended without succeeding: about this one image, unless it says it was down.
+READING_FAILED = Outcome(
+    ImageRejected, "{name} could not read the image: the reading {status}{reason}", answered=True
+)
+READING_DOWN = READING_FAILED._replace(kind=Unavailable, answered=False)
 
 
 class Read(Service):
@@ -163,10 +184,10 @@ class Read(Service):
         self.http = http
         self.max_edge = max_edge
         self.min_edge = min_edge
-        first = (_OTHER_TIER, _NO_KEY if key is None else _KEY_REFUSED, _IMAGE_REFUSED)
-        last = (Outcome(Refused, _NOT_HERE, status=frozenset({404})), *self.own_outcomes)
+        first = (READ_OTHER_TIER, NO_KEY if key is None else READ_KEY_REFUSED, READ_IMAGE_REFUSED)
+        last = (NOT_HERE, *self.own_outcomes)
         self.outcomes = (*first, *last, THROTTLED)
-        self.polling_outcomes = (*first, _READING_GONE, *last, THROTTLED)
+        self.polling_outcomes = (*first, READING_GONE, *last, THROTTLED)
 
     def identity(self) -> dict:
         return {
@@ -219,12 +240,12 @@ class Read(Service):
             raise self.explain(exc) from None
         location = started.headers.get("Operation-Location")
         if not location:
-            raise Refused(
+            raise NO_OPERATION_LOCATION.error(
                 self.name,
-                f"{self.name} at {self.endpoint_setting} answered {started.status} without "
-                f"an Operation-Location to fetch the text from: check it is a {self.kind} "
-                f"({API_SETTING} says which protocol it speaks)",
                 started.status,
+                endpoint_setting=self.endpoint_setting,
+                status=started.status,
+                kind=self.kind,
             )
         return self.poll(follow(self.endpoint, location), started.headers)
 
@@ -255,12 +276,8 @@ class Read(Service):
             if status in _ENDED:
                 raise self.ended(reply.body, status)
             if status not in _RUNNING:
-                raise ServiceError(
-                    self.name,
-                    f"{self.name} answered the reading's status with {said!r}, not one of "
-                    "notStarted, running, succeeded, failed",
-                    reply.status,
-                    detail=str(reply.body)[:300],
+                raise UNKNOWN_STATUS.error(
+                    self.name, reply.status, detail=str(reply.body)[:300], said=said
                 )
             headers = reply.headers
 
@@ -287,10 +304,7 @@ class Read(Service):
         why = f"still running after {waited:.3g} s and {polls} askings"
         if asked is not None and asked > SHORTEST_POLL:
             why += f", and asking to wait {asked:g} s more"
-        return Unavailable(
-            self.name,
-            f"{self.name} did not finish reading the image within {named} ({why})",
-        )
+        return TOO_LONG.error(self.name, named=named, why=why)
 
     def ended(self, body: Any, status: str) -> ServiceError:
         """The error for a reading that ended without succeeding: the service answered, about
@@ -301,15 +315,14 @@ class Read(Service):
         said = str(inner.get("message") or error.get("message") or "").strip()
         reason = f": {said}" if said else " (it gave no reason)"
         down = bool({str(code), str(inner_code)} & _OUTAGE_CODES)
-        kind: Type[ServiceError] = Unavailable if down else ImageRejected
-        return kind(
+        return (READING_DOWN if down else READING_FAILED).error(
             self.name,
-            f"{self.name} could not read the image: the reading {status}{reason}",
             None,
             str(code) if code else None,
             str(body)[:1000],
             str(inner_code) if inner_code else None,
-            answered=not down,
+            status=status,
+            reason=reason,
         )
 
 
@@ -346,14 +359,7 @@ class DocumentIntelligenceRead(Read):
     reading_order = "spans"
     limits = DOC_INTEL_LIMITS
     # An api-version it does not know: the same as nothing of that protocol there.
-    own_outcomes = (
-        Outcome(
-            Refused,
-            _NOT_HERE,
-            status=frozenset({400, 404}),
-            pattern="(?i)api[- ]*version",
-        ),
-    )
+    own_outcomes = (NOT_HERE._replace(status=frozenset({400, 404}), pattern="(?i)api[- ]*version"),)
 
     @property
     def analyze_url(self) -> str:
@@ -454,11 +460,7 @@ def lines(body: Any, protocol: str, service: str = "") -> List[str]:
         return found
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         service = service or _NAMES[protocol]
-        raise ServiceError(
-            service,
-            f"{service} answered with an unexpected body ({type(exc).__name__}: {exc})",
-            answered=True,
-        ) from None
+        raise UNEXPECTED.error(service, what=f"{type(exc).__name__}: {exc}") from None
 
 
 _NAMES = {cls.protocol: cls.name for cls in (Read32, DocumentIntelligenceRead)}
