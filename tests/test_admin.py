@@ -29,6 +29,7 @@ from tests.conftest import ROOT
 from tests.fakeazure import FakeAzure
 from tests.fakecontainer import FakeContainer
 from tests.test_dropin import FAKE_ARCAPIX, _with_site_packages, install
+from tests.wording import row, says
 
 EXAMPLE = ROOT / "pixstor-azure.example.ini"
 
@@ -57,6 +58,11 @@ def errors(logs) -> List[str]:
     return [r.getMessage() for r in logs.records if r.levelname == "ERROR"]
 
 
+def error_line(key: str, setting: str, **values) -> str:
+    """The line of the ``SettingsError`` of ``setting`` whose problem is ``key``'s."""
+    return str(row(key).error(setting, **values))
+
+
 # ------------------------------------------------------------------ placeholders and gaps
 
 
@@ -73,11 +79,17 @@ def test_the_example_file_copied_as_is_is_one_line_and_sends_nothing(tmp_path, m
 
     assert statuses == [PluginStatus.FATAL] * 3
     assert not calls.calls  # no DNS look-up of YOUR-RESOURCE, no retries
+    missing = says(
+        "settings.SEVERAL_NOT_SET",
+        names="CUSTOM_VISION_CLASSIFY_PROJECT and CUSTOM_VISION_CLASSIFY_ITERATION",
+    )
+    placeholder = error_line(
+        "settings.PLACEHOLDER",
+        "CUSTOM_VISION_ENDPOINT",
+        placeholder="YOUR-RESOURCE.cognitiveservices.azure.com",
+    )
     assert errors(logs) == [
-        "azureclassification: FATAL: settings CUSTOM_VISION_CLASSIFY_PROJECT and "
-        "CUSTOM_VISION_CLASSIFY_ITERATION are not set; setting CUSTOM_VISION_ENDPOINT still "
-        "holds a placeholder (YOUR-RESOURCE.cognitiveservices.azure.com), as in the example: "
-        "set your own value (every file fails until it is fixed)"
+        f"azureclassification: FATAL: {missing}; {placeholder} (every file fails until it is fixed)"
     ]
     assert "5f2b9c1e7a3d" not in logs.text
 
@@ -86,9 +98,9 @@ def test_every_missing_setting_is_named_in_one_line_as_pixstor_loads_the_plugin(
     result = run_as_pixstor(tmp_path, "azurevision.py", pictures(tmp_path))
 
     assert json.loads(result.stdout) == ["FATAL"] * 3, result.stderr
+    missing = says("settings.SEVERAL_NOT_SET", names="AZURE_VISION_ENDPOINT and AZURE_VISION_KEY")
     assert result.stderr.splitlines() == [
-        "ERROR azurevision: FATAL: settings AZURE_VISION_ENDPOINT and AZURE_VISION_KEY are not "
-        "set (every file fails until it is fixed)"
+        f"ERROR azurevision: FATAL: {missing} (every file fails until it is fixed)"
     ]
 
 
@@ -99,12 +111,15 @@ def test_each_plugin_names_its_own_missing_settings_at_once(tmp_path, logs):
     classifier = azureclassification.AzureClassificationPlugin()
     assert classifier.process("id", image) == PluginStatus.FATAL
 
+    vision = says("settings.SEVERAL_NOT_SET", names="AZURE_VISION_ENDPOINT and AZURE_VISION_KEY")
+    classification = says(
+        "settings.SEVERAL_NOT_SET",
+        names="CUSTOM_VISION_CLASSIFY_PROJECT, CUSTOM_VISION_ENDPOINT, CUSTOM_VISION_KEY and "
+        "CUSTOM_VISION_CLASSIFY_ITERATION",
+    )
     assert errors(logs) == [
-        "azurevision: FATAL: settings AZURE_VISION_ENDPOINT and AZURE_VISION_KEY are not set "
-        "(every file fails until it is fixed)",
-        "azureclassification: FATAL: settings CUSTOM_VISION_CLASSIFY_PROJECT, "
-        "CUSTOM_VISION_ENDPOINT, CUSTOM_VISION_KEY and CUSTOM_VISION_CLASSIFY_ITERATION are "
-        "not set (every file fails until it is fixed)",
+        f"azurevision: FATAL: {vision} (every file fails until it is fixed)",
+        f"azureclassification: FATAL: {classification} (every file fails until it is fixed)",
     ]
 
 
@@ -194,10 +209,15 @@ def test_an_unreadable_ini_beside_the_plugins_is_one_line_with_the_fix(tmp_path)
 
     user = user_name()
     assert json.loads(result.stdout) == ["FATAL"] * 3, result.stderr
+    said = error_line(
+        "settings.CONFIG_UNREADABLE",
+        "PIXSTOR_AZURE_CONFIG",
+        which=says("settings.CONFIG_DEFAULT", path=ini),
+        user=user,
+        path=ini,
+    )
     assert result.stderr.splitlines() == [
-        f"ERROR azurevision: FATAL: setting PIXSTOR_AZURE_CONFIG is not set, and the default "
-        f"file {ini}, which user {user} may not read: chown {user} {ini} and chmod 600 {ini} "
-        "(every file fails until it is fixed)"
+        f"ERROR azurevision: FATAL: {said} (every file fails until it is fixed)"
     ]
 
 
@@ -221,10 +241,15 @@ def test_an_ini_in_a_folder_pixstor_may_not_enter_is_one_line_with_the_fix(tmp_p
 
     user = user_name()
     assert json.loads(result.stdout) == ["FATAL"] * 2, result.stderr
+    said = error_line(
+        "settings.CONFIG_FOLDER_CLOSED",
+        "PIXSTOR_AZURE_CONFIG",
+        which=says("settings.CONFIG_NAMED", path=ini),
+        user=user,
+        folder=folder,
+    )
     assert result.stderr.splitlines() == [
-        f"ERROR azurevision: FATAL: setting PIXSTOR_AZURE_CONFIG names {ini}, in a folder user "
-        f"{user} may not enter: chown {user} {folder} (or chmod o+x {folder}) (every file "
-        "fails until it is fixed)"
+        f"ERROR azurevision: FATAL: {said} (every file fails until it is fixed)"
     ]
 
 
@@ -253,10 +278,15 @@ def test_an_unreadable_ini_in_a_long_running_plugin_is_one_line(tmp_path, monkey
 
     assert statuses == [PluginStatus.FATAL] * 3
     user = user_name()
+    said = error_line(
+        "settings.CONFIG_UNREADABLE",
+        "PIXSTOR_AZURE_CONFIG",
+        which=says("settings.CONFIG_NAMED", path=ini),
+        user=user,
+        path=ini,
+    )
     assert errors(logs) == [
-        f"azureclassification: FATAL: setting PIXSTOR_AZURE_CONFIG names {ini}, which user "
-        f"{user} may not read: chown {user} {ini} and chmod 600 {ini} (every file fails until "
-        "it is fixed)"
+        f"azureclassification: FATAL: {said} (every file fails until it is fixed)"
     ]
     assert "PermissionError" not in logs.text
 
@@ -306,11 +336,14 @@ def test_plain_http_reaches_a_container_only_when_its_host_is_named(tmp_path, mo
         PluginStatus.FATAL,
     )
     assert [r.method for r in server.requests] == ["POST"]  # the allowed one only
+    said = error_line(
+        "settings.PLAIN_HTTP",
+        "CUSTOM_VISION_CLASSIFY_URL",
+        host=alias,
+        hosts="PIXSTOR_AZURE_HTTP_HOSTS",
+    )
     assert errors(logs)[0] == (
-        f"azureclassification: FATAL: setting CUSTOM_VISION_CLASSIFY_URL uses plain http to "
-        f"{alias}, which is not named in PIXSTOR_AZURE_HTTP_HOSTS: keys and images go over "
-        "https, except to this machine and to the hosts named there (containers on your "
-        "network) (every file fails until it is fixed)"
+        f"azureclassification: FATAL: {said} (every file fails until it is fixed)"
     )
 
 

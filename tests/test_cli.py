@@ -6,6 +6,7 @@ place, signals, an ``arcapix`` that imports.
 """
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from tests.conftest import ROOT
 from tests.fakeazure import FakeAzure
 from tests.sources import answered
 from tests.toolrun import FAKE_ARCAPIX, Tool, frames, serve
+from tests.wording import pattern, row
 
 BOXES = '[{"tag":"cup","probability":0.9,"left":0.25,"top":0.25,"width":0.5,"height":0.5}]'
 
@@ -181,7 +183,8 @@ def test_a_missing_setting_is_one_line_and_exit_1(tmp_path):
 
     assert result.returncode == 1
     no_traceback(result)
-    problems = [line for line in result.stderr.splitlines() if "not set" in line]
+    not_set = pattern("settings.SEVERAL_NOT_SET")
+    problems = [line for line in result.stderr.splitlines() if re.search(not_set, line)]
     assert len(problems) == 1, result
     assert "CUSTOM_VISION_" in problems[0]
     assert "azureclassification: FATAL 3" in result.stderr
@@ -203,10 +206,10 @@ def test_an_ini_file_that_is_not_there_is_one_line_and_exit_1(tmp_path):
 
     assert result.returncode == 1
     no_traceback(result)
-    assert result.stderr.strip().splitlines() == [
-        f"pixstor-azure: setting PIXSTOR_AZURE_CONFIG names {tmp_path / 'nowhere.ini'}, "
-        "which is not a readable file"
-    ]
+    said = row("settings.CONFIG_NOT_A_FILE").error(
+        "PIXSTOR_AZURE_CONFIG", path=tmp_path / "nowhere.ini"
+    )
+    assert result.stderr.strip().splitlines() == [f"pixstor-azure: {said}"]
 
 
 def _interrupt(tmp_path, server, signum):

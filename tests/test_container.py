@@ -28,7 +28,7 @@ from tests import imagefactory
 from tests.fakeazure import FakeAzure
 from tests.fakecontainer import HARNESS, FakeContainer
 from tests.sources import answered
-from tests.wording import assert_mentions, assert_says, row_of, says
+from tests.wording import assert_mentions, assert_problem, assert_says, row_of, says
 
 # the row of a URL where no container answers
 NO_CONTAINER = row_of(container.CustomVisionContainer, status=404)
@@ -366,10 +366,7 @@ def test_url_must_be_set(monkeypatch):
     with pytest.raises(SettingsError) as caught:
         registry.backend(CLASSIFY.name, Settings.load())
 
-    assert (caught.value.setting, caught.value.problem) == (
-        "CUSTOM_VISION_CLASSIFY_URL",
-        "is not set",
-    )
+    assert_problem(caught.value, "CUSTOM_VISION_CLASSIFY_URL", "settings.NOT_SET")
 
 
 def test_identity_names_the_container_and_no_key(classifier):

@@ -18,7 +18,7 @@ import responses
 from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, serve
-from tests.wording import assert_mentions
+from tests.wording import assert_mentions, row
 
 PLUGINS = {
     "azureclassification": (
@@ -116,13 +116,13 @@ def problems(logs) -> List[str]:
 
 
 HOSTILE = [
-    (imagefactory.truncated_jpeg, "corrupt or truncated"),
-    (imagefactory.random_bytes_jpg, "not an image"),
-    (imagefactory.text_file_png, "not an image"),
-    (imagefactory.svg, "not an image"),
-    (imagefactory.decompression_bomb, "decompression bomb"),
-    (imagefactory.strip, "60000x50 px"),
-    (imagefactory.tiny, "too small"),
+    (imagefactory.truncated_jpeg, "prepare.CORRUPT"),
+    (imagefactory.random_bytes_jpg, "source.NO_FORMAT"),
+    (imagefactory.text_file_png, "source.NO_FORMAT"),
+    (imagefactory.svg, "source.NO_FORMAT"),
+    (imagefactory.decompression_bomb, "prepare.BOMB"),
+    (imagefactory.strip, "60000x50 px"),  # in each service's terms: the test below
+    (imagefactory.tiny, "prepare.TOO_SMALL"),
 ]
 
 
@@ -137,7 +137,11 @@ def test_hostile_files_are_skipped_without_a_call(
     assert not served.calls
     assert store.read("item-1") == {}
     (line,) = problems(logs)
-    assert str(path) in line and module.__name__ in line and words in line
+    assert str(path) in line and module.__name__ in line
+    if "." in words:
+        assert_mentions(line, words)
+    else:
+        assert words in line
 
 
 def test_the_strip_is_refused_in_the_services_own_terms(module, plugin, served, tmp_path, logs):
@@ -145,9 +149,10 @@ def test_the_strip_is_refused_in_the_services_own_terms(module, plugin, served, 
 
     (line,) = problems(logs)
     if module.__name__ == "azurevision":
-        assert "cannot be brought within Azure AI Vision 4.0's limits (50 to 15999" in line
+        known = dict(service="Azure AI Vision 4.0", min_side=50, max_side=15999)
+        assert_mentions(line, "prepare.OUTSIDE_LIMITS", **known)
     else:
-        assert "too long and thin for Custom Vision (at most 25:1)" in line
+        assert_mentions(line, "prepare.TOO_THIN", service="Custom Vision", max_aspect=25)
 
 
 def asked_wait(module) -> float:
@@ -329,7 +334,7 @@ def test_vanished_file_is_skipped(plugin, served, tmp_path, logs):
     assert plugin.process("item-1", str(tmp_path / "gone.jpg")) == PluginStatus.SKIPPED
     assert not served.calls
     (line,) = problems(logs)
-    assert "cannot read the file (No such file or directory)" in line
+    assert_mentions(line, "source.UNREADABLE", why="No such file or directory")
 
 
 def test_store_refusing_the_write_is_errored(module, plugin, monkeypatch, store, logs):
@@ -375,42 +380,53 @@ def test_missing_setting_is_fatal_and_logged_once(
 
     assert not served.calls
     (line,) = problems(logs)  # once per process, not once per file
-    assert f"{module.__name__}: FATAL: setting {missing} is not set" in line
+    assert f"{module.__name__}: FATAL: {row('settings.NOT_SET').error(missing)}" in line
     assert "Traceback" not in logs.text
 
 
-# Per plugin: a setting, a malformed value, and words the one log line must say about it.
+# Per plugin: a setting, a malformed value, and words the one log line must say about it (or
+# the key of the problem that says them, tests/wording.py, alone or with fields it must say).
+ZERO_TO_ONE = ("settings.OUT_OF_RANGE", {"minimum": 0, "maximum": 1})
+ONE_TO_1000 = ("settings.OUT_OF_RANGE", {"minimum": 1, "maximum": 1000})
 MALFORMED = {
     "azureclassification": [
-        ("CUSTOM_VISION_CLASSIFY_PROJECT", "my-project", "must be the project id"),
-        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "high", "must be a number"),
-        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "1.5", "must be 0 to 1"),
-        ("CUSTOM_VISION_CLASSIFY_MAX_TAGS", "0", "must be 1 to 1000"),
-        ("CUSTOM_VISION_ENDPOINT", "http://westus.api.cognitive.microsoft.com", "plain http"),
-        ("CUSTOM_VISION_ENDPOINT", "westus.api.cognitive.microsoft.com", "must be a URL"),
-        ("CUSTOM_VISION_STORE_IMAGES", "perhaps", "must be true or false"),
-        ("CUSTOM_VISION_KEY", "two words", "spaces"),
+        ("CUSTOM_VISION_CLASSIFY_PROJECT", "my-project", "customvisioncloud.PROJECT_NOT_GUID"),
+        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "high", "settings.NOT_A_NUMBER"),
+        ("CUSTOM_VISION_CLASSIFY_THRESHOLD", "1.5", ZERO_TO_ONE),
+        ("CUSTOM_VISION_CLASSIFY_MAX_TAGS", "0", ONE_TO_1000),
+        (
+            "CUSTOM_VISION_ENDPOINT",
+            "http://westus.api.cognitive.microsoft.com",
+            ("settings.PLAIN_HTTP", {"host": "westus.api.cognitive.microsoft.com"}),
+        ),
+        ("CUSTOM_VISION_ENDPOINT", "westus.api.cognitive.microsoft.com", "settings.NOT_A_URL"),
+        ("CUSTOM_VISION_STORE_IMAGES", "perhaps", "settings.NOT_A_FLAG"),
+        ("CUSTOM_VISION_KEY", "two words", "settings.KEY_SPACES"),
     ],
     "azureobjectdetection": [
-        ("CUSTOM_VISION_DETECT_PROJECT", "my-detector", "must be the project id"),
-        ("CUSTOM_VISION_DETECT_THRESHOLD", "high", "must be a number"),
-        ("CUSTOM_VISION_DETECT_THRESHOLD", "-0.1", "must be 0 to 1"),
-        ("CUSTOM_VISION_DETECT_MAX_BOXES", "0", "must be 1 to 1000"),
-        ("CUSTOM_VISION_DETECT_MAX_BOXES", "ten", "must be a whole number"),
-        ("CUSTOM_VISION_KEY", "two words", "spaces"),
+        ("CUSTOM_VISION_DETECT_PROJECT", "my-detector", "customvisioncloud.PROJECT_NOT_GUID"),
+        ("CUSTOM_VISION_DETECT_THRESHOLD", "high", "settings.NOT_A_NUMBER"),
+        ("CUSTOM_VISION_DETECT_THRESHOLD", "-0.1", ZERO_TO_ONE),
+        ("CUSTOM_VISION_DETECT_MAX_BOXES", "0", ONE_TO_1000),
+        ("CUSTOM_VISION_DETECT_MAX_BOXES", "ten", "settings.NOT_A_WHOLE_NUMBER"),
+        ("CUSTOM_VISION_KEY", "two words", "settings.KEY_SPACES"),
     ],
     "azurevision": [
-        ("AZURE_VISION_API", "5.0", "must be one of 4.0, 3.2"),
-        ("AZURE_VISION_API_VERSION", "latest", "must be a date"),
-        ("AZURE_VISION_FEATURES", "tags,faces", "comma-separated"),
-        ("AZURE_VISION_LANGUAGE", "english please", "language code"),
-        ("AZURE_VISION_GENDER_NEUTRAL_CAPTION", "maybe", "true or false"),
-        ("AZURE_VISION_TAG_THRESHOLD", "1.5", "must be 0 to 1"),
-        ("AZURE_VISION_MAX_TAGS", "0", "must be 1 to 1000"),
-        ("AZURE_VISION_OBJECT_THRESHOLD", "high", "a number"),
-        ("AZURE_VISION_MAX_OBJECTS", "-3", "must be 1 to 1000"),
-        ("AZURE_VISION_ENDPOINT", "http://westus.example.com", "plain http"),
-        ("AZURE_VISION_KEY", "two words", "spaces"),
+        ("AZURE_VISION_API", "5.0", "settings.NOT_A_CHOICE"),
+        ("AZURE_VISION_API_VERSION", "latest", "imageanalysis.API_VERSION_NOT_A_DATE"),
+        ("AZURE_VISION_FEATURES", "tags,faces", "settings.ENTRIES_UNKNOWN"),
+        ("AZURE_VISION_LANGUAGE", "english please", "imageanalysis.LANGUAGE_NOT_A_CODE"),
+        ("AZURE_VISION_GENDER_NEUTRAL_CAPTION", "maybe", "settings.NOT_A_FLAG"),
+        ("AZURE_VISION_TAG_THRESHOLD", "1.5", ZERO_TO_ONE),
+        ("AZURE_VISION_MAX_TAGS", "0", ONE_TO_1000),
+        ("AZURE_VISION_OBJECT_THRESHOLD", "high", "settings.NOT_A_NUMBER"),
+        ("AZURE_VISION_MAX_OBJECTS", "-3", ONE_TO_1000),
+        (
+            "AZURE_VISION_ENDPOINT",
+            "http://westus.example.com",
+            ("settings.PLAIN_HTTP", {"host": "westus.example.com"}),
+        ),
+        ("AZURE_VISION_KEY", "two words", "settings.KEY_SPACES"),
     ],
 }
 
@@ -429,7 +445,13 @@ def test_malformed_setting_is_fatal_naming_it(
 
     assert not served.calls
     (line,) = problems(logs)
-    assert name in line and words in line
+    assert name in line
+    if isinstance(words, tuple):  # the key of a problem and fields it must say
+        assert_mentions(line, words[0], **words[1])
+    elif words.rpartition(".")[2].isupper():  # the key of a problem: "module.NAME"
+        assert_mentions(line, words)
+    else:
+        assert words in line
     assert "two words" not in logs.text  # a malformed key is not echoed either
 
 

@@ -21,10 +21,12 @@ from pixstor_azure.answers import fetch
 from pixstor_azure.answers.answer import fresh
 from pixstor_azure.ground import budget
 from pixstor_azure.ground.errors import ImageError
+from pixstor_azure.ground.setting_registry import MAX_FILE_MB
 from pixstor_azure.images import prepare
 from tests import imagefactory
 from tests.conftest import ROOT
 from tests.test_images import within, writer_of
+from tests.wording import assert_is, says
 
 RED = (200, 30, 30)
 BLUE = (30, 30, 200)
@@ -98,9 +100,7 @@ def test_a_picture_replaced_after_its_hash_is_answered_for_nothing_kept(pictures
     with pytest.raises(ImageError) as caught:
         in_a_file(replaced, path)
 
-    assert str(caught.value) == (
-        "the file was replaced or rewritten while it was processed: nothing was sent"
-    )
+    assert_is(caught.value, "source.REPLACED")
     # A copy of the first picture is asked for itself: nothing was filed under its digest.
     copy = tmp_path / "copy.jpg"
     shutil.copyfile(str(red), str(copy))
@@ -117,8 +117,9 @@ def test_a_picture_rewritten_in_place_after_its_hash_is_answered_for_nothing_kep
             f.write(blue.read_bytes())
             f.truncate()
 
-    with pytest.raises(ImageError, match="replaced or rewritten while it was processed"):
+    with pytest.raises(ImageError) as caught:
         in_a_file(Colours(before=rewrite), path)
+    assert_is(caught.value, "source.REPLACED")
 
     honest = Colours()
     assert in_a_file(honest, red).body == {"colour": "red"} and honest.asked == 1
@@ -156,7 +157,7 @@ def test_a_fifo_is_not_hashed_and_nothing_blocks(tmp_path):
     with pytest.raises(OSError) as caught:
         within(5, lambda: fetch.digest(str(fifo)), writer_of(fifo))
 
-    assert str(caught.value) == "not a regular file (a FIFO)"
+    assert_is(caught.value, "source.NOT_REGULAR", what=" (a FIFO)")
 
 
 def test_fetch_refuses_a_fifo_without_blocking(tmp_path):
@@ -164,8 +165,9 @@ def test_fetch_refuses_a_fifo_without_blocking(tmp_path):
     os.mkfifo(str(fifo))
     backend = Colours()
 
-    with pytest.raises(ImageError, match=r"^not a regular file \(a FIFO\)$"):
+    with pytest.raises(ImageError) as caught:
         within(5, lambda: in_a_file(backend, fifo), writer_of(fifo))
+    assert_is(caught.value, "source.NOT_REGULAR", what=" (a FIFO)")
 
     assert backend.asked in (0, 1)  # refused before any bytes were prepared or sent
 
@@ -218,7 +220,7 @@ def test_devices_and_huge_files_are_refused_before_a_byte_is_hashed(tmp_path):
     said = digests_in_a_process(tmp_path, zero, zeros, huge)
 
     assert said == [
-        "not a regular file (a character device)",
-        "not an image: its first bytes are of no format the plugins read",
-        "20480 MB, larger than PIXSTOR_AZURE_MAX_FILE_MB (2048 MB): not read",
+        says("source.NOT_REGULAR", what=" (a character device)"),
+        says("source.NO_FORMAT"),
+        says("source.TOO_LARGE", size="20480 MB", setting=MAX_FILE_MB.name, largest=2048),
     ]

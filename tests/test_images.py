@@ -23,6 +23,7 @@ from pixstor_azure.ground import budget, pixstor
 from pixstor_azure.ground.errors import ImageError, SettingsError
 from pixstor_azure.images import memory, prepare
 from tests import imagefactory as factory
+from tests.wording import assert_is
 
 LIMITS = [prepare.CUSTOM_VISION, prepare.VISION_40, prepare.VISION_32]
 _BICUBIC = getattr(Image, "Resampling", Image).BICUBIC
@@ -32,7 +33,6 @@ MAX_EDGE = 2048
 
 RED = (255, 0, 0)
 WHITE = (255, 255, 255)
-NOT_AN_IMAGE = "not an image: its first bytes are of no format the plugins read"
 
 
 def body(prepared: prepare.PreparedImage) -> Image.Image:
@@ -403,7 +403,8 @@ def test_a_broken_file_is_tried_once_for_three_plugins(tmp_path, opens):
         messages.add(str(caught.value))
 
     assert len(opens) == 1
-    assert len(messages) == 1 and "corrupt or truncated image data" in messages.pop()
+    assert len(messages) == 1
+    assert_is(messages.pop(), "prepare.CORRUPT")
 
 
 def test_a_changed_file_is_decoded_again(tmp_path, opens):
@@ -448,8 +449,9 @@ def test_clear_cache_forgets_decoded_files(tmp_path, opens):
 def test_tiny_image_is_refused_by_min_edge(tmp_path):
     path = factory.tiny(tmp_path)
 
-    with pytest.raises(ImageError, match=r"1x1 px is too small .*PIXSTOR_AZURE_MIN_SIDE is 16"):
+    with pytest.raises(ImageError) as caught:
         prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE, 16)
+    assert_is(caught.value, "prepare.TOO_SMALL", size="1x1 px", min_edge=16)
 
 
 def test_small_image_is_upscaled_for_vision_but_sent_as_is_to_custom_vision(tmp_path):
@@ -475,20 +477,20 @@ def strip_png(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("limits", "words"),
+    ("limits", "says"),
     [
-        (prepare.CUSTOM_VISION, "too long and thin for Custom Vision (at most 25:1)"),
-        (prepare.VISION_40, "cannot be brought within Azure AI Vision 4.0's limits (50 to 15999"),
-        (prepare.VISION_32, "cannot be brought within Azure AI Vision 3.2's limits (50 to 15999"),
+        (prepare.CUSTOM_VISION, ("prepare.TOO_THIN", dict(max_aspect=25))),
+        (prepare.VISION_40, ("prepare.OUTSIDE_LIMITS", dict(min_side=50, max_side=15999))),
+        (prepare.VISION_32, ("prepare.OUTSIDE_LIMITS", dict(min_side=50, max_side=15999))),
     ],
     ids=LIMIT_IDS,
 )
-def test_60000_by_50_strip_is_refused(strip_png, limits, words):
+def test_60000_by_50_strip_is_refused(strip_png, limits, says):
     with pytest.raises(ImageError) as caught:
         prepare.prepare(strip_png, limits, MAX_EDGE, 16)
 
-    assert words in str(caught.value)
-    assert "60000x50 px" in str(caught.value)
+    key, known = says
+    assert_is(caught.value, key, size="60000x50 px", service=limits.service, **known)
 
 
 def test_a_strip_that_fits_at_its_own_size_is_judged_at_its_own_size(tmp_path):
@@ -507,29 +509,31 @@ def test_a_strip_that_fits_at_its_own_size_is_judged_at_its_own_size(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("make", "words"),
+    ("make", "says", "their_words"),
     [
-        (factory.decompression_bomb, "refused as a possible decompression bomb"),
-        (factory.truncated_jpeg, "corrupt or truncated image data (image file is truncated"),
-        (factory.random_bytes_jpg, NOT_AN_IMAGE),
-        (factory.text_file_png, NOT_AN_IMAGE),
-        (factory.svg, NOT_AN_IMAGE),
+        (factory.decompression_bomb, "prepare.BOMB", "decompression bomb DOS attack"),
+        (factory.truncated_jpeg, "prepare.CORRUPT", "image file is truncated"),
+        (factory.random_bytes_jpg, "source.NO_FORMAT", ""),
+        (factory.text_file_png, "source.NO_FORMAT", ""),
+        (factory.svg, "source.NO_FORMAT", ""),
     ],
     ids=["bomb", "truncated", "random-bytes", "text", "svg"],
 )
-def test_hostile_files_end_in_a_clear_image_error(tmp_path, make, words):
+def test_hostile_files_end_in_a_clear_image_error(tmp_path, make, says, their_words):
     path = make(tmp_path)
 
     with pytest.raises(ImageError) as caught:
         prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
-    assert str(caught.value).startswith(words)
+    assert_is(caught.value, says)
+    assert their_words in str(caught.value)  # Pillow's own, where it said why
     assert caught.value.status == "SKIPPED"
 
 
 def test_a_missing_file_is_an_image_error(tmp_path):
-    with pytest.raises(ImageError, match="cannot read the file"):
+    with pytest.raises(ImageError) as caught:
         prepare.prepare(tmp_path / "gone.jpg", prepare.CUSTOM_VISION, MAX_EDGE)
+    assert_is(caught.value, "source.UNREADABLE", why="No such file or directory")
 
 
 def within(seconds, work, unblock=None):
@@ -565,8 +569,9 @@ def test_a_fifo_named_like_a_picture_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "x.jpg"
     os.mkfifo(str(fifo))
 
-    with pytest.raises(ImageError, match=r"^not a regular file \(a FIFO\)$"):
+    with pytest.raises(ImageError) as caught:
         within(5, lambda: prepare.prepare(fifo, prepare.CUSTOM_VISION, MAX_EDGE), writer_of(fifo))
+    assert_is(caught.value, "source.NOT_REGULAR", what=" (a FIFO)")
 
 
 def dev_zero(folder: Path) -> Path:
@@ -593,7 +598,7 @@ def test_devices_and_folders_named_like_pictures_are_refused_unread(tmp_path, ma
     with pytest.raises(ImageError) as caught:
         within(5, lambda: prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE))
 
-    assert str(caught.value) == f"not a regular file ({what})"
+    assert_is(caught.value, "source.NOT_REGULAR", what=f" ({what})")
 
 
 def test_a_file_larger_than_the_size_limit_is_refused_unread(tmp_path, monkeypatch, opens):
@@ -605,9 +610,8 @@ def test_a_file_larger_than_the_size_limit_is_refused_unread(tmp_path, monkeypat
     with pytest.raises(ImageError) as caught:
         prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
 
-    assert re.fullmatch(
-        r"1\.\d MB, larger than PIXSTOR_AZURE_MAX_FILE_MB \(1 MB\): not read", str(caught.value)
-    )
+    assert_is(caught.value, "source.TOO_LARGE", setting="PIXSTOR_AZURE_MAX_FILE_MB", largest=1)
+    assert re.match(r"1\.\d MB, ", str(caught.value))
     assert opens == []
 
 
@@ -709,8 +713,9 @@ def test_tiff_with_a_broken_next_frame_pointer_is_an_image_error(tmp_path):
     path = tmp_path / "broken.tif"
     path.write_bytes(bytes(data))
 
-    with pytest.raises(ImageError, match="corrupt or truncated image data"):
+    with pytest.raises(ImageError) as caught:
         prepare.prepare(path, prepare.VISION_40, MAX_EDGE)
+    assert_is(caught.value, "prepare.CORRUPT")
 
 
 # --------------------------------------------------------------------------- PixStor's loader
@@ -757,8 +762,9 @@ def test_pixstor_loader_failing_is_an_image_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pixstor, "load_image", load_image)
 
-    with pytest.raises(ImageError, match=r"not an image Pillow or PixStor can read .*delegate"):
+    with pytest.raises(ImageError) as caught:
         prepare.prepare(factory.pixstor_only(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
+    assert_is(caught.value, "prepare.NOT_PIXSTORS", why="ImageMagick: no decode delegate")
 
 
 def test_pixstor_loader_is_given_only_files_whose_first_bytes_it_reads(tmp_path, monkeypatch):
@@ -768,7 +774,7 @@ def test_pixstor_loader_is_given_only_files_whose_first_bytes_it_reads(tmp_path,
     for path in (factory.random_bytes_jpg(tmp_path), factory.text_file_png(tmp_path)):
         with pytest.raises(ImageError) as caught:
             prepare.prepare(path, prepare.CUSTOM_VISION, MAX_EDGE)
-        assert str(caught.value) == NOT_AN_IMAGE
+        assert_is(caught.value, "source.NO_FORMAT")
 
     assert asked == []
 
@@ -777,8 +783,9 @@ def test_without_pixstor_an_unreadable_file_is_an_image_error(tmp_path, monkeypa
     monkeypatch.setattr(pixstor, "load_image", None)
     monkeypatch.setenv("PIXSTOR_AZURE_VFX_DECODER", "pixstor")  # OpenImageIO aside (test_vfx)
 
-    with pytest.raises(ImageError, match=r"^not an image Pillow can read$"):
+    with pytest.raises(ImageError) as caught:
         prepare.prepare(factory.pixstor_only(tmp_path), prepare.CUSTOM_VISION, MAX_EDGE)
+    assert_is(caught.value, "prepare.NOT_PILLOWS")
 
 
 # --------------------------------------------------------------------------- byte limits
@@ -818,8 +825,9 @@ def test_image_that_cannot_fit_the_byte_limit_is_an_image_error(tmp_path, monkey
     monkeypatch.setattr(prepare, "_jpeg", counting_jpeg)
     limits = prepare.Limits("Tiny", frozenset({"JPEG"}), max_bytes=100, max_side=10000)
 
-    with pytest.raises(ImageError, match="cannot be encoded under Tiny's 100 byte limit"):
+    with pytest.raises(ImageError) as caught:
         prepare.prepare(factory.png(tmp_path, size=(300, 200)), limits, MAX_EDGE)
+    assert_is(caught.value, "prepare.TOO_MANY_BYTES", service="Tiny", max_bytes=100)
 
     assert min(encodes[-1]) == 1  # shrunk as far as it goes before giving up
 

@@ -33,7 +33,7 @@ from pixstor_azure.ground.settings import Settings
 from pixstor_azure.services import localread, registry
 from tests import textpictures
 from tests.sources import answered
-from tests.wording import assert_mentions
+from tests.wording import assert_mentions, assert_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 HAVE_ENGINE = importlib.util.find_spec("rapidocr_onnxruntime") is not None
@@ -146,9 +146,13 @@ def test_without_the_engine_the_setting_that_chose_it_is_named_with_the_extra(mo
     monkeypatch.setitem(sys.modules, "rapidocr_onnxruntime", None)  # as where it is missing
     with pytest.raises(SettingsError) as raised:
         localread.LocalRead(Settings({}))
-    assert raised.value.setting == "AZURE_VISION_READ_API"
-    assert "pixstor-azure[ocr]" in raised.value.problem
-    assert f"Python {sys.version_info[0]}.{sys.version_info[1]}" in raised.value.problem
+    assert_problem(
+        raised.value,
+        "AZURE_VISION_READ_API",
+        "localread.NOT_INSTALLED",
+        extra="pixstor-azure[ocr]",
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}",
+    )
     with pytest.raises(SettingsError) as raised:
         localread.LocalRead(Settings({}), "AZURE_VISION_API")
     assert raised.value.setting == "AZURE_VISION_API"
@@ -269,7 +273,9 @@ def test_azure_vision_api_local_without_read_asked_is_a_settings_error(monkeypat
     monkeypatch.setenv("AZURE_VISION_FEATURES", "tags,caption")
     with pytest.raises(SettingsError) as raised:
         registry.backend("vision", Settings.load())
-    assert raised.value.setting == "AZURE_VISION_FEATURES"
+    assert_problem(
+        raised.value, "AZURE_VISION_FEATURES", "localread.NO_READ", api="AZURE_VISION_API"
+    )
 
 
 @needs_engine

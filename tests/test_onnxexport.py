@@ -34,9 +34,11 @@ from pixstor_azure.ground.settings import Settings  # noqa: E402
 from pixstor_azure.services import base, customvision, onnxexport, registry  # noqa: E402
 from tests import imagefactory, onnxmodels  # noqa: E402
 from tests.sources import answered  # noqa: E402
+from tests.wording import assert_mentions, assert_problem  # noqa: E402
 
 CLASSIFY, DETECT = customvision.CLASSIFY, customvision.DETECT
 CELL = 1 / 13
+PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 @pytest.fixture
@@ -426,7 +428,7 @@ def test_model_setting_must_be_set(monkeypatch):
 
     error = problem(DETECT)
 
-    assert (error.setting, error.problem) == ("CUSTOM_VISION_DETECT_MODEL", "is not set")
+    assert_problem(error, "CUSTOM_VISION_DETECT_MODEL", "settings.NOT_SET")
 
 
 def bad_zip(folder: Path, files: Dict[str, bytes]) -> Path:
@@ -451,68 +453,100 @@ def empty_folder(folder: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("make", "words"),
+    ("make", "key", "known"),
     [
-        (lambda d: d / "nowhere.zip", "does not exist"),
-        (lambda d: bad_zip(d, {"labels.txt": b"a\n"}), "without model.onnx"),
-        (lambda d: bad_zip(d, {"model.onnx": b"x"}), "without labels.txt"),
-        (lambda d: bad_zip(d, {"model.onnx": b"not a model", "labels.txt": b"a\n"}), "cannot load"),
-        (cut_zip, "not a readable zip"),
-        (empty_folder, "has no model.onnx"),
+        (lambda d: d / "nowhere.zip", "onnxexport.MISSING", {}),
+        (lambda d: bad_zip(d, {"labels.txt": b"a\n"}), "onnxexport.NO_MODEL", {}),
+        (lambda d: bad_zip(d, {"model.onnx": b"x"}), "onnxexport.NO_LABELS", {}),
+        (
+            lambda d: bad_zip(d, {"model.onnx": b"not a model", "labels.txt": b"a\n"}),
+            "onnxexport.NOT_LOADABLE",
+            {},
+        ),
+        (cut_zip, "onnxexport.NOT_A_ZIP", {}),
+        (empty_folder, "onnxexport.NO_FILE", {"name": "model.onnx"}),
     ],
 )
-def test_unusable_exports_are_settings_errors(tmp_path, monkeypatch, make, words):
+def test_unusable_exports_are_settings_errors(tmp_path, monkeypatch, make, key, known):
+    path = make(tmp_path)
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_BACKEND", "onnx")
-    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_MODEL", str(make(tmp_path)))
+    monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_MODEL", str(path))
 
     error = problem()
 
-    assert error.setting == "CUSTOM_VISION_CLASSIFY_MODEL"
-    assert words in error.problem
+    assert_problem(error, "CUSTOM_VISION_CLASSIFY_MODEL", key, where=str(path), **known)
 
 
 @pytest.mark.parametrize(
-    ("task", "model", "labels", "words"),
+    ("task", "model", "labels", "key", "known"),
     [
-        (CLASSIFY, onnxmodels.classifier_s1, ["a", "b"], "lists 2 labels but whose model scores 3"),
+        (
+            CLASSIFY,
+            onnxmodels.classifier_s1,
+            ["a", "b"],
+            "onnxexport.LABELS_NOT_SCORED",
+            {"count": 2, "classes": 3},
+        ),
         (
             CLASSIFY,
             onnxmodels.classifier_map,
             ["red", "green", "cyan"],
-            "does not list the classes",
+            "onnxexport.LABELS_NOT_CLASSES",
+            {"classes": "blue, green, red"},
         ),
         (
             DETECT,
             onnxmodels.yolo_grid,
             ["a", "b", "c"],
-            "lists 3 labels but whose model's grid has 35",
+            "onnxexport.LABELS_NOT_GRID",
+            {"count": 3, "channels": 35, "needed": 40},
         ),
         (
             CLASSIFY,
             onnxmodels.unknown_form,
             ["a", "b", "c"],
-            "(scores) are those of no Custom Vision",
+            "onnxexport.UNKNOWN_FORM",
+            {"outputs": "scores"},
         ),
-        (CLASSIFY, onnxmodels.detector_s1, ["a", "b"], "needs a classification export"),
-        (DETECT, onnxmodels.classifier_s1, ["a", "b", "c"], "needs an object detection export"),
-        (CLASSIFY, onnxmodels.classifier_s1, ["a", "", "c"], "empty line 2"),
-        (CLASSIFY, onnxmodels.classifier_s1, [], "labels.txt is empty"),
+        (
+            CLASSIFY,
+            onnxmodels.detector_s1,
+            ["a", "b"],
+            "onnxexport.WRONG_TASK",
+            {"form": onnxexport.DETECTOR_S1, "wanted": "a classification"},
+        ),
+        (
+            DETECT,
+            onnxmodels.classifier_s1,
+            ["a", "b", "c"],
+            "onnxexport.WRONG_TASK",
+            {"form": onnxexport.CLASSIFIER_S1, "wanted": "an object detection"},
+        ),
+        (
+            CLASSIFY,
+            onnxmodels.classifier_s1,
+            ["a", "", "c"],
+            "onnxexport.LABELS_EMPTY_LINE",
+            {"line": 2},
+        ),
+        (CLASSIFY, onnxmodels.classifier_s1, [], "onnxexport.LABELS_EMPTY", {}),
     ],
 )
-def test_models_that_do_not_fit_are_settings_errors(use, task, model, labels, words):
-    use(task, model(), labels)
+def test_models_that_do_not_fit_are_settings_errors(use, task, model, labels, key, known):
+    path = use(task, model(), labels)
 
     error = problem(task)
 
-    assert error.setting == task.setting("MODEL")
-    assert words in error.problem
+    assert_problem(error, task.setting("MODEL"), key, where=str(path), **known)
 
 
 def test_labels_txt_must_be_text(use, tmp_path):
     path = use(CLASSIFY, onnxmodels.classifier_s1(), onnxmodels.LABELS, as_zip=False)
     (path / "labels.txt").write_bytes(b"\xff\xfe\x00r\x00e\x00d")
 
-    assert "not UTF-8" in problem().problem
+    assert_problem(
+        problem(), "CUSTOM_VISION_CLASSIFY_MODEL", "onnxexport.LABELS_NOT_TEXT", where=str(path)
+    )
 
 
 def test_missing_extra_is_one_fatal_line_naming_the_backend_setting(
@@ -529,7 +563,8 @@ def test_missing_extra_is_one_fatal_line_naming_the_backend_setting(
     assert statuses == [PluginStatus.FATAL, PluginStatus.FATAL]
     fatal = [r.getMessage() for r in logs.records if r.levelno >= logging.ERROR]
     assert len(fatal) == 1
-    assert "CUSTOM_VISION_CLASSIFY_BACKEND is onnx" in fatal[0]
+    assert "setting CUSTOM_VISION_CLASSIFY_BACKEND " in fatal[0]
+    assert_mentions(fatal[0], "onnxexport.NOT_INSTALLED", python=PYTHON)
     assert "pip install 'pixstor-azure[onnx]'" in fatal[0]
 
 
@@ -538,8 +573,10 @@ def test_onnxruntime_installed_after_a_failure_is_found(use, tmp_path, monkeypat
     picture = stripes(tmp_path, {RED: 1.0})
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not importable, as not installed
 
-    assert "onnxruntime and numpy cannot be imported" in problem().problem
-    assert "onnxruntime and numpy cannot be imported" in problem().problem
+    for _ in range(2):
+        assert_problem(
+            problem(), "CUSTOM_VISION_CLASSIFY_BACKEND", "onnxexport.NOT_INSTALLED", python=PYTHON
+        )
 
     monkeypatch.setitem(sys.modules, "onnxruntime", onnxruntime)  # installed meanwhile
 

@@ -34,7 +34,7 @@ from tests.conftest import assert_no_key, serve
 from tests.fakeazure import FakeAzure
 from tests.fakeopenai import FakeOpenAI, image_tokens
 from tests.sources import answered
-from tests.wording import assert_mentions
+from tests.wording import assert_mentions, assert_problem, row
 
 OPENAI_ENDPOINT = "https://contoso-vision.openai.azure.com"
 OPENAI_KEY = "aoai-key-7c1e9f3a5b2d4e6f8a0b"
@@ -862,13 +862,38 @@ def test_no_classes_is_none_of_these(recorded):
 @pytest.mark.parametrize(
     ("name", "value", "said"),
     [
-        ("AZURE_OPENAI_API_VERSION", "2024-06-01", "older than structured outputs"),
-        ("AZURE_OPENAI_API_VERSION", "latest", "must be a date such as 2024-10-21"),
-        ("AZURE_OPENAI_DETAIL", "auto", "must be one of low, high"),
-        ("AZURE_OPENAI_MAX_TOKENS", "5", "must be 16 to 16384"),
-        ("AZURE_OPENAI_ENDPOINT", "http://example.com", "plain http"),
-        ("CUSTOM_VISION_CLASSIFY_CLASSES", " , ,", "lists no class"),
-        ("CUSTOM_VISION_CLASSIFY_CLASSES", "Night, crowd, night", "lists 'night' twice"),
+        (
+            "AZURE_OPENAI_API_VERSION",
+            "2024-06-01",
+            ("openai.API_VERSION_TOO_OLD", dict(version="2024-06-01", default="2024-10-21")),
+        ),
+        (
+            "AZURE_OPENAI_API_VERSION",
+            "latest",
+            ("openai.API_VERSION_NOT_A_DATE", dict(default="2024-10-21")),
+        ),
+        ("AZURE_OPENAI_DETAIL", "auto", ("settings.NOT_A_CHOICE", dict(choices="low, high"))),
+        (
+            "AZURE_OPENAI_MAX_TOKENS",
+            "5",
+            ("settings.OUT_OF_RANGE", dict(minimum=16, maximum=16384)),
+        ),
+        (
+            "AZURE_OPENAI_ENDPOINT",
+            "http://example.com",
+            ("settings.PLAIN_HTTP", dict(host="example.com")),
+        ),
+        ("CUSTOM_VISION_CLASSIFY_CLASSES", " , ,", ("openaiclassify.NO_CLASS", {})),
+        (
+            "CUSTOM_VISION_CLASSIFY_CLASSES",
+            "Night, crowd, night",
+            ("openaiclassify.CLASS_TWICE", dict(class_name="night")),
+        ),
+        (
+            "CUSTOM_VISION_CLASSIFY_CLASSES",
+            ", ".join(f"class {i}" for i in range(501)),
+            ("openaiclassify.TOO_MANY_CLASSES", dict(count=501, most=500)),
+        ),
     ],
 )
 def test_settings_errors_name_the_setting(recorded, monkeypatch, name, value, said):
@@ -877,7 +902,11 @@ def test_settings_errors_name_the_setting(recorded, monkeypatch, name, value, sa
     with pytest.raises(SettingsError) as raised:
         registry.backend(customvision.CLASSIFY.name, Settings.load())
 
-    assert raised.value.setting == name and said in raised.value.problem
+    if isinstance(said, tuple):  # the key of a problem, and the fields known
+        key, known = said
+        assert_problem(raised.value, name, key, **known)
+    else:
+        assert raised.value.setting == name and said in raised.value.problem
 
 
 @pytest.mark.parametrize("name", ["AZURE_OPENAI_KEY", "AZURE_OPENAI_DEPLOYMENT"])
@@ -889,9 +918,8 @@ def test_missing_settings_end_every_file_fatal_once(
     assert vision_plugin.process("a", str(photo)) == PluginStatus.FATAL
     assert vision_plugin.process("b", str(photo)) == PluginStatus.FATAL
 
-    assert problems(logs) == [
-        f"azurevision: FATAL: setting {name} is not set (every file fails until it is fixed)"
-    ]
+    said = row("settings.NOT_SET").error(name)
+    assert problems(logs) == [f"azurevision: FATAL: {said} (every file fails until it is fixed)"]
 
 
 def test_a_read_endpoint_reads_the_text_and_the_model_is_not_asked_to(

@@ -22,6 +22,7 @@ from pixstor_azure.tool import cli
 from pixstor_azure.tool import db as dbtool
 from tests.conftest import ROOT, assert_no_key
 from tests.postgres import NODE, NODE_PASSWORD, OWNER, OWNER_PASSWORD
+from tests.wording import assert_mentions, assert_problem
 
 IDENTITY = {"service": "customvision", "host": "westeurope.api.cognitive.microsoft.com"}
 OTHER = {"service": "vision", "host": "westeurope.api.cognitive.microsoft.com"}
@@ -76,23 +77,27 @@ def test_the_setting_names_the_extra_when_the_driver_is_missing(tmp_path):
         [sys.executable, "-c", script], stdout=subprocess.PIPE, universal_newlines=True, timeout=60
     ).stdout
     assert "setting PIXSTOR_AZURE_DATABASE" in said
-    assert "pixstor-azure[postgres]" in said and "psycopg2-binary" in said
+    assert_mentions(said, "postgres.NO_DRIVER", extra="postgres", driver="psycopg2-binary")
     assert "pw1" not in said
 
 
 @pytest.mark.parametrize(
-    "value",
+    ("value", "problem"),
     [
-        "mysql://pixstor:secret-pw-77@db/pixstor",
-        "db.example.com:5432",
-        "postgresql://pixstor:secret%zz-pw-77@db/pixstor",  # libpq would quote the password
-        "postgresql://pixstor@db/pixstor?sslmode=verify-full&password=secret-pw-77&bogus=1",
+        ("mysql://pixstor:secret-pw-77@db/pixstor", "postgres.NOT_A_POSTGRES_URL"),
+        ("db.example.com:5432", "postgres.NOT_A_POSTGRES_URL"),
+        # libpq would quote the password
+        ("postgresql://pixstor:secret%zz-pw-77@db/pixstor", "postgres.NOT_READ_BY_LIBPQ"),
+        (
+            "postgresql://pixstor@db/pixstor?sslmode=verify-full&password=secret-pw-77&bogus=1",
+            "postgres.NOT_READ_BY_LIBPQ",
+        ),
     ],
 )
-def test_a_setting_that_is_not_a_url_libpq_reads_is_named_never_shown(value):
+def test_a_setting_that_is_not_a_url_libpq_reads_is_named_never_shown(value, problem):
     with pytest.raises(SettingsError) as raised:
         postgres.target(Settings({"PIXSTOR_AZURE_DATABASE": value}))
-    assert raised.value.setting == "PIXSTOR_AZURE_DATABASE"
+    assert_problem(raised.value, "PIXSTOR_AZURE_DATABASE", problem)
     assert "secret" not in str(raised.value) and "77" not in str(raised.value)
 
 
@@ -227,6 +232,17 @@ def test_the_db_commands_run_from_the_tool(database, tmp_path, capsys, monkeypat
     assert cli.main(["db", "status"]) == 1
     out = capsys.readouterr().out
     assert "password authentication failed" in out and OWNER_PASSWORD not in out
+
+
+def test_the_db_commands_say_what_they_miss(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIXSTOR_AZURE_DATABASE", raising=False)
+    assert cli.main(["db", "status"]) == 1
+    assert_mentions(capsys.readouterr().err, "db.DATABASE_NOT_SET")
+    # Nothing is asked of the database before the file to import is known.
+    monkeypatch.setenv("PIXSTOR_AZURE_DATABASE", "postgresql://pixstor@db.invalid/pixstor")
+    monkeypatch.setenv("PIXSTOR_AZURE_CACHE", "off")
+    assert cli.main(["db", "import"]) == 1
+    assert_mentions(capsys.readouterr().err, "db.CACHE_OFF")
 
 
 def test_doctor_says_the_database_works_or_why_not(database, monkeypatch, own_server):

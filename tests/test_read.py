@@ -586,21 +586,30 @@ def test_the_operation_location_is_followed_on_the_endpoints_own_host():
 @pytest.mark.parametrize(
     ("settings", "setting", "words"),
     [
-        ({"AZURE_VISION_READ_API": "tesseract"}, "AZURE_VISION_READ_API", "must be one of"),
+        (
+            {"AZURE_VISION_READ_API": "tesseract"},
+            "AZURE_VISION_READ_API",
+            ("settings.NOT_A_CHOICE", {}),
+        ),
         (
             {"AZURE_VISION_READ_API": "document-intelligence"},
             "AZURE_VISION_READ_API",
-            "AZURE_VISION_READ_ENDPOINT is not set",
+            (
+                "read.DOC_INTEL_WITHOUT_ENDPOINT",
+                dict(
+                    protocol="document-intelligence", endpoint_setting="AZURE_VISION_READ_ENDPOINT"
+                ),
+            ),
         ),
         (
             {"AZURE_VISION_READ_ENDPOINT": "http://ocr.studio.lan:5000"},
             "AZURE_VISION_READ_ENDPOINT",
-            "plain http",
+            ("settings.PLAIN_HTTP", dict(host="ocr.studio.lan")),
         ),
         (
             {"AZURE_VISION_READ_ENDPOINT": "https://ocr.studio.lan/?key=x"},
             "AZURE_VISION_READ_ENDPOINT",
-            "plain base URL",
+            ("settings.NOT_A_BASE_URL", {}),
         ),
         (
             {
@@ -608,7 +617,7 @@ def test_the_operation_location_is_followed_on_the_endpoints_own_host():
                 "AZURE_VISION_READ_KEY": "a b",
             },
             "AZURE_VISION_READ_KEY",
-            "spaces",
+            ("settings.KEY_SPACES", {}),
         ),
     ],
     ids=["unknown-api", "docintel-without-endpoint", "plain-http", "query", "key-with-space"],
@@ -624,7 +633,12 @@ def test_settings_errors_name_the_setting_once(
     assert plugin.process("item-2", str(photo)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert f"setting {setting} " in line and words in line
+    assert f"setting {setting} " in line
+    if isinstance(words, tuple):  # the key of a problem, and the fields known
+        key, known = words
+        assert_mentions(line, key, **known)
+    else:
+        assert words in line
     assert vision_fake.requests == []
 
 

@@ -8,6 +8,7 @@ from pixstor_azure.ground.settings import Secret, Settings
 from pixstor_azure.services import registry as services_registry
 from pixstor_azure.services.base import CLASSIFY, DETECT
 from pixstor_azure.tool import catalog
+from tests.wording import assert_problem, says
 
 WHATS = ("PROJECT", "ITERATION", "BACKEND", "URL", "MODEL", "THRESHOLD")
 
@@ -135,24 +136,43 @@ def test_get_gives_a_key_as_a_secret():
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "said"),
+    ("setting", "value", "problem", "known"),
     [
-        (registry.FILE_TIMEOUT, "0.5", "must be 1 to 3600; the value set is smaller"),
-        (registry.CONNECT_TIMEOUT, "301", "must be 0.1 to 300; the value set is larger"),
-        (registry.CACHE_MAX_MB, "-1", "must be at least 0; the value set is smaller"),
-        (registry.MIN_SIDE, "2.5", "must be a whole number; the value set is not one"),
-        (registry.OPENAI_DETAIL, "medium", "must be one of low, high; the value set is none"),
-        (registry.DETECT_BACKEND, "openai", "must be one of cloud, container, onnx; the value"),
-        (registry.CV_ENDPOINT, "ftp://x.example", "must be a URL"),
-        (registry.CLASSIFY_PROJECT, None, "is not set"),
+        (
+            registry.FILE_TIMEOUT,
+            "0.5",
+            "settings.OUT_OF_RANGE",
+            {"minimum": 1, "maximum": 3600, "where": says("settings.SMALLER")},
+        ),
+        (
+            registry.CONNECT_TIMEOUT,
+            "301",
+            "settings.OUT_OF_RANGE",
+            {"minimum": 0.1, "maximum": 300, "where": says("settings.LARGER")},
+        ),
+        (
+            registry.CACHE_MAX_MB,
+            "-1",
+            "settings.BELOW_MINIMUM",
+            {"minimum": 0, "where": says("settings.SMALLER")},
+        ),
+        (registry.MIN_SIDE, "2.5", "settings.NOT_A_WHOLE_NUMBER", {}),
+        (registry.OPENAI_DETAIL, "medium", "settings.NOT_A_CHOICE", {"choices": "low, high"}),
+        (
+            registry.DETECT_BACKEND,
+            "openai",
+            "settings.NOT_A_CHOICE",
+            {"choices": "cloud, container, onnx"},
+        ),
+        (registry.CV_ENDPOINT, "ftp://x.example", "settings.NOT_A_URL", {}),
+        (registry.CLASSIFY_PROJECT, None, "settings.NOT_SET", {}),
     ],
 )
-def test_get_holds_a_value_to_its_declared_bounds_and_choices(setting, value, said):
+def test_get_holds_a_value_to_its_declared_bounds_and_choices(setting, value, problem, known):
     environ = {} if value is None else {setting.name: value}
     with pytest.raises(SettingsError) as caught:
         Settings(environ).get(setting)
-    assert caught.value.setting == setting.name
-    assert str(caught.value).startswith(f"setting {setting.name} {said}")
+    assert_problem(caught.value, setting.name, problem, **known)
 
 
 def test_get_takes_a_default_worked_out_from_other_settings():
@@ -171,5 +191,6 @@ def test_every_kind_is_read():
 def test_the_tool_reads_the_backend_with_its_declared_choices():
     settings = Settings({"CUSTOM_VISION_CLASSIFY_BACKEND": "OpenAI"})
     assert catalog.backend_name("classification", settings) == "openai"
-    with pytest.raises(SettingsError, match=r"^setting CUSTOM_VISION_DETECT_BACKEND must be one"):
+    with pytest.raises(SettingsError) as caught:
         catalog.backend_name("detection", Settings({"CUSTOM_VISION_DETECT_BACKEND": "openai"}))
+    assert_problem(caught.value, "CUSTOM_VISION_DETECT_BACKEND", "settings.NOT_A_CHOICE")

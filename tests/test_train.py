@@ -21,6 +21,7 @@ from tests import faketraining, sheetkit
 from tests.conftest import assert_no_key
 from tests.fakeazure import FakeAzure
 from tests.toolrun import CLASSIFY_PROJECT, DETECT_PROJECT
+from tests.wording import row
 
 
 @pytest.fixture
@@ -261,7 +262,8 @@ def test_dry_run_without_the_training_settings_still_says_what_would_go(stills, 
 
     err = capsys.readouterr().err
     assert "would upload 1 picture(s) with 2 region(s)" in err
-    assert "tags not checked: setting CUSTOM_VISION_TRAINING_ENDPOINT is not set" in err
+    not_set = row("settings.NOT_SET").error("CUSTOM_VISION_TRAINING_ENDPOINT")
+    assert f"tags not checked: {not_set}" in err
 
 
 def test_the_real_run_needs_the_training_settings(stills, tmp_path, capsys):
@@ -269,7 +271,8 @@ def test_the_real_run_needs_the_training_settings(stills, tmp_path, capsys):
     corrections = write(tmp_path, [picture(first, boxes=stored_boxes(first, "right"))])
 
     assert cli.main(["train", str(corrections)]) == 1
-    assert "CUSTOM_VISION_TRAINING_ENDPOINT is not set" in capsys.readouterr().err
+    not_set = row("settings.NOT_SET").error("CUSTOM_VISION_TRAINING_ENDPOINT")
+    assert str(not_set) in capsys.readouterr().err
 
 
 def test_a_prediction_key_in_place_of_the_training_key_is_said_plainly(

@@ -20,6 +20,7 @@ from pixstor_azure.ground.settings import Settings
 from pixstor_azure.images import signature, vfx
 from tests import sequencefactory
 from tests.sources import answered
+from tests.wording import assert_problem
 
 
 @pytest.fixture
@@ -215,22 +216,27 @@ def test_the_default_view_tone_maps_highlights(oiio, np, tmp_path, config, monke
 
 
 @pytest.mark.parametrize(
-    ("name", "value", "named"),
+    ("name", "value", "named", "key"),
     [
-        ("PIXSTOR_AZURE_OCIO_CONFIG", "{tmp}/missing.ocio", "PIXSTOR_AZURE_OCIO_CONFIG"),
-        ("PIXSTOR_AZURE_OCIO_DISPLAY", "Cinema", "PIXSTOR_AZURE_OCIO_DISPLAY"),
-        ("PIXSTOR_AZURE_OCIO_VIEW", "Film", "PIXSTOR_AZURE_OCIO_VIEW"),
+        (
+            "PIXSTOR_AZURE_OCIO_CONFIG",
+            "{tmp}/missing.ocio",
+            "PIXSTOR_AZURE_OCIO_CONFIG",
+            "vfx.NOT_A_CONFIG",
+        ),
+        ("PIXSTOR_AZURE_OCIO_DISPLAY", "Cinema", "PIXSTOR_AZURE_OCIO_DISPLAY", "vfx.NO_DISPLAY"),
+        ("PIXSTOR_AZURE_OCIO_VIEW", "Film", "PIXSTOR_AZURE_OCIO_VIEW", "vfx.NO_VIEW"),
     ],
 )
 def test_a_config_that_cannot_be_used_is_a_settings_error(
-    oiio, np, tmp_path, config, monkeypatch, name, value, named
+    oiio, np, tmp_path, config, monkeypatch, name, value, named, key
 ):
     path = write(oiio, np, tmp_path / "a.exr", np.zeros((2, 2, 3), np.float32))
     monkeypatch.setenv("PIXSTOR_AZURE_OCIO_CONFIG", config)
     monkeypatch.setenv(name, value.format(tmp=tmp_path))
     with pytest.raises(SettingsError) as caught:
         vfx.decode(path)
-    assert caught.value.setting == named
+    assert_problem(caught.value, named, key)
 
 
 # ------------------------------------------------------------------ without the extra
@@ -241,8 +247,9 @@ def test_openimageio_chosen_without_the_extra_is_a_settings_error_naming_it(monk
     settings = Settings({"PIXSTOR_AZURE_VFX_DECODER": "openimageio"})
     with pytest.raises(SettingsError) as caught:
         vfx.chosen(settings, with_pixstor=True)
-    assert caught.value.setting == "PIXSTOR_AZURE_VFX_DECODER"
-    assert "pip install 'pixstor-azure[vfx]'" in str(caught.value)
+    assert_problem(
+        caught.value, "PIXSTOR_AZURE_VFX_DECODER", "vfx.NO_OPENIMAGEIO", extra="pixstor-azure[vfx]"
+    )
 
 
 def test_an_ocio_config_without_opencolorio_is_a_settings_error_naming_the_extra(
@@ -253,8 +260,9 @@ def test_an_ocio_config_without_opencolorio_is_a_settings_error_naming_the_extra
     monkeypatch.setenv("PIXSTOR_AZURE_OCIO_CONFIG", str(tmp_path / "config.ocio"))
     with pytest.raises(SettingsError) as caught:
         vfx.decode(path)
-    assert caught.value.setting == "PIXSTOR_AZURE_OCIO_CONFIG"
-    assert "pixstor-azure[vfx]" in str(caught.value)
+    assert_problem(
+        caught.value, "PIXSTOR_AZURE_OCIO_CONFIG", "vfx.NO_OPENCOLORIO", extra="pixstor-azure[vfx]"
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,14 +20,15 @@ from PIL import Image, ImageChops
 
 import azurevision
 from pixstor_azure.ground import boxes
-from pixstor_azure.ground.errors import ServiceError
+from pixstor_azure.ground.errors import ServiceError, SettingsError
 from pixstor_azure.ground.pixstor import PluginStatus
+from pixstor_azure.ground.settings import Settings
 from pixstor_azure.ground.standin import check
 from pixstor_azure.services import base, imageanalysis
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, assert_no_key, recording, sent_image, serve
 from tests.sources import answered
-from tests.wording import assert_mentions
+from tests.wording import assert_mentions, assert_problem, says
 
 URLS = {
     "4.0": f"{ENDPOINT}/computervision/imageanalysis:analyze",
@@ -706,7 +707,22 @@ def test_only_caption_asked_for_and_refused_is_a_settings_error_said_once(
     assert len(served.calls) == 1  # the second file is not sent at all
     errors = [r.getMessage() for r in logs.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
-    assert "AZURE_VISION_FEATURES" in errors[0] and "AZURE_VISION_API=3.2" in errors[0]
+    assert "setting AZURE_VISION_FEATURES " in errors[0]
+    hint = says("imageanalysis.ASK_32_FOR_CAPTIONS")
+    assert_mentions(
+        errors[0], "imageanalysis.FEATURES_NOT_IN_REGION", features="caption", hint=hint
+    )
+
+
+def test_32_analyze_asked_only_for_read_is_a_settings_error(vision_env, monkeypatch):
+    # The plugin asks the Read API alone then; analyze itself has no text to give.
+    monkeypatch.setenv("AZURE_VISION_API", "3.2")
+    monkeypatch.setenv("AZURE_VISION_FEATURES", "read")
+
+    with pytest.raises(SettingsError) as raised:
+        imageanalysis.ComputerVision32(Settings.load())
+
+    assert_problem(raised.value, "AZURE_VISION_FEATURES", "imageanalysis.ONLY_READ_ON_32")
 
 
 def refusal(message, code="InvalidRequest", inner=None, detail=None, status=400):

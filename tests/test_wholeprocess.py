@@ -17,6 +17,7 @@ import pytest
 from tests import imagefactory
 from tests.conftest import ROOT
 from tests.fakeazure import FakeAzure
+from tests.wording import assert_mentions, says
 
 PROJECT = "3c9a1f0e-5b7d-4e2a-9f1c-8d6b4a2e0c17"
 
@@ -167,7 +168,8 @@ def test_file_names_that_are_not_utf8_are_logged_by_a_utf8_file_handler(tmp_path
 
     assert statuses == ["SKIPPED", "SUCCESS"]
     (skipped,) = [line for line in log.splitlines() if "SKIPPED" in line]
-    assert "caf\\x8e-broken.jpg: azureclassification: SKIPPED: corrupt or truncated" in skipped
+    assert "caf\\x8e-broken.jpg: azureclassification: SKIPPED: " in skipped
+    assert_mentions(skipped, "prepare.CORRUPT")
     assert "\\xe9t\\xe9-photo.jpg: azureclassification: SUCCESS" in log
 
 
@@ -215,16 +217,15 @@ def test_files_that_are_not_regular_pictures_are_skipped_at_once(tmp_path, silen
     assert not silent.accepted
     lines = skipped_lines(log)
     assert len(lines) == 4
-    assert lines[0].endswith("x.jpg: azureclassification: SKIPPED: not a regular file (a FIFO)")
-    assert lines[1].endswith("SKIPPED: not a regular file (a character device)")
-    assert lines[2].endswith(
-        "zeros.jpg: azureclassification: SKIPPED: not an image: its first bytes are of no "
-        "format the plugins read"
+    assert lines[0].endswith(
+        "x.jpg: azureclassification: SKIPPED: " + says("source.NOT_REGULAR", what=" (a FIFO)")
     )
-    assert lines[3].endswith(
-        "huge.jpg: azureclassification: SKIPPED: 20480 MB, larger than "
-        "PIXSTOR_AZURE_MAX_FILE_MB (2048 MB): not read"
+    assert lines[1].endswith("SKIPPED: " + says("source.NOT_REGULAR", what=" (a character device)"))
+    assert lines[2].endswith("zeros.jpg: azureclassification: SKIPPED: " + says("source.NO_FORMAT"))
+    huge = says(
+        "source.TOO_LARGE", size="20480 MB", setting="PIXSTOR_AZURE_MAX_FILE_MB", largest=2048
     )
+    assert lines[3].endswith("huge.jpg: azureclassification: SKIPPED: " + huge)
 
 
 def test_hashing_a_huge_file_stops_when_the_files_budget_runs_out(tmp_path, silent):
@@ -251,8 +252,7 @@ def test_hashing_a_huge_file_stops_when_the_files_budget_runs_out(tmp_path, sile
     assert not silent.accepted
     (line,) = skipped_lines(log)
     assert line.endswith(
-        "SKIPPED: ran out of the file's time budget while it was read "
-        "(PIXSTOR_AZURE_FILE_TIMEOUT, 2 s)"
+        "SKIPPED: " + says("source.OUT_OF_TIME", setting="PIXSTOR_AZURE_FILE_TIMEOUT", seconds=2)
     )
 
 
@@ -279,7 +279,8 @@ def test_a_file_the_plugin_may_not_read_says_permission_denied(tmp_path, silent)
     assert statuses == ["SKIPPED"]
     assert not silent.accepted
     (line,) = skipped_lines(log)
-    assert line.endswith("plain.jpg: azureclassification: SKIPPED: permission denied")
+    denied = says("source.PERMISSION_DENIED")
+    assert line.endswith(f"plain.jpg: azureclassification: SKIPPED: {denied}")
 
 
 def test_a_200_mb_text_chunk_is_never_loaded(tmp_path):

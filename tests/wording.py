@@ -14,6 +14,13 @@ in the product and none here.
 - ``assert_mentions(text, key, **known)``: what row ``key`` says is somewhere in ``text`` (a
   log line, a summary), the fields in ``known`` as given and the others any words. A field the
   row does not name fails the test.
+- ``assert_is(text, key, **known)``: the same, for the whole of ``text`` (an error's message).
+
+A setting's problem (``ground/errors.py Problem``: ``settings.NOT_SET``,
+``onnxexport.NO_LABELS``...) and a file's (``FileProblem``: ``source.NOT_REGULAR``,
+``prepare.CORRUPT``...) are named the same way, and work with each of them;
+``assert_problem(error, setting, key, **known)`` checks a ``SettingsError`` whole: its setting,
+and that its problem is what ``key`` says.
 """
 
 import importlib
@@ -21,22 +28,31 @@ import re
 import string
 
 from pixstor_azure.ground import outcomes
+from pixstor_azure.ground.errors import FileProblem, Problem, SettingsError
 from pixstor_azure.ground.outcomes import Outcome
+
+# Where a module named by its own name alone ("settings.NOT_SET") is looked for.
+PACKAGES = ("services", "ground", "answers", "images", "tool")
 
 
 def row(key):
-    """The row ``key`` names (see the module's note)."""
-    if isinstance(key, Outcome):
+    """The row or problem ``key`` names (see the module's note)."""
+    if isinstance(key, (Outcome, Problem, FileProblem)):
         return key
     module_name, _, name = key.rpartition(".")
-    module = (
-        importlib.import_module(f"pixstor_azure.services.{module_name}")
-        if module_name
-        else outcomes
-    )
+    module = outcomes if not module_name else _module(module_name)
     found = getattr(module, name)
-    assert isinstance(found, Outcome), f"{key} is not a row of the outcomes"
+    assert isinstance(found, (Outcome, Problem, FileProblem)), f"{key} is no row or problem"
     return found
+
+
+def _module(name):
+    for package in PACKAGES:
+        try:
+            return importlib.import_module(f"pixstor_azure.{package}.{name}")
+        except ModuleNotFoundError:
+            continue
+    raise AssertionError(f"no module {name} in {', '.join(PACKAGES)}")
 
 
 def row_of(service, **fields):
@@ -92,3 +108,17 @@ def pattern(key, **known):
 def assert_mentions(text, key, **known):
     expected = pattern(key, **known)
     assert re.search(expected, str(text), re.S), f"{text!r} does not say what {key!r} says"
+
+
+def assert_is(text, key, **known):
+    expected = pattern(key, **known)
+    assert re.fullmatch(expected, str(text), re.S), f"{text!r} is not what {key!r} says"
+
+
+def assert_problem(error, setting, key, **known):
+    """``error`` is a ``SettingsError`` of ``setting`` whose problem is what ``key`` says, the
+    fields in ``known`` as given and the others any words."""
+    assert isinstance(error, SettingsError), f"{error!r} is not a SettingsError"
+    assert error.setting == setting, f"{error.setting} is not {setting}"
+    expected = pattern(key, **known)
+    assert re.fullmatch(expected, error.problem, re.S), f"{error.problem!r} is not {key!r}"

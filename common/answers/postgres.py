@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsp
 
 from .. import __version__
 from ..ground import budget, clock, runtime
-from ..ground.errors import SettingsError
+from ..ground.errors import Problem
 from ..ground.setting_registry import DATABASE, DATABASE_NODES, DATABASE_TIMEOUT
 from ..ground.settings import Settings
 from . import pgschema
@@ -66,6 +66,17 @@ _READ_ONLY = ("25006",)
 _NO_RIGHTS = "42501"
 _FULL = ("53100", "53000")
 _SHUTDOWN = ("57P01", "57P02", "57P03")
+
+# The problems of PIXSTOR_AZURE_DATABASE.
+NOT_A_POSTGRES_URL = Problem(
+    "must be a PostgreSQL URL such as postgresql://pixstor@db.example.com/pixstor"
+    "?sslmode=verify-full; the value set is not one ({length} characters, not shown)"
+)
+NOT_READ_BY_LIBPQ = Problem("is not a URL libpq reads: {said}")
+NO_DRIVER = Problem(
+    "is set, and needs the PostgreSQL driver, which is not installed: pip install "
+    "'pixstor-azure[{extra}]' (or {driver}) into the Python the plugins run on"
+)
 
 
 # ------------------------------------------------------------------ the setting
@@ -97,11 +108,7 @@ def parse(value: str) -> Target:
     name = DATABASE.name
     parts = urlsplit(value)
     if parts.scheme not in ("postgresql", "postgres"):
-        raise SettingsError(
-            name,
-            "must be a PostgreSQL URL such as postgresql://pixstor@db.example.com/pixstor"
-            f"?sslmode=verify-full; the value set is not one ({len(value)} characters, not shown)",
-        )
+        raise NOT_A_POSTGRES_URL.error(name, length=len(value))
     userinfo, _, hosts = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -116,7 +123,7 @@ def parse(value: str) -> Target:
         driver.extensions.parse_dsn(value)
     except driver.ProgrammingError as exc:
         # libpq quotes the part it could not read, which may be the password.
-        raise SettingsError(name, f"is not a URL libpq reads: {clean(str(exc), found)}") from None
+        raise NOT_READ_BY_LIBPQ.error(name, said=clean(str(exc), found)) from None
     return found
 
 
@@ -126,11 +133,7 @@ def _driver() -> Any:
         import psycopg2
         import psycopg2.extensions
     except ImportError:
-        raise SettingsError(
-            DATABASE.name,
-            f"is set, and needs the PostgreSQL driver, which is not installed: pip install "
-            f"'pixstor-azure[{EXTRA}]' (or {DRIVER}) into the Python the plugins run on",
-        ) from None
+        raise NO_DRIVER.error(DATABASE.name, extra=EXTRA, driver=DRIVER) from None
     return psycopg2
 
 

@@ -4,7 +4,7 @@ The runner turns an exception into a status and one log line, so every module ra
 these with a message written for a storage administrator, not a developer.
 """
 
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 from .logtext import redact
 
@@ -26,10 +26,36 @@ class SettingsError(PixstorAzureError):
         super().__init__(f"setting {setting} {problem}")
 
 
+class Problem(NamedTuple):
+    """What is wrong with a setting, in words: a ``str.format`` template over its fields.
+
+    Each is declared once, named, beside the code that finds it (``NOT_SET`` in
+    ``settings.py``...); tests name it too (``tests/wording.py``), so that rewording a problem is
+    one change. The words never hold a secret's value: fields say of a value only what
+    ``settings`` lets show (its length, whether it looks like a key)."""
+
+    words: str
+
+    def error(self, setting: str, **values: Any) -> SettingsError:
+        """The ``SettingsError`` of ``setting`` with this problem, ``values`` filled in."""
+        return SettingsError(setting, self.words.format(**values))
+
+
 class ImageError(PixstorAzureError):
     """The file is not an image we can read, or cannot be brought within the service's limits."""
 
     status = "SKIPPED"
+
+
+class FileProblem(NamedTuple):
+    """What is wrong with a file or its picture (the file is skipped), in words: a template
+    declared once and named, like ``Problem``."""
+
+    words: str
+
+    def error(self, **values: Any) -> ImageError:
+        """The ``ImageError`` with this problem, ``values`` filled in."""
+        return ImageError(self.words.format(**values))
 
 
 class ServiceError(PixstorAzureError):

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from . import clock, runtime
 from . import setting_registry as registry
-from .errors import SettingsError
+from .errors import Problem, SettingsError
 from .logonce import log_once
 from .logtext import keep_secret
 from .setting_registry import CONFIG, HTTP_HOSTS, SECTIONS, Setting
@@ -64,6 +64,96 @@ _SECRET_LIKE = re.compile(r"[0-9A-Za-z]{16,}")
 # A word that may be shown in an error: letters only (no key or token is), short.
 _PLAIN_WORD = re.compile(r"[A-Za-z][A-Za-z_ -]{0,23}")
 
+# The problems a setting may have: ``setting NAME <problem>``. {about} is what may be said of a
+# value without showing it (``_about``), {why} one of the parts below.
+NOT_SET = Problem("is not set")
+SEVERAL_NOT_SET = Problem("settings {names} are not set")  # the start of ``SettingsProblems``
+PLACEHOLDER = Problem(
+    "still holds a placeholder ({placeholder}), as in the example: set your own value"
+)
+PLACEHOLDER_HIDDEN = Problem("still holds a placeholder, as in the example: set your own value")
+KEY_SPACES = Problem("holds spaces or control characters: paste it again from the Azure portal")
+KEY_NOT_ASCII = Problem(
+    "has characters that cannot be in a key (only printable ASCII): paste it again from the "
+    "Azure portal"
+)
+NOT_A_NUMBER = Problem("must be a number; the value set is not one ({about})")
+NOT_A_WHOLE_NUMBER = Problem("must be a whole number; the value set is not one ({about})")
+BELOW_MINIMUM = Problem("must be at least {minimum:g}; the value set {where}")
+OUT_OF_RANGE = Problem("must be {minimum:g} to {maximum:g}; the value set {where}")
+NOT_A_FLAG = Problem(
+    "must be true or false (or yes/no, on/off, 1/0); the value set is none of them ({about})"
+)
+NOT_A_CHOICE = Problem("must be one of {choices}; the value set is none of them ({about})")
+LISTS_NONE = Problem("must be a comma-separated list of {allowed}; it lists none ({about})")
+ONLY_ENTRY_UNKNOWN = Problem(
+    "must be a comma-separated list of {allowed}; its one entry is not among them: {entries}"
+)
+ENTRIES_UNKNOWN = Problem(
+    "must be a comma-separated list of {allowed}; {unknown} of its {count} entries {verb} not "
+    "among them: {entries}"
+)
+NOT_A_URL = Problem(
+    "must be a URL such as https://NAME.cognitiveservices.azure.com; the value set is not one "
+    "({why}; {about})"
+)
+NOT_A_BASE_URL = Problem("must be a plain base URL, without query, fragment or user")
+PLAIN_HTTP = Problem(
+    "uses plain http to {host}, which is not named in {hosts}: keys and images go over https, "
+    "except to this machine and to the hosts named there (containers on your network)"
+)
+NOT_HOSTS = Problem(
+    "must be a comma-separated list of host or host:port (such as 10.0.0.5:5000, "
+    "read-ocr.studio.lan); its entry {number} of {count} is not one ({why}; {about})"
+)
+# PIXSTOR_AZURE_CONFIG's, the INI file's. {which}: CONFIG_NAMED or CONFIG_DEFAULT.
+CONFIG_NOT_A_FILE = Problem("names {path}, which is not a readable file")
+CONFIG_NOT_INI = Problem("names {path}, which is not a valid INI file: {why}")
+CONFIG_UNKNOWN_SECTION = Problem("names {path}, whose section [{section}] is not one of {sections}")
+CONFIG_UNREADABLE = Problem(
+    "{which}, which user {user} may not read: chown {user} {path} and chmod 600 {path}"
+)
+CONFIG_FOLDER_CLOSED = Problem(
+    "{which}, in a folder user {user} may not enter: chown {user} {folder} (or chmod o+x {folder})"
+)
+
+# Parts of the problems above, named alike so that tests name them too (``_part``).
+HIDDEN_VALUE = Problem("{length} characters, not shown")
+HIDDEN_CHARACTER = Problem("1 character, not shown")
+KEY_LIKE_VALUE = Problem("{hidden}; it looks like a key")
+NAN = Problem("is not a number")
+SMALLER = Problem("is smaller")
+LARGER = Problem("is larger")
+ENTRY_HIDDEN = Problem("entry {number} ({about})")
+ENTRY_SHOWN = Problem("{entry} (entry {number})")
+ENTRY_NEAREST = Problem("{entry} (entry {number}; did you mean {nearest}?)")
+NO_SCHEME = Problem("it has no https://")
+OTHER_SCHEME = Problem("it is neither https:// nor http://")
+NO_HOST = Problem("it names no host")
+URL_PORT = Problem("its port is not a number from 0 to 65535")
+HOST_SCHEME = Problem("it has a scheme: name the host only")
+HOST_WILDCARD = Problem("it has a wildcard: name each host")
+HOST_PORT = Problem("its port is not a number from 1 to 65535")
+HOST_USER = Problem("it has a user")
+HOST_PATH = Problem("it has a path")
+CONFIG_NAMED = Problem("names {path}")
+CONFIG_DEFAULT = Problem("is not set, and the default file {path}")
+INI_NOT_UTF8 = Problem("line {line} is not UTF-8 text")
+INI_OPTION_TWICE = Problem("line {line} sets {option} in [{section}] a second time")
+INI_SECTION_TWICE = Problem("line {line} starts [{section}] a second time")
+INI_BEFORE_SECTIONS = Problem(
+    "line {line} comes before any section: the first line that is not a comment must be a "
+    "section such as [custom_vision]"
+)
+INI_NOT_LINES = Problem(
+    "{lines} {verb} not name = value, a [section] or a comment (not shown: a value goes on its "
+    "name's line, or on lines indented below it)"
+)
+INI_LINE = Problem("line {line}")
+INI_LINE_AT_START = Problem("line {line} (at the start of [{section}])")
+INI_LINE_AFTER = Problem("line {line} (after {option} in [{section}])")
+HIDDEN_OPTION = Problem("an option (its name not shown)")
+
 
 class Secret:
     """A key that shows itself only when asked by name: never in ``repr``, ``str`` or logs."""
@@ -91,8 +181,9 @@ class Secret:
 class SettingsProblems(SettingsError):
     """Every missing setting of a plugin (and placeholders left in place) in one line.
 
-    ``setting`` is the first setting named, ``settings`` all of them in order; with a single
-    problem, ``setting`` and ``problem`` are those of the plain ``SettingsError`` it stands for.
+    ``setting`` is the first setting named, ``settings`` all of them in order, ``missing`` those
+    not set; with a single problem, ``setting`` and ``problem`` are those of the plain
+    ``SettingsError`` it stands for.
     """
 
     def __init__(
@@ -101,22 +192,36 @@ class SettingsProblems(SettingsError):
         placeholders: Sequence[SettingsError],
         other: Optional[SettingsError] = None,
     ) -> None:
-        found = [SettingsError(name, "is not set") for name in missing]
+        found = [NOT_SET.error(name) for name in missing]
         found.extend(placeholders)
         if other is not None:
             found.append(other)
         self.settings = [error.setting for error in found]
+        self.missing = list(missing)
         if len(found) == 1:
             super().__init__(found[0].setting, found[0].problem)
             return
         parts = [str(error) for error in found[len(missing) :]]
         if len(missing) > 1:
-            parts.insert(0, f"settings {_joined(missing)} are not set")
+            parts.insert(0, _part(SEVERAL_NOT_SET, names=_joined(missing)))
         elif missing:
             parts.insert(0, str(found[0]))
         super().__init__(self.settings[0], "")
         self.problem = "; ".join(parts)
         self.args = (self.problem,)
+
+
+def unset(error: SettingsError) -> bool:
+    """Whether ``error`` says that a setting is not set, alone or among other problems: to the
+    tool, a plugin not set up."""
+    if isinstance(error, SettingsProblems):
+        return bool(error.missing)
+    return error.problem == NOT_SET.words
+
+
+def _part(part: Problem, **values: Any) -> str:
+    """The words of ``part``, a part of a problem (or a whole line), ``values`` filled in."""
+    return part.words.format(**values)
 
 
 def _joined(names: Sequence[str]) -> str:
@@ -281,24 +386,20 @@ class Settings:
         if found is None:
             return value
         placeholder = found.group(0)
-        shown = "" if name.endswith("_KEY") or _may_be_secret(placeholder) else f" ({placeholder})"
-        return _Placeholder(
-            SettingsError(
-                name, f"still holds a placeholder{shown}, as in the example: set your own value"
-            )
-        )
+        if name.endswith("_KEY") or _may_be_secret(placeholder):
+            return _Placeholder(PLACEHOLDER_HIDDEN.error(name))
+        return _Placeholder(PLACEHOLDER.error(name, placeholder=placeholder))
 
     def _missing(self, name: str, stand_in: Any) -> Any:
         collector = getattr(self._local, "collector", None)
         if collector is None:
-            raise SettingsError(name, "is not set")
+            raise NOT_SET.error(name)
         if not collector.seen(name):
             collector.missing.append(name)
         collector.stand_ins += 1
         return stand_in
 
-    def _malformed(self, name: str, problem: str) -> SettingsError:
-        error = SettingsError(name, problem)
+    def _malformed(self, error: SettingsError) -> SettingsError:
         collector = getattr(self._local, "collector", None)
         if collector is not None and collector.malformed is None:
             collector.malformed = error
@@ -317,16 +418,10 @@ class Settings:
         if value is None:
             return self._missing(name, Secret(_STAND_IN_TEXT))
         if any(c.isspace() for c in value) or not value.isprintable():
-            raise self._malformed(
-                name, "holds spaces or control characters: paste it again from the Azure portal"
-            )
+            raise self._malformed(KEY_SPACES.error(name))
         if not all(" " < c <= "~" for c in value):
             # requests would fail on every file with a UnicodeEncodeError building the header.
-            raise self._malformed(
-                name,
-                "has characters that cannot be in a key (only printable ASCII): paste it again "
-                "from the Azure portal",
-            )
+            raise self._malformed(KEY_NOT_ASCII.error(name))
         keep_secret(value)
         return Secret(value)
 
@@ -339,9 +434,7 @@ class Settings:
         try:
             number = float(value)
         except ValueError:
-            raise self._malformed(
-                name, f"must be a number; the value set is not one ({_about(value)})"
-            ) from None
+            raise self._malformed(NOT_A_NUMBER.error(name, about=_about(value))) from None
         return self._within(name, number, minimum, maximum)
 
     def integer(
@@ -353,9 +446,7 @@ class Settings:
         try:
             number = int(value)
         except ValueError:
-            raise self._malformed(
-                name, f"must be a whole number; the value set is not one ({_about(value)})"
-            ) from None
+            raise self._malformed(NOT_A_WHOLE_NUMBER.error(name, about=_about(value))) from None
         return self._within(name, number, minimum, maximum)
 
     def flag(self, name: str, default: bool) -> bool:
@@ -366,11 +457,7 @@ class Settings:
             return True
         if value.lower() in _FALSE:
             return False
-        raise self._malformed(
-            name,
-            "must be true or false (or yes/no, on/off, 1/0); the value set is none of them "
-            f"({_about(value)})",
-        )
+        raise self._malformed(NOT_A_FLAG.error(name, about=_about(value)))
 
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
         value = self.raw(name)
@@ -380,8 +467,7 @@ class Settings:
             if value.lower() == choice.lower():
                 return choice
         raise self._malformed(
-            name,
-            f"must be one of {', '.join(choices)}; the value set is none of them ({_about(value)})",
+            NOT_A_CHOICE.error(name, choices=", ".join(choices), about=_about(value))
         )
 
     def words(self, name: str, default: Sequence[str], allowed: Sequence[str]) -> List[str]:
@@ -393,9 +479,7 @@ class Settings:
         words = [w.strip() for w in value.split(",") if w.strip()]
         if not words:
             raise self._malformed(
-                name,
-                f"must be a comma-separated list of {', '.join(allowed)}; it lists none "
-                f"({_about(value)})",
+                LISTS_NONE.error(name, allowed=", ".join(allowed), about=_about(value))
             )
         unknown = [(n, w) for n, w in enumerate(words, 1) if w.lower() not in lookup]
         if unknown:
@@ -403,13 +487,17 @@ class Settings:
             # (a misspelt feature), never when it may be a key set in the wrong place.
             said = ", ".join(_entry(n, w, allowed) for n, w in unknown)
             if len(words) == 1:
-                found = "its one entry is not among them"
+                error = ONLY_ENTRY_UNKNOWN.error(name, allowed=", ".join(allowed), entries=said)
             else:
-                verb = "is" if len(unknown) == 1 else "are"
-                found = f"{len(unknown)} of its {len(words)} entries {verb} not among them"
-            raise self._malformed(
-                name, f"must be a comma-separated list of {', '.join(allowed)}; {found}: {said}"
-            )
+                error = ENTRIES_UNKNOWN.error(
+                    name,
+                    allowed=", ".join(allowed),
+                    unknown=len(unknown),
+                    count=len(words),
+                    verb="is" if len(unknown) == 1 else "are",
+                    entries=said,
+                )
+            raise self._malformed(error)
         return list(dict.fromkeys(lookup[w.lower()] for w in words))
 
     def endpoint(self, name: str) -> str:
@@ -426,28 +514,21 @@ class Settings:
             port = -1
         if parts.scheme not in ("https", "http") or not parts.hostname or port == -1:
             if "://" not in value:
-                why = "it has no https://"
+                why = NO_SCHEME
             elif parts.scheme not in ("https", "http"):
-                why = "it is neither https:// nor http://"
+                why = OTHER_SCHEME
             elif not parts.hostname:
-                why = "it names no host"
+                why = NO_HOST
             else:
-                why = "its port is not a number from 0 to 65535"
-            raise self._malformed(
-                name,
-                "must be a URL such as https://NAME.cognitiveservices.azure.com; the value set "
-                f"is not one ({why}; {_about(value)})",
-            )
+                why = URL_PORT
+            raise self._malformed(NOT_A_URL.error(name, why=_part(why), about=_about(value)))
         if parts.query or parts.fragment or parts.username or parts.password:
-            raise self._malformed(name, "must be a plain base URL, without query, fragment or user")
+            raise self._malformed(NOT_A_BASE_URL.error(name))
         if parts.scheme == "http" and not self.plain_http_allowed(parts.hostname, port or 80):
             # The host of a URL written with http:// is a machine's name, never a key: shown,
             # since it is what goes into PIXSTOR_AZURE_HTTP_HOSTS.
             raise self._malformed(
-                name,
-                f"uses plain http to {parts.hostname}, which is not named in {HTTP_HOSTS.name}: "
-                "keys and images go over https, except to this machine and to the hosts named "
-                "there (containers on your network)",
+                PLAIN_HTTP.error(name, host=parts.hostname, hosts=HTTP_HOSTS.name)
             )
         return value
 
@@ -498,12 +579,15 @@ class Settings:
         entries = [e.strip() for e in (value or "").split(",") if e.strip()]
         for number, entry in enumerate(entries, 1):
             why = _not_a_host(entry)
-            if why:
+            if why is not None:
                 raise self._malformed(
-                    name,
-                    "must be a comma-separated list of host or host:port (such as "
-                    f"10.0.0.5:5000, read-ocr.studio.lan); its entry {number} of {len(entries)} "
-                    f"is not one ({why}; {_about(entry)})",
+                    NOT_HOSTS.error(
+                        name,
+                        number=number,
+                        count=len(entries),
+                        why=_part(why),
+                        about=_about(entry),
+                    )
                 )
             parts = urlsplit("//" + entry)
             named.add(((parts.hostname or "").lower(), parts.port))  # _not_a_host: it has one
@@ -521,24 +605,27 @@ class Settings:
 
     def _within(self, name: str, number, minimum, maximum):
         if not (number >= minimum) or (maximum is not None and number > maximum):  # NaN too
-            bounds = f"at least {minimum:g}" if maximum is None else f"{minimum:g} to {maximum:g}"
             if number != number:
-                where = "is not a number"
+                where = _part(NAN)
             elif number < minimum:
-                where = "is smaller"
+                where = _part(SMALLER)
             else:
-                where = "is larger"
+                where = _part(LARGER)
             # Even a number is not shown: a key of digits only would parse as one.
-            raise self._malformed(name, f"must be {bounds}; the value set {where}")
+            if maximum is None:
+                error = BELOW_MINIMUM.error(name, minimum=minimum, where=where)
+            else:
+                error = OUT_OF_RANGE.error(name, minimum=minimum, maximum=maximum, where=where)
+            raise self._malformed(error)
         return number
 
 
 def _about(value: str) -> str:
     """What an error may say of a setting's value without showing it: its length, and whether
     it looks like a key (one set in the wrong setting)."""
-    size = f"{len(value)} character{'' if len(value) == 1 else 's'}, not shown"
+    size = _part(HIDDEN_CHARACTER) if len(value) == 1 else _part(HIDDEN_VALUE, length=len(value))
     if _KEY_LIKE.fullmatch(value):
-        return size + "; it looks like a key"
+        return _part(KEY_LIKE_VALUE, hidden=size)
     return size
 
 
@@ -546,10 +633,11 @@ def _entry(number: int, entry: str, allowed: Sequence[str]) -> str:
     """What an error says of a list's entry that is not among ``allowed``: the entry and the
     nearest allowed word when it is a plain word, else only its place and size."""
     if not _PLAIN_WORD.fullmatch(entry):
-        return f"entry {number} ({_about(entry)})"
+        return _part(ENTRY_HIDDEN, number=number, about=_about(entry))
     nearest = difflib.get_close_matches(entry.lower(), [a.lower() for a in allowed], 1, 0.75)
-    hint = f"; did you mean {nearest[0]}?" if nearest else ""
-    return f"{entry} (entry {number}{hint})"
+    if nearest:
+        return _part(ENTRY_NEAREST, entry=entry, number=number, nearest=nearest[0])
+    return _part(ENTRY_SHOWN, entry=entry, number=number)
 
 
 def _may_be_secret(text: str) -> bool:
@@ -558,26 +646,26 @@ def _may_be_secret(text: str) -> bool:
     return any(any(c.isdigit() for c in run.group(0)) for run in _SECRET_LIKE.finditer(text))
 
 
-def _not_a_host(entry: str) -> str:
-    """Why an entry of ``PIXSTOR_AZURE_HTTP_HOSTS`` is not host or host:port ("" if it is)."""
+def _not_a_host(entry: str) -> Optional[Problem]:
+    """Why an entry of ``PIXSTOR_AZURE_HTTP_HOSTS`` is not host or host:port (None if it is)."""
     if "://" in entry:
-        return "it has a scheme: name the host only"
+        return HOST_SCHEME
     if "*" in entry:
-        return "it has a wildcard: name each host"
+        return HOST_WILDCARD
     parts = urlsplit("//" + entry)
     try:
         port = parts.port
     except ValueError:
-        return "its port is not a number from 1 to 65535"
+        return HOST_PORT
     if parts.username is not None:
-        return "it has a user"
+        return HOST_USER
     if parts.path or parts.query or parts.fragment:
-        return "it has a path"
+        return HOST_PATH
     if not parts.hostname:
-        return "it names no host"
+        return NO_HOST
     if port == 0:
-        return "its port is not a number from 1 to 65535"
-    return ""
+        return HOST_PORT
+    return None
 
 
 def config_path(named: Optional[str]) -> Tuple[Path, bool]:
@@ -652,7 +740,7 @@ class IniFiles:
             found = None
         if found is None or not stat.S_ISREG(found.st_mode):
             if explicit:
-                raise SettingsError(CONFIG.name, f"names {path}, which is not a readable file")
+                raise CONFIG_NOT_A_FILE.error(CONFIG.name, path=path)
             return {}, None
         status = _status(found)
         key = (str(path), status)
@@ -682,7 +770,7 @@ def _parse(path: Path, explicit: bool, mode: int, owner: Optional[int] = None) -
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise _invalid(path, f"line {line} is not UTF-8 text") from None
+        raise _invalid(path, _part(INI_NOT_UTF8, line=line)) from None
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
@@ -691,10 +779,11 @@ def _parse(path: Path, explicit: bool, mode: int, owner: Optional[int] = None) -
     values = {}  # type: Dict[str, str]
     for section in parser.sections():
         if section.lower() not in SECTIONS:
-            raise SettingsError(
+            raise CONFIG_UNKNOWN_SECTION.error(
                 CONFIG.name,
-                f"names {path}, whose section [{section}] is not one of "
-                + ", ".join(f"[{s}]" for s in SECTIONS),
+                path=path,
+                section=section,
+                sections=", ".join(f"[{s}]" for s in SECTIONS),
             )
         for option, value in parser.items(section):
             name = f"{section}_{option}".upper()
@@ -708,34 +797,30 @@ def _parse(path: Path, explicit: bool, mode: int, owner: Optional[int] = None) -
 
 
 def _invalid(path: Path, why: str) -> SettingsError:
-    return SettingsError(CONFIG.name, f"names {path}, which is not a valid INI file: {why}")
+    return CONFIG_NOT_INI.error(CONFIG.name, path=path, why=why)
 
 
 def _syntax(exc: configparser.Error, parser: configparser.ConfigParser, text: str) -> str:
     """Where and what an INI syntax error is, by line number and option name: never the
     line's text, which may hold a key."""
     if isinstance(exc, configparser.DuplicateOptionError):
-        return f"line {exc.lineno} sets {_shown_name(exc.option)} in [{exc.section}] a second time"
+        option = _shown_name(exc.option)
+        return _part(INI_OPTION_TWICE, line=exc.lineno, option=option, section=exc.section)
     if isinstance(exc, configparser.DuplicateSectionError):
-        return f"line {exc.lineno} starts [{exc.section}] a second time"
+        return _part(INI_SECTION_TWICE, line=exc.lineno, section=exc.section)
     if isinstance(exc, configparser.MissingSectionHeaderError):
-        return (
-            f"line {exc.lineno} comes before any section: the first line that is not a "
-            "comment must be a section such as [custom_vision]"
-        )
+        return _part(INI_BEFORE_SECTIONS, line=exc.lineno)
     if isinstance(exc, configparser.ParsingError):
         lines = text.splitlines()
-        said = [f"line {number}{_after(parser, lines, number)}" for number, _ in exc.errors]
-        return (
-            f"{', '.join(said)} {'is' if len(said) == 1 else 'are'} not name = value, a "
-            "[section] or a comment (not shown: a value goes on its name's line, or on lines "
-            "indented below it)"
-        )
+        said = [_line(parser, lines, number) for number, _ in exc.errors]
+        verb = "is" if len(said) == 1 else "are"
+        return _part(INI_NOT_LINES, lines=", ".join(said), verb=verb)
     return type(exc).__name__
 
 
-def _after(parser: configparser.ConfigParser, lines: Sequence[str], number: int) -> str:
-    """`` (after NAME in [SECTION])``: the option and section line ``number`` follows."""
+def _line(parser: configparser.ConfigParser, lines: Sequence[str], number: int) -> str:
+    """``line N (after NAME in [SECTION])``: line ``number`` and the option and section it
+    follows."""
     section = option = ""
     for line in lines[: number - 1]:
         stripped = line.strip()
@@ -749,16 +834,16 @@ def _after(parser: configparser.ConfigParser, lines: Sequence[str], number: int)
         if found and not line[:1].isspace():
             option = parser.optionxform(found.group("option").rstrip())
     if not section:
-        return ""
+        return _part(INI_LINE, line=number)
     if not option:
-        return f" (at the start of [{section}])"
-    return f" (after {_shown_name(option)} in [{section}])"
+        return _part(INI_LINE_AT_START, line=number, section=section)
+    return _part(INI_LINE_AFTER, line=number, option=_shown_name(option), section=section)
 
 
 def _shown_name(option: str) -> str:
     """An option's name as an error may show it: not when it may be a key written where a
     name goes."""
-    return "an option (its name not shown)" if _may_be_secret(option) else option
+    return _part(HIDDEN_OPTION) if _may_be_secret(option) else option
 
 
 def _warn_unknown_key(path: Path, section: str, option: str, known: Optional[Setting]) -> None:
@@ -825,17 +910,10 @@ def check_environment(environ: Mapping[str, str]) -> None:
 def _unreadable(path: Path, explicit: bool, folder: bool = False) -> SettingsError:
     """The one line for an INI file this process may not read, with the commands that fix it."""
     user = _user()
-    which = f"names {path}" if explicit else f"is not set, and the default file {path}"
+    which = _part(CONFIG_NAMED if explicit else CONFIG_DEFAULT, path=path)
     if folder:
-        return SettingsError(
-            CONFIG.name,
-            f"{which}, in a folder user {user} may not enter: chown {user} {path.parent} "
-            f"(or chmod o+x {path.parent})",
-        )
-    return SettingsError(
-        CONFIG.name,
-        f"{which}, which user {user} may not read: chown {user} {path} and chmod 600 {path}",
-    )
+        return CONFIG_FOLDER_CLOSED.error(CONFIG.name, which=which, user=user, folder=path.parent)
+    return CONFIG_UNREADABLE.error(CONFIG.name, which=which, user=user, path=path)
 
 
 def _user() -> str:

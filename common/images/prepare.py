@@ -28,7 +28,7 @@ from typing import IO, Dict, Iterator, NamedTuple, Optional, Tuple, Union, cast
 from PIL import Image
 
 from ..ground import pixstor, runtime
-from ..ground.errors import ImageError
+from ..ground.errors import FileProblem, ImageError
 from ..ground.setting_registry import CV_MAX_LONG_EDGE, IMAGE_MEMORY_MB, MAX_LONG_EDGE, MIN_SIDE
 from ..ground.settings import Settings
 from . import colour, memory, scrub, source, vfx
@@ -70,6 +70,19 @@ _CORRUPT = (
     struct.error,
     zlib.error,
 )
+
+# What is wrong with a picture, in the words of its SKIPPED line.
+TOO_SMALL = FileProblem("{size} is too small to analyse ({setting} is {min_edge} px)")
+BOMB = FileProblem("refused as a possible decompression bomb ({why})")
+CORRUPT = FileProblem("corrupt or truncated image data ({why})")
+NO_PIXELS = FileProblem("the image has no pixels")
+NOT_PILLOWS = FileProblem("not an image Pillow can read")
+NOT_PIXSTORS = FileProblem("not an image Pillow or PixStor can read ({why})")
+TOO_THIN = FileProblem("{size} is too long and thin for {service} (at most {max_aspect:g}:1)")
+OUTSIDE_LIMITS = FileProblem(
+    "{size} cannot be brought within {service}'s limits ({min_side} to {max_side} px a side)"
+)
+TOO_MANY_BYTES = FileProblem("cannot be encoded under {service}'s {max_bytes} byte limit")
 
 
 class Limits(NamedTuple):
@@ -208,10 +221,8 @@ def prepare(
     """
     decoded = _source(path, max_edge)
     if min(decoded.display_size) < min_edge:
-        raise ImageError(
-            f"{_size(decoded.display_size)} is too small to analyse "
-            f"({MIN_SIDE.name} is {min_edge} px)"
-        )
+        shown = _size(decoded.display_size)
+        raise TOO_SMALL.error(size=shown, setting=MIN_SIDE.name, min_edge=min_edge)
     files = _decoded()
     key = (limits, max_edge)
     with files.lock:
@@ -333,9 +344,9 @@ def _reading() -> Iterator[None]:
     except Image.UnidentifiedImageError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"refused as a possible decompression bomb ({exc})") from None
+        raise BOMB.error(why=exc) from None
     except _CORRUPT as exc:
-        raise ImageError(f"corrupt or truncated image data ({_short(exc)})") from None
+        raise CORRUPT.error(why=_short(exc)) from None
 
 
 def _decode(opened: source.Opened, path: str, edge: int) -> Decoded:
@@ -359,7 +370,7 @@ def _decode(opened: source.Opened, path: str, edge: int) -> Decoded:
 def _decode_open(im: Image.Image, path: str, identity: source.Stamp, edge: int) -> Decoded:
     stored = im.size
     if min(stored) < 1:
-        raise ImageError("the image has no pixels")
+        raise NO_PIXELS.error()
     fmt = im.format
     with _reading():
         frames = getattr(im, "n_frames", 1)
@@ -479,13 +490,13 @@ def _decode_with_fallback(path: str, identity: source.Stamp, edge: int) -> Decod
     ):
         im = vfx.decode(path)  # EXR, DPX: OpenImageIO, encoded for display
     elif not with_pixstor:
-        raise ImageError("not an image Pillow can read") from None
+        raise NOT_PILLOWS.error() from None
     else:
         try:
             im = pixstor.load_image(path).image
             im.load()
         except Exception as exc:  # PixStor's loader (ImageMagick and others) raises anything
-            raise ImageError(f"not an image Pillow or PixStor can read ({_short(exc)})") from None
+            raise NOT_PIXSTORS.error(why=_short(exc)) from None
     orientation = _orientation(im)
     stored = im.size
     display = (stored[1], stored[0]) if orientation in _ROTATED else stored
@@ -541,18 +552,18 @@ def _target(display: Tuple[int, int], limits: Limits, max_edge: int) -> Tuple[in
     width, height = display
     long_side, short_side = max(width, height), min(width, height)
     if limits.max_aspect and long_side / short_side > limits.max_aspect:
-        raise ImageError(
-            f"{_size(display)} is too long and thin for {limits.service} "
-            f"(at most {limits.max_aspect:g}:1)"
-        )
+        size, service = _size(display), limits.service
+        raise TOO_THIN.error(size=size, service=service, max_aspect=limits.max_aspect)
     scale = min(1.0, max_edge / long_side, limits.max_side / long_side)
     if short_side * scale < limits.min_side:
         # The service's minimum wins over the preferred long edge.
         scale = limits.min_side / short_side
         if long_side * scale > limits.max_side:
-            raise ImageError(
-                f"{_size(display)} cannot be brought within {limits.service}'s "
-                f"limits ({limits.min_side} to {limits.max_side} px a side)"
+            raise OUTSIDE_LIMITS.error(
+                size=_size(display),
+                service=limits.service,
+                min_side=limits.min_side,
+                max_side=limits.max_side,
             )
     return (max(1, round(width * scale)), max(1, round(height * scale)))
 
@@ -577,7 +588,7 @@ def _encode(decoded: Decoded, limits: Limits, size: Tuple[int, int]) -> Prepared
         data = _jpeg(image, _SHRINK_QUALITY)
         if len(data) <= limits.max_bytes:
             return _prepared(decoded, data, "JPEG", image.size, as_is=False)
-    raise ImageError(f"cannot be encoded under {limits.service}'s {limits.max_bytes} byte limit")
+    raise TOO_MANY_BYTES.error(service=limits.service, max_bytes=limits.max_bytes)
 
 
 def _sized(decoded: Decoded, size: Tuple[int, int]) -> Image.Image:

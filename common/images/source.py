@@ -34,7 +34,7 @@ import time
 from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
 from ..ground import budget
-from ..ground.errors import ImageError
+from ..ground.errors import FileProblem, ImageError
 from ..ground.setting_registry import FILE_TIMEOUT, MAX_FILE_MB
 from ..ground.settings import Settings
 
@@ -49,6 +49,19 @@ _NOT_REGULAR = (
     (stat.S_ISSOCK, "a socket"),
     (stat.S_ISDIR, "a folder"),
 )
+
+# What is wrong with a file, in the words of its SKIPPED line.
+NO_FORMAT = FileProblem("not an image: its first bytes are of no format the plugins read")
+TOO_LARGE = FileProblem("{size}, larger than {setting} ({largest} MB): not read")
+REPLACED = FileProblem(
+    "the file was replaced or rewritten while it was processed: nothing was sent"
+)
+PERMISSION_DENIED = FileProblem("permission denied")
+UNREADABLE = FileProblem("cannot read the file ({why})")
+OUT_OF_TIME = FileProblem(
+    "ran out of the file's time budget while it was read ({setting}, {seconds:g} s)"
+)
+NOT_REGULAR = FileProblem("not a regular file{what}")
 
 
 class Stamp(NamedTuple):
@@ -89,11 +102,11 @@ def open_picture(path: str) -> Iterator[Opened]:
             raise unreadable(exc) from None
         kind = sniff(prefix)
         if kind is None:
-            raise ImageError("not an image: its first bytes are of no format the plugins read")
+            raise NO_FORMAT.error()
         largest = Settings.load().get(MAX_FILE_MB)
         if found.size > largest * MB:
             size = _megabytes(found.size)
-            raise ImageError(f"{size}, larger than {MAX_FILE_MB.name} ({largest} MB): not read")
+            raise TOO_LARGE.error(size=size, setting=MAX_FILE_MB.name, largest=largest)
         same_file(path, found)
         yield Opened(f, found, kind)
 
@@ -102,9 +115,7 @@ def same_file(path: str, stamp: Stamp) -> None:
     """ImageError unless ``path`` had ``stamp`` when it was first opened in this thread's file
     budget (the file's digest and its decode, of the same bytes)."""
     if budget.first_seen(path, stamp) != stamp:
-        raise ImageError(
-            "the file was replaced or rewritten while it was processed: nothing was sent"
-        )
+        raise REPLACED.error()
 
 
 def chunks(f: io.BufferedIOBase, size: int = CHUNK) -> Iterator[memoryview]:
@@ -130,23 +141,20 @@ def chunks(f: io.BufferedIOBase, size: int = CHUNK) -> Iterator[memoryview]:
 def unreadable(exc: OSError) -> ImageError:
     """The ImageError for an OSError met opening or reading a file."""
     if isinstance(exc, PermissionError):
-        return ImageError("permission denied")
-    return ImageError(f"cannot read the file ({exc.strerror or exc})")
+        return PERMISSION_DENIED.error()
+    return UNREADABLE.error(why=exc.strerror or exc)
 
 
 def out_of_time() -> ImageError:
-    return ImageError(
-        f"ran out of the file's time budget while it was read "
-        f"({FILE_TIMEOUT.name}, {budget.total() or 0:g} s)"
-    )
+    return OUT_OF_TIME.error(setting=FILE_TIMEOUT.name, seconds=budget.total() or 0)
 
 
 def _regular(found: os.stat_result) -> os.stat_result:
     for test, what in _NOT_REGULAR:
         if test(found.st_mode):
-            raise ImageError(f"not a regular file ({what})")
+            raise NOT_REGULAR.error(what=f" ({what})")
     if not stat.S_ISREG(found.st_mode):
-        raise ImageError("not a regular file")
+        raise NOT_REGULAR.error(what="")
     return found
 
 

@@ -26,7 +26,7 @@ from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple
 from PIL import Image
 
 from ..ground import runtime
-from ..ground.errors import ImageError, SettingsError
+from ..ground.errors import ImageError, Problem
 from ..ground.setting_registry import OCIO_CONFIG, OCIO_DISPLAY, OCIO_VIEW, VFX_DECODER
 from ..ground.settings import Settings
 
@@ -36,6 +36,21 @@ MIME_TYPES = frozenset({"image/x-exr", "image/x-dpx", "image/aces"})
 # The errors OpenImageIO's and OpenColorIO's Python bindings raise on a bad file or config
 # (their own exception classes derive from these).
 _LIBRARY_ERRORS = (RuntimeError, ValueError, TypeError, OSError, IndexError)
+
+# What is wrong with PIXSTOR_AZURE_VFX_DECODER and PIXSTOR_AZURE_OCIO_..., in their words.
+NO_OPENIMAGEIO = Problem(
+    "needs OpenImageIO and numpy, which cannot be imported on this Python ({reason}): install "
+    "them with pip install '{extra}' (Python 3.8 and later), or leave EXR and DPX to PixStor's "
+    "loader"
+)
+NO_OPENCOLORIO = Problem(
+    "is set, but OpenColorIO cannot be imported on this Python ({reason}): install it with pip "
+    "install '{extra}', or unset it for the sRGB transfer"
+)
+NOT_A_CONFIG = Problem("cannot be read as an OpenColorIO config ({reason})")
+NO_DISPLAY = Problem("names no display of {config}; it has: {displays}")
+NO_VIEW = Problem("names no view of the display {display}; it has: {views}")
+CANNOT_SHOW = Problem("cannot show {source} on {display}, {view} ({reason})")
 
 
 class Libraries(NamedTuple):
@@ -75,12 +90,7 @@ def libraries(setting: str = VFX_DECODER.name) -> Libraries:
         import numpy
         import OpenImageIO as oiio
     except (ImportError, OSError) as exc:  # OSError: a shared library that does not load
-        raise SettingsError(
-            setting,
-            "needs OpenImageIO and numpy, which cannot be imported on this Python "
-            f"({_first_line(exc)}): install them with pip install '{EXTRA}' (Python 3.8 "
-            "and later), or leave EXR and DPX to PixStor's loader",
-        ) from None
+        raise NO_OPENIMAGEIO.error(setting, reason=_first_line(exc), extra=EXTRA) from None
     return Libraries(oiio, numpy)
 
 
@@ -204,9 +214,12 @@ class View:
             try:
                 processor = self.config.getProcessor(transform).getDefaultCPUProcessor()
             except (*_LIBRARY_ERRORS, self.ocio.Exception) as exc:
-                raise SettingsError(
+                raise CANNOT_SHOW.error(
                     OCIO_CONFIG.name,
-                    f"cannot show {source} on {self.display}, {self.view} ({_first_line(exc)})",
+                    source=source,
+                    display=self.display,
+                    view=self.view,
+                    reason=_first_line(exc),
                 ) from None
             self.processors[source] = processor
         shown = light.copy()  # OpenColorIO works in place
@@ -222,31 +235,24 @@ def _view(settings: Settings) -> Optional[View]:
     try:
         import PyOpenColorIO as ocio
     except (ImportError, OSError) as exc:
-        raise SettingsError(
-            OCIO_CONFIG.name,
-            f"is set, but OpenColorIO cannot be imported on this Python ({_first_line(exc)}): "
-            f"install it with pip install '{EXTRA}', or unset it for the sRGB transfer",
-        ) from None
+        raise NO_OPENCOLORIO.error(OCIO_CONFIG.name, reason=_first_line(exc), extra=EXTRA) from None
     if not where.startswith("ocio://"):  # OpenColorIO's own built-in configs
         where = os.path.expanduser(where)
     try:
         config = ocio.Config.CreateFromFile(where)
     except (*_LIBRARY_ERRORS, ocio.Exception, ocio.ExceptionMissingFile) as exc:
-        raise SettingsError(
-            OCIO_CONFIG.name, f"cannot be read as an OpenColorIO config ({_first_line(exc)})"
-        ) from None
+        raise NOT_A_CONFIG.error(OCIO_CONFIG.name, reason=_first_line(exc)) from None
     display = settings.get(OCIO_DISPLAY, "") or config.getDefaultDisplay()
     if display not in config.getDisplays():
-        raise SettingsError(
+        raise NO_DISPLAY.error(
             OCIO_DISPLAY.name,
-            f"names no display of {OCIO_CONFIG.name}; it has: {', '.join(config.getDisplays())}",
+            config=OCIO_CONFIG.name,
+            displays=", ".join(config.getDisplays()),
         )
     view = settings.get(OCIO_VIEW, "") or config.getDefaultView(display)
     if view not in config.getViews(display):
-        raise SettingsError(
-            OCIO_VIEW.name,
-            f"names no view of the display {display}; it has: "
-            f"{', '.join(config.getViews(display))}",
+        raise NO_VIEW.error(
+            OCIO_VIEW.name, display=display, views=", ".join(config.getViews(display))
         )
     return View(ocio, config, display, view)
 

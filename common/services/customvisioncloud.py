@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 
 from ..answers import pacing
 from ..answers.answer import Answer, fresh
-from ..ground.errors import Refused, ServiceError, SettingsError
+from ..ground.errors import Problem, Refused, ServiceError
 from ..ground.outcomes import IMAGE_REFUSED, KEY_REFUSED, OTHER_TIER, THROTTLED, Outcome
 from ..ground.setting_registry import (
     CLASSIFY_ITERATION,
@@ -51,6 +51,8 @@ NO_PREDICTION_API = Outcome(
     "prediction resource){said}",
     status=frozenset({404}),
 )
+# CUSTOM_VISION_<TASK>_PROJECT is not a GUID (``train`` says the same of the same setting).
+PROJECT_NOT_GUID = Problem("must be the project id, a GUID from the project's settings")
 
 
 class CustomVisionCloud(Service):
@@ -87,10 +89,7 @@ class CustomVisionCloud(Service):
         try:
             self.project = str(uuid.UUID(project))
         except ValueError:
-            raise SettingsError(
-                task.setting("PROJECT"),
-                "must be the project id, a GUID from the project's settings",
-            ) from None
+            raise PROJECT_NOT_GUID.error(task.setting("PROJECT")) from None
         self.endpoint = settings.get(CV_ENDPOINT)
         self.key = settings.get(CV_KEY)
         self.iteration = settings.get(task.declared("ITERATION"))

@@ -22,7 +22,7 @@ from ..answers import pacing
 from ..answers.answer import Answer, fresh
 from ..ground import runtime
 from ..ground.boxes import Box
-from ..ground.errors import Refused, ServiceError, SettingsError
+from ..ground.errors import Problem, Refused, ServiceError
 from ..ground.logonce import log_once
 from ..ground.outcomes import (
     IMAGE_REFUSED,
@@ -132,6 +132,18 @@ _LAST = (
     Outcome(Refused, _AS_SET_UP, status=frozenset({400})),  # the same for every file
     THROTTLED,
 )
+
+# What is wrong with AZURE_VISION_FEATURES, AZURE_VISION_API_VERSION, AZURE_VISION_LANGUAGE.
+FEATURES_NOT_IN_REGION = Problem(
+    "asks only for {features}, which the resource at AZURE_VISION_ENDPOINT does not offer in "
+    "its region{hint}"
+)
+ASK_32_FOR_CAPTIONS = Problem(" (set AZURE_VISION_API=3.2 for captions)")  # 4.0's hint
+ONLY_READ_ON_32 = Problem(
+    "asks only for read, which AZURE_VISION_API=3.2 reads with the Read API, not with analyze"
+)
+API_VERSION_NOT_A_DATE = Problem("must be a date such as 2024-02-01; the value set is not one")
+LANGUAGE_NOT_A_CODE = Problem("must be a language code such as en or es; the value set is not one")
 
 
 class Analyze(Service):
@@ -250,11 +262,9 @@ class Analyze(Service):
         gone = set(self.turned_down())
         features = [f for f in self.features if f not in gone]
         if not features:
-            hint = " (set AZURE_VISION_API=3.2 for captions)" if self.api == API_40 else ""
-            raise SettingsError(
-                VISION_FEATURES.name,
-                f"asks only for {', '.join(self.features)}, which the resource at "
-                f"AZURE_VISION_ENDPOINT does not offer in its region{hint}",
+            hint = ASK_32_FOR_CAPTIONS.words if self.api == API_40 else ""
+            raise FEATURES_NOT_IN_REGION.error(
+                VISION_FEATURES.name, features=", ".join(self.features), hint=hint
             )
         return features
 
@@ -301,10 +311,7 @@ class ImageAnalysis40(Analyze):
     def read_api_version(self, settings: Settings) -> str:
         api_version = settings.get(VISION_API_VERSION)
         if not _API_VERSION.match(api_version):
-            raise SettingsError(
-                VISION_API_VERSION.name,
-                "must be a date such as 2024-02-01; the value set is not one",
-            )
+            raise API_VERSION_NOT_A_DATE.error(VISION_API_VERSION.name)
         return api_version
 
     def result_key(self, feature: str) -> str:
@@ -331,11 +338,7 @@ class ComputerVision32(Analyze):
     def offered(self, asked: List[str], text_elsewhere: bool) -> Tuple[str, ...]:
         features = tuple(f for f in asked if f in _V32_NAMES)
         if not features:
-            raise SettingsError(
-                VISION_FEATURES.name,
-                "asks only for read, which AZURE_VISION_API=3.2 reads with the Read API, "
-                "not with analyze",
-            )
+            raise ONLY_READ_ON_32.error(VISION_FEATURES.name)
         if self.gender_neutral:
             log_once(
                 log,
@@ -371,10 +374,7 @@ def language_of(settings: Settings) -> str:
     """``AZURE_VISION_LANGUAGE``, checked: the language tags, captions and names are in."""
     language = settings.get(VISION_LANGUAGE)
     if not _LANGUAGE.match(language):
-        raise SettingsError(
-            VISION_LANGUAGE.name,
-            "must be a language code such as en or es; the value set is not one",
-        )
+        raise LANGUAGE_NOT_A_CODE.error(VISION_LANGUAGE.name)
     return language
 
 

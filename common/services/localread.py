@@ -35,7 +35,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ..answers.answer import Answer, fresh
 from ..ground import runtime
-from ..ground.errors import ImageError, ServiceError, SettingsError
+from ..ground.errors import ImageError, Problem, ServiceError
 from ..ground.logonce import log_once
 from ..ground.outcomes import UNEXPECTED
 from ..ground.setting_registry import (
@@ -84,6 +84,20 @@ JOIN_HEIGHTS = 1.8
 SAME_ROW = 0.5
 # The probability of a space, between two characters, at which a space is read there.
 SPACE_FLOOR = 0.05
+
+# What is wrong with the setting that chose the engine, in its words.
+NOT_INSTALLED = Problem(
+    "is local, but the OCR engine cannot be imported on this Python {python} ({reason}): "
+    "install it with pip install '{extra}' (Python 3.8 to 3.12; on 3.6: pip install "
+    "'{package}==1.4.4' 'opencv-python<4.7'), or read the text with Azure's Read"
+)
+NOT_STARTING = Problem("is local, but the OCR engine does not start ({reason})")
+OTHER_VERSION = Problem(
+    "is local, but this {package} does not recognise as 1.4 does: install '{extra}' as "
+    "setup.cfg pins it"
+)
+NO_MODELS = Problem("is local, but {package} holds no models: reinstall it")
+NO_READ = Problem("leaves out read, the one feature {api}=local gives")
 
 
 class Piece(NamedTuple):
@@ -204,30 +218,24 @@ def load_engine(setting: str) -> Engine:
         from rapidocr_onnxruntime.utils.infer_engine import ONNXRuntimeError
         from rapidocr_onnxruntime.utils.load_image import LoadImageError
     except (ImportError, OSError) as exc:  # OSError: a shared library that does not load
-        raise SettingsError(
+        raise NOT_INSTALLED.error(
             setting,
-            f"is local, but the OCR engine cannot be imported on this Python "
-            f"{sys.version_info[0]}.{sys.version_info[1]} ({_short(exc)[:150]}): install it "
-            f"with pip install '{EXTRA}' (Python 3.8 to 3.12; on 3.6: pip install "
-            f"'{PACKAGE}==1.4.4' 'opencv-python<4.7'), or read the text with Azure's Read",
+            python=f"{sys.version_info[0]}.{sys.version_info[1]}",
+            reason=_short(exc)[:150],
+            extra=EXTRA,
+            package=PACKAGE,
         ) from None
     package = Path(rapidocr_onnxruntime.__file__).resolve().parent
     digest = _digest(setting, sorted((package / "models").glob("*.onnx")))
     try:
         ocr = rapidocr_onnxruntime.RapidOCR(**OPTIONS)
     except (ONNXRuntimeError, RuntimeError, OSError, ValueError) as exc:
-        raise SettingsError(
-            setting, f"is local, but the OCR engine does not start ({_short(exc)})"
-        ) from None
+        raise NOT_STARTING.error(setting, reason=_short(exc)) from None
     recogniser = getattr(ocr, "text_rec", None)
     decoder = getattr(recogniser, "postprocess_op", None)
     characters = getattr(decoder, "character", None)
     if recogniser is None or not characters or characters[-1] != " ":
-        raise SettingsError(
-            setting,
-            f"is local, but this {PACKAGE} does not recognise as 1.4 does: install "
-            f"'{EXTRA}' as setup.cfg pins it",
-        )
+        raise OTHER_VERSION.error(setting, package=PACKAGE, extra=EXTRA)
     recogniser.postprocess_op = SpacedDecoder(characters)
     version = _version(rapidocr_onnxruntime)
     log.info("%s: %s loaded from %s (models %s)", setting, PACKAGE, package, digest[:12])
@@ -244,7 +252,7 @@ def load_engine(setting: str) -> Engine:
 def _digest(setting: str, models: Sequence[Path]) -> str:
     """SHA-256 over the model files' names and bytes: what answers, whatever the version says."""
     if not models:
-        raise SettingsError(setting, f"is local, but {PACKAGE} holds no models: reinstall it")
+        raise NO_MODELS.error(setting, package=PACKAGE)
     sha = hashlib.sha256()
     for model in models:
         sha.update(model.name.encode("utf-8") + b"\0" + model.read_bytes())
@@ -294,10 +302,7 @@ class LocalRead(Service):
         """What answers ``azurevision.py`` when ``AZURE_VISION_API=local``: the text, and no
         tags, caption or objects (nothing here finds those)."""
         if "read" not in asked:
-            raise SettingsError(
-                VISION_FEATURES.name,
-                f"leaves out read, the one feature {VISION_API.name}=local gives",
-            )
+            raise NO_READ.error(VISION_FEATURES.name, api=VISION_API.name)
         others = [feature for feature in asked if feature != "read"]
         if others:
             log_once(

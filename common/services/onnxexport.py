@@ -41,7 +41,7 @@ from PIL import Image
 
 from ..answers.answer import Answer, fresh
 from ..ground import runtime
-from ..ground.errors import ImageError, ServiceError, SettingsError
+from ..ground.errors import ImageError, Problem, ServiceError, SettingsError
 from ..ground.setting_registry import CLASSIFY_MODEL, DETECT_MODEL
 from ..ground.settings import Settings
 from ..images import prepare
@@ -94,6 +94,60 @@ _ORT_ERRORS = (
     "EPFail",
 )
 
+# What is wrong with the setting that names the export (or chose this backend), in its words.
+NOT_INSTALLED = Problem(
+    "is onnx, but onnxruntime and numpy cannot be imported on this Python {python} ({reason}): "
+    "install them with {install}, or choose the container or cloud backend"
+)
+MISSING = Problem("names {where}, which does not exist (the exported zip or its folder)")
+UNREADABLE = Problem("names {where}, which cannot be read ({reason})")
+NO_FILE = Problem(
+    "names {where}, which has no {name}: an ONNX export holds model.onnx and labels.txt"
+)
+TOO_LARGE = Problem("names {where}, whose {name} is far too large")
+NO_MODEL = Problem("names {where}, a zip without model.onnx: not an ONNX export")
+NO_LABELS = Problem("names {where}, a zip without labels.txt")
+NOT_A_ZIP = Problem("names {where}, which is not a readable zip ({reason})")
+LABELS_NOT_TEXT = Problem("names {where}, whose labels.txt is not UTF-8 text")
+LABELS_EMPTY = Problem("names {where}, whose labels.txt is empty")
+LABELS_EMPTY_LINE = Problem("names {where}, whose labels.txt has an empty line {line}")
+NOT_LOADABLE = Problem("names {where}, which onnxruntime cannot load ({reason})")
+INPUTS_NOT_ONE = Problem("names {where}, whose model has {count} inputs, not one picture")
+INPUT_TYPE = Problem("names {where}, whose input {name!r} is {type}, not float or float16")
+INPUT_SHAPE = Problem(
+    "names {where}, whose input {name!r} has the shape {shape}, not [1, 3, height, width]"
+)
+UNKNOWN_FORM = Problem(
+    "names {where}, whose outputs ({outputs}) are those of no Custom Vision export: "
+    "model_output; classLabel and loss; detected_boxes, detected_classes and detected_scores; "
+    "or one YOLO grid"
+)
+FAILS_BLANK = Problem("names {where}, whose model fails on a blank picture ({reason})")
+LABELS_NOT_SCORED = Problem(
+    "names {where}, whose labels.txt lists {count} labels but whose model scores {classes} "
+    "classes: the two files are from different exports"
+)
+LABELS_NOT_CLASSES = Problem(
+    "names {where}, whose labels.txt does not list the classes its model scores ({classes}): "
+    "the two files are from different exports"
+)
+BOXES_SHAPE = Problem("names {where}, whose detected_boxes has the shape {shape}")
+LABELS_NOT_GRID = Problem(
+    "names {where}, whose labels.txt lists {count} labels but whose model's grid has "
+    "{channels} channels, not 5 x (5 + {count}) = {needed}: the two files are from different "
+    "exports"
+)
+CLASS_NOT_LISTED = Problem(
+    "names {where}, whose model scores classes labels.txt does not list ({label!r})"
+)
+CLASS_OUT_OF_RANGE = Problem(
+    "names {where}, whose model found class {index}, but labels.txt lists {count} labels: the "
+    "two files are from different exports"
+)
+WRONG_TASK = Problem(
+    "names {where}, whose model is for {form}, but this plugin needs {wanted} export"
+)
+
 
 class Libraries(NamedTuple):
     numpy: Any
@@ -108,11 +162,11 @@ def libraries(backend_setting: str) -> Libraries:
 
         onnxruntime = ortquiet.load()  # its telemetry off before it is imported
     except (ImportError, OSError) as exc:  # OSError: a shared library that does not load
-        raise SettingsError(
+        raise NOT_INSTALLED.error(
             backend_setting,
-            f"is onnx, but onnxruntime and numpy cannot be imported on this Python "
-            f"{sys.version_info[0]}.{sys.version_info[1]} ({str(exc).splitlines()[0][:150]}): "
-            f"install them with {_install_hint()}, or choose the container or cloud backend",
+            python=f"{sys.version_info[0]}.{sys.version_info[1]}",
+            reason=str(exc).splitlines()[0][:150],
+            install=_install_hint(),
         ) from None
     try:
         from onnxruntime.capi import onnxruntime_pybind11_state as state
@@ -160,7 +214,7 @@ class Model:
                 export.model, sess_options=options, providers=["CPUExecutionProvider"]
             )
         except libs.errors as exc:
-            raise self.refuse(f"which onnxruntime cannot load ({_short(exc)})") from None
+            raise self.refuse(NOT_LOADABLE, reason=_short(exc)) from None
         self._read_input()
         meta = self.session.get_modelmeta().custom_metadata_map or {}
         self.bgr = meta.get("Image.BitmapPixelFormat") == "Bgr8"
@@ -168,8 +222,9 @@ class Model:
         self.form, self.outputs = self._read_form()
         self._probe()
 
-    def refuse(self, problem: str) -> SettingsError:
-        return SettingsError(self.setting, f"names {self.where}, {problem}")
+    def refuse(self, problem: Problem, **values: Any) -> SettingsError:
+        """``problem`` of this model's setting, naming its place (``where``)."""
+        return problem.error(self.setting, where=self.where, **values)
 
     @property
     def decode_edge(self) -> int:
@@ -180,17 +235,15 @@ class Model:
     def _read_input(self) -> None:
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise self.refuse(f"whose model has {len(inputs)} inputs, not one picture")
+            raise self.refuse(INPUTS_NOT_ONE, count=len(inputs))
         data = inputs[0]
         types = {"tensor(float)": self.np.float32, "tensor(float16)": self.np.float16}
         if data.type not in types:
-            raise self.refuse(f"whose input {data.name!r} is {data.type}, not float or float16")
+            raise self.refuse(INPUT_TYPE, name=data.name, type=data.type)
         shape = list(data.shape)
         fixed = [d for d in shape[1:] if isinstance(d, int) and d > 0]
         if len(shape) != 4 or len(fixed) != 3 or shape[1] != 3:
-            raise self.refuse(
-                f"whose input {data.name!r} has the shape {shape}, not [1, 3, height, width]"
-            )
+            raise self.refuse(INPUT_SHAPE, name=data.name, shape=shape)
         self.input = data.name
         self.dtype = types[data.type]
         self.height, self.width = shape[2], shape[3]
@@ -209,11 +262,7 @@ class Model:
             (only,) = outputs.values()
             if only.type in ("tensor(float)", "tensor(float16)") and len(only.shape) == 4:
                 return DETECTOR_YOLO, [only.name]
-        raise self.refuse(
-            f"whose outputs ({', '.join(outputs) or 'none'}) are those of no Custom Vision "
-            "export: model_output; classLabel and loss; detected_boxes, detected_classes and "
-            "detected_scores; or one YOLO grid"
-        )
+        raise self.refuse(UNKNOWN_FORM, outputs=", ".join(outputs) or "none")
 
     def _probe(self) -> None:
         """Run a blank picture once: the model must run, and agree with labels.txt."""
@@ -221,34 +270,26 @@ class Model:
         try:
             found = self.session.run(self.outputs, {self.input: blank})
         except self.errors as exc:
-            raise self.refuse(f"whose model fails on a blank picture ({_short(exc)})") from None
+            raise self.refuse(FAILS_BLANK, reason=_short(exc)) from None
         count = len(self.labels)
         if self.form == CLASSIFIER_S1:
             classes = int(self.np.asarray(found[0]).size)
             if classes != count:
-                raise self.refuse(
-                    f"whose labels.txt lists {count} labels but whose model scores {classes} "
-                    "classes: the two files are from different exports"
-                )
+                raise self.refuse(LABELS_NOT_SCORED, count=count, classes=classes)
         elif self.form == CLASSIFIER_MAP:
             named = set(_one_map(found[0]) or {})
             if named != set(self.labels):
-                raise self.refuse(
-                    "whose labels.txt does not list the classes its model scores "
-                    f"({', '.join(sorted(named)[:10])}): the two files are from different exports"
-                )
+                raise self.refuse(LABELS_NOT_CLASSES, classes=", ".join(sorted(named)[:10]))
         elif self.form == DETECTOR_S1:
             boxes = self.np.asarray(found[0])
             if boxes.ndim != 3 or boxes.shape[-1] != 4:
-                raise self.refuse(f"whose detected_boxes has the shape {list(boxes.shape)}")
+                raise self.refuse(BOXES_SHAPE, shape=list(boxes.shape))
         else:
             grid = self.np.asarray(found[0])
             channels = grid.shape[1]
             if grid.shape[0] != 1 or channels != len(YOLO_ANCHORS) * (5 + count):
                 raise self.refuse(
-                    f"whose labels.txt lists {count} labels but whose model's grid has "
-                    f"{channels} channels, not 5 x (5 + {count}) = {5 * (5 + count)}: the two "
-                    "files are from different exports"
+                    LABELS_NOT_GRID, count=count, channels=channels, needed=5 * (5 + count)
                 )
 
     # ------------------------------------------------------------------ per picture
@@ -290,9 +331,7 @@ class Model:
                 )
             unknown = [str(k) for k in scored if k not in self.labels]
             if unknown:
-                raise self.refuse(
-                    f"whose model scores classes labels.txt does not list ({unknown[0]!r})"
-                )
+                raise self.refuse(CLASS_NOT_LISTED, label=unknown[0])
             index = {label: i for i, label in enumerate(self.labels)}
             return [self._tag(index[k], scored[k]) for k in sorted(scored, key=index.__getitem__)]
         if self.form == DETECTOR_S1:
@@ -319,10 +358,7 @@ class Model:
 
     def _detection(self, index: int, probability: float, corners: Sequence[float]) -> dict:
         if not 0 <= index < len(self.labels):
-            raise self.refuse(
-                f"whose model found class {index}, but labels.txt lists {len(self.labels)} "
-                "labels: the two files are from different exports"
-            )
+            raise self.refuse(CLASS_OUT_OF_RANGE, index=index, count=len(self.labels))
         x1, y1, x2, y2 = (min(1.0, max(0.0, float(c))) for c in corners)
         box = {
             "left": round(x1, 8),
@@ -415,15 +451,15 @@ def read_labels(setting: str, where: str, data: bytes) -> List[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise SettingsError(setting, f"names {where}, whose labels.txt is not UTF-8 text") from None
+        raise LABELS_NOT_TEXT.error(setting, where=where) from None
     labels = [line.strip() for line in text.splitlines()]
     while labels and not labels[-1]:
         labels.pop()
     if not labels:
-        raise SettingsError(setting, f"names {where}, whose labels.txt is empty")
+        raise LABELS_EMPTY.error(setting, where=where)
     if "" in labels:
         line = labels.index("") + 1
-        raise SettingsError(setting, f"names {where}, whose labels.txt has an empty line {line}")
+        raise LABELS_EMPTY_LINE.error(setting, where=where, line=line)
     return labels
 
 
@@ -431,9 +467,7 @@ def read_export(setting: str, path: Path) -> Export:
     """model.onnx and labels.txt from the zip, the folder, or beside the model file named."""
     where = str(path)
     if not path.exists():
-        raise SettingsError(
-            setting, f"names {where}, which does not exist (the exported zip or its folder)"
-        )
+        raise MISSING.error(setting, where=where)
     try:
         if path.is_dir():
             return _from_files(setting, path / "model.onnx", path / "labels.txt", where)
@@ -441,22 +475,16 @@ def read_export(setting: str, path: Path) -> Export:
             return _from_zip(setting, path)
         return _from_files(setting, path, path.with_name("labels.txt"), where)
     except OSError as exc:
-        raise SettingsError(
-            setting, f"names {where}, which cannot be read ({exc.strerror or exc})"
-        ) from None
+        raise UNREADABLE.error(setting, where=where, reason=exc.strerror or exc) from None
 
 
 def _from_files(setting: str, model: Path, labels: Path, where: str) -> Export:
     for needed in (model, labels):
         if not needed.is_file():
-            raise SettingsError(
-                setting,
-                f"names {where}, which has no {needed.name}: an ONNX export holds model.onnx "
-                "and labels.txt",
-            )
+            raise NO_FILE.error(setting, where=where, name=needed.name)
     for needed, limit in ((model, MAX_MODEL_BYTES), (labels, MAX_LABELS_BYTES)):
         if needed.stat().st_size > limit:
-            raise SettingsError(setting, f"names {where}, whose {needed.name} is far too large")
+            raise TOO_LARGE.error(setting, where=where, name=needed.name)
     return Export(model.read_bytes(), labels.read_bytes(), where)
 
 
@@ -472,24 +500,18 @@ def _from_zip(setting: str, path: Path) -> Export:
                 key=lambda n: (n.count("/"), n),
             )
             if not models:
-                raise SettingsError(
-                    setting, f"names {where}, a zip without model.onnx: not an ONNX export"
-                )
+                raise NO_MODEL.error(setting, where=where)
             folder = models[0][: -len("model.onnx")]
             labels = members.get(folder + "labels.txt")
             if labels is None:
-                raise SettingsError(setting, f"names {where}, a zip without labels.txt")
+                raise NO_LABELS.error(setting, where=where)
             model = members[models[0]]
             for info, limit in ((model, MAX_MODEL_BYTES), (labels, MAX_LABELS_BYTES)):
                 if info.file_size > limit:
-                    raise SettingsError(
-                        setting, f"names {where}, whose {info.filename} is far too large"
-                    )
+                    raise TOO_LARGE.error(setting, where=where, name=info.filename)
             return Export(archive.read(model), archive.read(labels), where)
     except _ZIP_ERRORS as exc:
-        raise SettingsError(
-            setting, f"names {where}, which is not a readable zip ({_short(exc)})"
-        ) from None
+        raise NOT_A_ZIP.error(setting, where=where, reason=_short(exc)) from None
 
 
 def _stamp(path: Path) -> Tuple:
@@ -567,9 +589,7 @@ class CustomVisionOnnx(Service):
         self.model = models.get(self.setting, named, task.setting("BACKEND"))
         wanted = "a classification" if task is CLASSIFY else "an object detection"
         if (self.model.form in _CLASSIFIERS) != (task is CLASSIFY):
-            raise self.model.refuse(
-                f"whose model is for {self.model.form}, but this plugin needs {wanted} export"
-            )
+            raise self.model.refuse(WRONG_TASK, form=self.model.form, wanted=wanted)
 
     def stale(self) -> bool:
         """Whether the export was replaced since this backend was built: ``Settings.built``

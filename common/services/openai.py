@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..answers import fetch, pacing
 from ..answers.answer import Answer, fresh
-from ..ground.errors import ImageError, ImageRejected, Refused, ServiceError, SettingsError
+from ..ground.errors import ImageError, ImageRejected, Problem, Refused, ServiceError
 from ..ground.outcomes import IMAGE_REFUSED, KEY_REFUSED, THROTTLED, UNEXPECTED, Outcome
 from ..ground.setting_registry import (
     OPENAI_API_VERSION,
@@ -152,6 +152,10 @@ OUTCOMES = (
         "AZURE_OPENAI_REQUESTS_PER_SECOND, or raise the quota)"
     ),
 )
+
+# What is wrong with AZURE_OPENAI_API_VERSION.
+API_VERSION_NOT_A_DATE = Problem("must be a date such as {default}; the value set is not one")
+API_VERSION_TOO_OLD = Problem("is {version}, older than structured outputs: use {default} or later")
 
 
 class Chat(Service):
@@ -325,14 +329,10 @@ def _api_version(settings: Settings) -> str:
     version = settings.get(OPENAI_API_VERSION)
     match = _API_VERSION.match(version)
     if not match:
-        raise SettingsError(
-            "AZURE_OPENAI_API_VERSION",
-            f"must be a date such as {DEFAULT_API_VERSION}; the value set is not one",
-        )
+        raise API_VERSION_NOT_A_DATE.error("AZURE_OPENAI_API_VERSION", default=DEFAULT_API_VERSION)
     if match.group(1) < _OLDEST_WITH_SCHEMA:
-        raise SettingsError(
-            "AZURE_OPENAI_API_VERSION",
-            f"is {version}, older than structured outputs: use {DEFAULT_API_VERSION} or later",
+        raise API_VERSION_TOO_OLD.error(
+            "AZURE_OPENAI_API_VERSION", version=version, default=DEFAULT_API_VERSION
         )
     return version
 

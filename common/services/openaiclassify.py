@@ -10,7 +10,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..answers.answer import Answer
-from ..ground.errors import SettingsError
+from ..ground.errors import Problem
 from ..ground.logonce import log_once
 from ..ground.setting_registry import CLASSIFY_CLASSES, CLASSIFY_THRESHOLD, Setting
 from ..ground.settings import Settings
@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 # OpenAI's structured-output limit on enum values in one schema.
 MAX_CLASSES = 500
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+# What is wrong with the list of classes.
+NO_CLASS = Problem("lists no class")
+CLASS_TWICE = Problem("lists {class_name!r} twice")
+TOO_MANY_CLASSES = Problem("lists {count} classes, more than {most}")
 
 
 class OpenAIClassify(Chat):
@@ -113,14 +118,14 @@ def listed_classes(settings: Settings, setting: Setting) -> Tuple[str, ...]:
     classes = [c.strip() for line in value.splitlines() for c in line.split(",")]
     classes = [c for c in classes if c]
     if not classes:
-        raise SettingsError(name, "lists no class")
+        raise NO_CLASS.error(name)
     seen = set()
     for c in classes:
         if c.lower() in seen:
-            raise SettingsError(name, f"lists {c!r} twice")
+            raise CLASS_TWICE.error(name, class_name=c)
         seen.add(c.lower())
     if len(classes) > MAX_CLASSES:
-        raise SettingsError(name, f"lists {len(classes)} classes, more than {MAX_CLASSES}")
+        raise TOO_MANY_CLASSES.error(name, count=len(classes), most=MAX_CLASSES)
     return tuple(classes)
 
 

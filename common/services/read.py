@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from ..answers import pacing
 from ..answers.answer import Answer, fresh
 from ..ground import budget, clock
-from ..ground.errors import ImageRejected, Refused, ServiceError, SettingsError, Unavailable
+from ..ground.errors import ImageRejected, Problem, Refused, ServiceError, Unavailable
 from ..ground.logonce import log_once
 from ..ground.outcomes import (
     IMAGE_REFUSED,
@@ -146,6 +146,12 @@ READING_FAILED = Outcome(
     ImageRejected, "{name} could not read the image: the reading {status}{reason}", answered=True
 )
 READING_DOWN = READING_FAILED._replace(kind=Unavailable, answered=False)
+
+# AZURE_VISION_READ_API asks for Document Intelligence, which has no default endpoint.
+DOC_INTEL_WITHOUT_ENDPOINT = Problem(
+    "is {protocol}, but {endpoint_setting} is not set: name there the Document "
+    "Intelligence resource or container that reads the text"
+)
 
 
 class Read(Service):
@@ -395,10 +401,8 @@ def load(cls: Type[Read], settings: Settings, fallback: bool) -> Optional[Read]:
             min_edge,
         )
     if cls.protocol == DOC_INTEL:
-        raise SettingsError(
-            API_SETTING,
-            f"is {DOC_INTEL}, but {ENDPOINT_SETTING} is not set: name there the Document "
-            "Intelligence resource or container that reads the text",
+        raise DOC_INTEL_WITHOUT_ENDPOINT.error(
+            API_SETTING, protocol=DOC_INTEL, endpoint_setting=ENDPOINT_SETTING
         )
     if settings.raw(KEY_SETTING) is not None:
         log_once(

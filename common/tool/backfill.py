@@ -28,7 +28,7 @@ from ..ground import fields
 from ..ground.errors import PixstorAzureError, SettingsError
 from ..ground.logtext import printable
 from ..ground.setting_registry import SEQUENCES
-from ..ground.settings import Settings
+from ..ground.settings import Settings, unset
 from ..ground.standin import SchemaMismatch, check
 from ..ground.store import MetadataStore, Run
 from ..http import client
@@ -93,7 +93,7 @@ def plan_plugins(
             chosen = catalog.backend(name, settings)
             signature = catalog.signature(name, chosen, settings)
         except SettingsError as exc:
-            if not options.explicit and "not set" in str(exc):
+            if not options.explicit and unset(exc):
                 summary.notes.append(
                     f"{label}: left out, not set up ({exc}); name it with -p to run it"
                 )

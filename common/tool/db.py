@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 from ..answers import cache, pgschema, postgres
 from ..answers.postgres import Connection, Target
 from ..ground import paths
-from ..ground.errors import SettingsError
+from ..ground.errors import Problem, SettingsError
 from ..ground.setting_registry import CACHE, DATABASE
 from ..ground.settings import Settings
 
@@ -28,6 +28,9 @@ HELP = "the database several nodes share: init, status, import"
 S = pgschema.SCHEMA
 BATCH = 2000  # answers copied per statement by `import`
 CHECK_SECONDS = 10.0
+
+DATABASE_NOT_SET = Problem("is not set: name the database to use")
+CACHE_OFF = Problem("is off: name the cache file to import")
 
 
 def add_parser(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +66,7 @@ def db(args: argparse.Namespace) -> int:
     settings = Settings.load()
     found = postgres.target(settings)
     if found is None:
-        raise SettingsError(DATABASE.name, "is not set: name the database to use")
+        raise DATABASE_NOT_SET.error(DATABASE.name)
     try:
         if args.action == "init":
             lines = init(found.dsn, grant=args.grant)
@@ -272,7 +275,7 @@ def _cache_file(settings: Settings, named: Optional[str]) -> Path:
         return Path(named)
     value = settings.get(CACHE)
     if value.lower() == "off":
-        raise SettingsError(CACHE.name, "is off: name the cache file to import")
+        raise CACHE_OFF.error(CACHE.name)
     return Path(os.path.expanduser(value)) if value else paths.cache(settings)
 
 

@@ -20,7 +20,7 @@ from ..ground import budget
 from ..ground.errors import ImageError, ServiceError, SettingsError, Unresolved
 from ..ground.logtext import printable
 from ..ground.setting_registry import ATTEMPTS, FILE_TIMEOUT, VISION_FEATURES
-from ..ground.settings import Settings
+from ..ground.settings import Settings, unset
 from ..services.base import Service
 from ..services.imageanalysis import Analyze
 from . import catalog, db
@@ -65,7 +65,7 @@ def check_plugin(
         chosen = catalog.backend(name, settings)
         described = catalog.describe(name, chosen, settings)
     except SettingsError as exc:
-        if not explicit and "not set" in str(exc):
+        if not explicit and unset(exc):
             return [f"not set up ({exc})"], None
         return [f"settings: {exc}"], False
     lines = [f"uses {described}"]

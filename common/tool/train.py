@@ -39,6 +39,7 @@ from ..ground.logtext import printable
 from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
+from ..services.customvisioncloud import PROJECT_NOT_GUID
 
 HELP = "upload the pictures corrected on a contact sheet to the Custom Vision projects"
 SERVICE = "Custom Vision Training"
@@ -298,9 +299,7 @@ class Project:
         try:
             self.id = str(uuid.UUID(text))
         except ValueError:
-            raise SettingsError(
-                task.project.name, "must be the project id, a GUID from the project's settings"
-            ) from None
+            raise PROJECT_NOT_GUID.error(task.project.name) from None
         self.http = client.HttpConfig.from_settings(settings, None)
         self.url = f"{self.endpoint}{API}/projects/{self.id}"
 
