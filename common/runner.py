@@ -17,11 +17,23 @@ from .ground import budget, fields
 from .ground.errors import Held, PixstorAzureError, Refused, SettingsError, StoreError
 from .ground.logonce import log_once
 from .ground.logtext import guard, printable
+from .ground.outcomes import Outcome
 from .ground.pixstor import Metadata, PluginStatus
 from .ground.setting_registry import FILE_TIMEOUT
 from .ground.settings import Settings
 
 _LEVELS = {"SKIPPED": logging.WARNING, "FATAL": logging.ERROR, "ERRORED": logging.ERROR}
+
+# The words of a file's line beyond the error's own (``ground/outcomes.py``: rows said,
+# matching nothing).
+NOTHING_FOUND = Outcome(None, "nothing found at or above the thresholds")
+STORE_REFUSED = Outcome(None, "the metadata store refused the fields{why}")
+SETTINGS_HOLD = Outcome(None, "{error} (every file fails until it is fixed)")
+REFUSED_HOLD = Outcome(
+    None,
+    "{error} (files fail without asking until it is fixed; asked again at most once a minute)",
+)
+UNEXPECTED_ERROR = Outcome(None, "unexpected {kind}: {error}")
 
 
 def process(
@@ -43,7 +55,7 @@ def process(
         with budget.limit(seconds):
             data = extract(path)
         if not data:
-            logger.info("%s: %s: SKIPPED: nothing found at or above the thresholds", shown, name)
+            logger.info("%s: %s: SKIPPED: %s", shown, name, NOTHING_FOUND.say(name))
             return PluginStatus.SKIPPED
         data, cuts = fields.bound(data)  # no value or field past its bound reaches the index
         for cut in cuts:
@@ -51,16 +63,16 @@ def process(
         try:
             accepted = write(data) if write is not None else Metadata(id_, plugin).update(data)
         except Exception as exc:
-            raise StoreError(f"the metadata store refused the fields ({exc})") from exc
+            raise StoreError(STORE_REFUSED.say(name, why=f" ({exc})")) from exc
         if not accepted:
-            raise StoreError("the metadata store refused the fields")
+            raise StoreError(STORE_REFUSED.say(name, why=""))
         logger.debug("%s: %s: SUCCESS: %s", shown, name, printable(data))
         return PluginStatus.SUCCESS
     except SettingsError as exc:
         log_once(
             logger,
             logging.ERROR,
-            printable(f"{name}: FATAL: {exc} (every file fails until it is fixed)"),
+            printable(f"{name}: FATAL: {SETTINGS_HOLD.say(name, error=exc)}"),
         )
         logger.debug("%s: %s: FATAL: %s", shown, name, printable(exc))
         return PluginStatus.FATAL
@@ -69,10 +81,7 @@ def process(
         log_once(
             logger,
             logging.ERROR,
-            printable(
-                f"{shown}: {name}: FATAL: {exc} (files fail without asking until it is "
-                f"fixed; asked again at most once a minute)"
-            ),
+            printable(f"{shown}: {name}: FATAL: {REFUSED_HOLD.say(name, error=exc)}"),
             key=str(exc),
         )
         logger.debug("%s: %s: FATAL: %s", shown, name, printable(exc))
@@ -87,9 +96,8 @@ def process(
             logger.debug("%s: %s: service said: %s", shown, name, printable(detail))
         return getattr(PluginStatus, exc.status)
     except Exception as exc:
-        logger.error(
-            "%s: %s: FATAL: unexpected %s: %s", shown, name, type(exc).__name__, printable(exc)
-        )
+        said = UNEXPECTED_ERROR.say(name, kind=type(exc).__name__, error=printable(exc))
+        logger.error("%s: %s: FATAL: %s", shown, name, said)
         logger.debug("%s: %s: traceback", shown, name, exc_info=True)
         return PluginStatus.FATAL
 

@@ -31,6 +31,12 @@ from tests.fakecontainer import FakeContainer
 from tests.test_dropin import FAKE_ARCAPIX, _with_site_packages, install
 from tests.wording import row, says
 
+
+def held(error):
+    """A settings problem's line: every file fails until it is fixed."""
+    return says("runner.SETTINGS_HOLD", error=error)
+
+
 EXAMPLE = ROOT / "pixstor-azure.example.ini"
 
 LOADER = textwrap.dedent(
@@ -88,9 +94,7 @@ def test_the_example_file_copied_as_is_is_one_line_and_sends_nothing(tmp_path, m
         "CUSTOM_VISION_ENDPOINT",
         placeholder="YOUR-RESOURCE.cognitiveservices.azure.com",
     )
-    assert errors(logs) == [
-        f"azureclassification: FATAL: {missing}; {placeholder} (every file fails until it is fixed)"
-    ]
+    assert errors(logs) == [f"azureclassification: FATAL: {missing}; {held(placeholder)}"]
     assert "5f2b9c1e7a3d" not in logs.text
 
 
@@ -99,9 +103,7 @@ def test_every_missing_setting_is_named_in_one_line_as_pixstor_loads_the_plugin(
 
     assert json.loads(result.stdout) == ["FATAL"] * 3, result.stderr
     missing = says("settings.SEVERAL_NOT_SET", names="AZURE_VISION_ENDPOINT and AZURE_VISION_KEY")
-    assert result.stderr.splitlines() == [
-        f"ERROR azurevision: FATAL: {missing} (every file fails until it is fixed)"
-    ]
+    assert result.stderr.splitlines() == [f"ERROR azurevision: FATAL: {held(missing)}"]
 
 
 def test_each_plugin_names_its_own_missing_settings_at_once(tmp_path, logs):
@@ -118,8 +120,8 @@ def test_each_plugin_names_its_own_missing_settings_at_once(tmp_path, logs):
         "CUSTOM_VISION_CLASSIFY_ITERATION",
     )
     assert errors(logs) == [
-        f"azurevision: FATAL: {vision} (every file fails until it is fixed)",
-        f"azureclassification: FATAL: {classification} (every file fails until it is fixed)",
+        f"azurevision: FATAL: {held(vision)}",
+        f"azureclassification: FATAL: {held(classification)}",
     ]
 
 
@@ -216,9 +218,7 @@ def test_an_unreadable_ini_beside_the_plugins_is_one_line_with_the_fix(tmp_path)
         user=user,
         path=ini,
     )
-    assert result.stderr.splitlines() == [
-        f"ERROR azurevision: FATAL: {said} (every file fails until it is fixed)"
-    ]
+    assert result.stderr.splitlines() == [f"ERROR azurevision: FATAL: {held(said)}"]
 
 
 def test_an_ini_in_a_folder_pixstor_may_not_enter_is_one_line_with_the_fix(tmp_path):
@@ -248,9 +248,7 @@ def test_an_ini_in_a_folder_pixstor_may_not_enter_is_one_line_with_the_fix(tmp_p
         user=user,
         folder=folder,
     )
-    assert result.stderr.splitlines() == [
-        f"ERROR azurevision: FATAL: {said} (every file fails until it is fixed)"
-    ]
+    assert result.stderr.splitlines() == [f"ERROR azurevision: FATAL: {held(said)}"]
 
 
 def test_an_unreadable_ini_in_a_long_running_plugin_is_one_line(tmp_path, monkeypatch, logs):
@@ -285,9 +283,7 @@ def test_an_unreadable_ini_in_a_long_running_plugin_is_one_line(tmp_path, monkey
         user=user,
         path=ini,
     )
-    assert errors(logs) == [
-        f"azureclassification: FATAL: {said} (every file fails until it is fixed)"
-    ]
+    assert errors(logs) == [f"azureclassification: FATAL: {held(said)}"]
     assert "PermissionError" not in logs.text
 
 
@@ -342,9 +338,7 @@ def test_plain_http_reaches_a_container_only_when_its_host_is_named(tmp_path, mo
         host=alias,
         hosts="PIXSTOR_AZURE_HTTP_HOSTS",
     )
-    assert errors(logs)[0] == (
-        f"azureclassification: FATAL: {said} (every file fails until it is fixed)"
-    )
+    assert errors(logs)[0] == (f"azureclassification: FATAL: {held(said)}")
 
 
 # ------------------------------------------------------------------ settings seen at once

@@ -90,7 +90,7 @@ def test_nothing_above_threshold_writes_nothing_and_says_so(plugin, served, phot
     assert plugin.process("item-1", str(photo)) == PluginStatus.SKIPPED
 
     assert store.read("item-1") == {}
-    assert any("nothing found" in r.getMessage() for r in logs.records)
+    assert_mentions(logs.text, "runner.NOTHING_FOUND")
 
 
 def test_an_untyped_negative_tag_is_never_a_class(plugin, served, photo, store):

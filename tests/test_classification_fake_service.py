@@ -108,13 +108,13 @@ def test_read_timeout_is_bounded(plugin, fake, logs, monkeypatch, tmp_path):
 
     assert plugin.process("x", str(imagefactory.jpeg(tmp_path))) == PluginStatus.FATAL
     assert len(fake.requests) == 2  # each given up after its read timeout, not the delay
-    assert "read timeout of 0.2 s" in logs.text
+    assert_mentions(logs.text, "client.TIMED_OUT", kind="read", timeout=0.2)
 
 
 def test_server_gone(plugin, fake, logs, tmp_path):
     fake.stop()
     assert plugin.process("x", str(imagefactory.jpeg(tmp_path))) == PluginStatus.FATAL
-    assert "could not be reached" in logs.text
+    assert_mentions(logs.text, "client.UNREACHABLE", name="Custom Vision")
 
 
 def test_rate_limited_service(plugin, fake, store, monkeypatch, tmp_path, clock, waits):

@@ -15,10 +15,11 @@ import pytest
 import requests
 import responses
 
+from pixstor_azure import runner
 from pixstor_azure.ground.pixstor import PluginStatus
 from tests import imagefactory
 from tests.conftest import ENDPOINT, KEY, PROJECT, assert_no_key, recording, serve
-from tests.wording import assert_mentions, row
+from tests.wording import assert_mentions, row, says
 
 PLUGINS = {
     "azureclassification": (
@@ -67,6 +68,12 @@ SERVICE = {
         "imageanalysis-429.handmade.json",
         "imageanalysis-503.handmade.json",
     ),
+}
+# Per plugin: the service its messages name.
+NAMES = {
+    "azureclassification": "Custom Vision",
+    "azureobjectdetection": "Custom Vision",
+    "azurevision": "Azure AI Vision",
 }
 
 
@@ -207,7 +214,12 @@ def test_503_for_ever_gives_up_after_bounded_attempts(
         assert 2**attempt * 0.5 <= wait <= 2**attempt
     assert store.read("item-1") == {}
     (line,) = problems(logs)
-    assert f"{module.__name__}: FATAL:" in line and "503 Busy: later, after 5 attempts" in line
+    answered = says(
+        "client.ANSWERED", name=NAMES[module.__name__], status=503, codes=" Busy", text="later"
+    )
+    why = says("client.ATTEMPTS_PART", count=5)
+    assert f"{module.__name__}: FATAL:" in line
+    assert_mentions(line, "client.GIVEN_UP", message=answered, why=why)
     assert_no_key(logs)
 
 
@@ -227,9 +239,8 @@ def test_wait_longer_than_max_wait_gives_up(module, plugin, served, photo, monke
     assert plugin.process("item-1", photo) == PluginStatus.FATAL
     assert len(served.calls) == 1
     (line,) = problems(logs)
-    assert (
-        f"asked to wait {asked:g} s, longer than PIXSTOR_AZURE_MAX_WAIT ({asked - 1:g} s)" in line
-    )
+    known = dict(asked=asked, setting="PIXSTOR_AZURE_MAX_WAIT", max_wait=asked - 1)
+    assert_mentions(line, "client.WAIT_TOO_LONG_PART", **known)
 
 
 def test_wait_up_to_max_wait_is_honoured(module, plugin, served, photo, monkeypatch, waits):
@@ -244,16 +255,23 @@ def test_wait_up_to_max_wait_is_honoured(module, plugin, served, photo, monkeypa
 @pytest.mark.parametrize(
     ("error", "words"),
     [
-        (requests.exceptions.ReadTimeout("timed out"), "did not answer (read timeout of 60 s)"),
+        (
+            requests.exceptions.ReadTimeout("timed out"),
+            ("client.TIMED_OUT", dict(kind="read", timeout=60)),
+        ),
         (
             requests.exceptions.ConnectTimeout("timed out"),
-            "did not answer (connect timeout of 5 s)",
+            ("client.TIMED_OUT", dict(kind="connect", timeout=5)),
         ),
-        (requests.exceptions.ConnectionError("Connection refused"), "could not be reached"),
+        (
+            requests.exceptions.ConnectionError("Connection refused"),
+            ("client.UNREACHABLE", dict(why="Connection refused")),
+        ),
     ],
+    ids=["read-timeout", "connect-timeout", "unreachable"],
 )
 def test_network_failures_are_retried_then_fatal(
-    plugin, served, url, photo, store, logs, error, words
+    module, plugin, served, url, photo, store, logs, error, words
 ):
     served.add(responses.POST, url, body=error)
 
@@ -262,7 +280,10 @@ def test_network_failures_are_retried_then_fatal(
     assert len(served.calls) == 5
     assert store.read("item-1") == {}
     (line,) = problems(logs)
-    assert words in line and "after 5 attempts" in line
+    key, known = words
+    failure = says(key, name=NAMES[module.__name__], **known)
+    why = says("client.ATTEMPTS_PART", count=5)
+    assert_mentions(line, "client.GIVEN_UP", message=failure, why=why)
     assert_no_key(logs)
 
 
@@ -282,7 +303,7 @@ def test_malformed_json_is_fatal_without_retry(plugin, served, url, photo, store
     assert len(served.calls) == 1
     assert store.read("item-1") == {}
     (line,) = problems(logs)
-    assert "answered 200 with a body that is not JSON" in line
+    assert_mentions(line, "client.NOT_JSON", status=200)
     assert_no_key(logs)
 
 
@@ -302,12 +323,12 @@ def test_malformed_json_is_fatal_without_retry(plugin, served, url, photo, store
         (
             "customvision-400-image-format.handmade.json",
             PluginStatus.SKIPPED,
-            ("IMAGE_REFUSED", dict(message="Custom Vision answered 400 BadRequestImageFormat")),
+            ("IMAGE_REFUSED", dict(status=400, codes=" BadRequestImageFormat")),
         ),
         (
             "customvision-400-image-size.handmade.json",
             PluginStatus.SKIPPED,
-            ("IMAGE_REFUSED", dict(message="Custom Vision answered 400 BadRequestImageSizeBytes")),
+            ("IMAGE_REFUSED", dict(status=400, codes=" BadRequestImageSizeBytes")),
         ),
     ],
 )
@@ -325,6 +346,9 @@ def test_custom_vision_refusals(
     (line,) = problems(logs)
     assert line.startswith(f"{photo}: {module.__name__}: {status.name}: ")
     key, known = words
+    if key == "IMAGE_REFUSED":  # the client's words about what the service said, refused
+        text = rec["body"]["message"]
+        known = dict(message=says("client.ANSWERED", name="Custom Vision", text=text, **known))
     assert_mentions(line, key, **known)
     assert "Traceback" not in logs.text
     assert_no_key(logs)
@@ -343,7 +367,7 @@ def test_store_refusing_the_write_is_errored(module, plugin, monkeypatch, store,
 
     assert plugin.process("item-1", "any.jpg") == PluginStatus.ERRORED
     (line,) = problems(logs)
-    assert "ERRORED: the metadata store refused the fields" in line
+    assert "ERRORED: " + says(runner.STORE_REFUSED, why="") in line
 
 
 def test_fields_outside_the_schema_are_refused_by_the_store(module, plugin, monkeypatch, store):
@@ -361,7 +385,8 @@ def test_unexpected_exception_never_escapes(plugin, tmp_path, monkeypatch, logs)
 
     assert plugin.process("item-1", str(imagefactory.jpeg(tmp_path))) == PluginStatus.FATAL
     (line,) = problems(logs)
-    assert "FATAL: unexpected RuntimeError: something nobody planned for" in line
+    error = "something nobody planned for"
+    assert "FATAL: " + says(runner.UNEXPECTED_ERROR, kind="RuntimeError", error=error) in line
 
 
 @pytest.mark.parametrize(

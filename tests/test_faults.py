@@ -7,6 +7,7 @@ Negative tag is never written, the 429 line names one code in one sentence."""
 
 import importlib
 import logging
+import re
 import socket
 
 import pytest
@@ -15,6 +16,7 @@ import responses
 
 import azureclassification
 import azurevision
+from pixstor_azure import runner
 from pixstor_azure.answers import faults
 from pixstor_azure.ground.errors import Held, Refused, Unavailable
 from pixstor_azure.ground.pixstor import PluginStatus
@@ -27,7 +29,7 @@ from tests.fakeopenai import FakeOpenAI
 from tests.fakeread import FakeRead, Line
 from tests.sources import answered
 from tests.test_every_plugin import PLUGINS, SERVICE
-from tests.wording import assert_mentions, row_of, says
+from tests.wording import assert_mentions, pattern, row_of, says
 
 CLASSES = {name: cls for name, (cls, _) in PLUGINS.items()}
 FOUND = {name: names[0] for name, (_, *names) in SERVICE.items()}
@@ -151,7 +153,7 @@ def test_a_refusal_is_one_line_then_files_fail_without_a_call(
     key, known = says
     assert_mentions(line, key, **known)
     assert their_words in line
-    assert "asked again at most once a minute" in line
+    assert_mentions(line, runner.REFUSED_HOLD)
     assert store.read("item-0") == {}
     assert_no_key(logs)
 
@@ -178,7 +180,7 @@ def test_a_refused_service_is_asked_again_once_a_minute_and_cured_without_restar
     clock.advance(61)
     assert plugin.process("e", files()) == PluginStatus.SUCCESS
     assert store.read("e", "image")
-    assert "Custom Vision answers again after refusing every file for 122 s" in logs.text
+    assert_mentions(logs.text, "faults.ANSWERS_AGAIN", name="Custom Vision", seconds=122)
 
     served.reset()  # and should it refuse again, that is a line again
     serve(served, "azureclassification", "customvision-401.handmade.json")
@@ -229,8 +231,8 @@ def test_a_host_name_that_does_not_resolve_is_one_line_naming_the_setting(
     assert looked_up == ["my-resourse.cognitiveservices.azure.com"]  # once: no retries
     assert waits == []
     (line,) = problems(logs)
-    assert f"{setting} names my-resourse.cognitiveservices.azure.com, a host name that " in line
-    assert "does not resolve (Name or service not known)" in line
+    host, why = "my-resourse.cognitiveservices.azure.com", "Name or service not known"
+    assert_mentions(line, "faults.UNRESOLVED", host=host, why=why, setting=setting)
 
 
 # ------------------------------------------------------------------ outages
@@ -252,18 +254,19 @@ def test_an_outage_pauses_calls_for_a_growing_while_then_resumes(
         assert plugin.process(f"down-{n}", files()) == PluginStatus.FATAL
     assert len(served.calls) == 3
     lines = problems(logs)
-    assert len(lines) == 4 and sum(": FATAL: Azure AI Vision answered 503" in x for x in lines) == 3
-    (opened,) = [line for line in lines if "calls pause" in line]
-    assert "failed for 3 files in a row" in opened and "calls pause for 30 s" in opened
+    down = ": FATAL: " + pattern("client.ANSWERED", name="Azure AI Vision", status=503)
+    assert len(lines) == 4 and sum(bool(re.search(down, x)) for x in lines) == 3
+    (opened,) = [line for line in lines if re.search(pattern("faults.OUTAGE_OPENED"), line)]
+    assert_mentions(opened, "faults.OUTAGE_OPENED", failures=3, seconds=30)
 
     assert plugin.process("paused", files()) == PluginStatus.FATAL
     assert len(served.calls) == 3 and len(problems(logs)) == 4  # no call, no line
-    assert "was not asked: calls pause for 30 s more" in logs.text  # at the debug level
+    assert_mentions(logs.text, "faults.PAUSED", seconds=30)  # at the debug level
 
     clock.advance(31)
     assert plugin.process("probe", files()) == PluginStatus.FATAL  # still down: a longer pause
     assert len(served.calls) == 4
-    assert "calls pause for 60 s" in logs.text
+    assert_mentions(logs.text, "faults.OUTAGE_OPENED", seconds=60)
     clock.advance(31)
     assert plugin.process("paused-again", files()) == PluginStatus.FATAL
     assert len(served.calls) == 4
@@ -273,7 +276,7 @@ def test_an_outage_pauses_calls_for_a_growing_while_then_resumes(
     clock.advance(30)
     assert plugin.process("back", files()) == PluginStatus.SUCCESS
     assert store.read("back", "image")
-    assert "answers again after an outage of 92 s: calls resume" in logs.text
+    assert_mentions(logs.text, "faults.RESUMED", name="Azure AI Vision", seconds=92)
 
 
 @pytest.mark.parametrize(
@@ -386,7 +389,7 @@ def test_an_error_in_a_200_answer_ends_an_outage(
         assert plugin.process("probe", files()) == status
         asked = len(server.requests)
         assert asked > faults.OUTAGE_AFTER  # the file let through was sent
-        assert "answers again after an outage of" in logs.text
+        assert_mentions(logs.text, "faults.RESUMED")
         plugin.process("next", files())
         assert len(server.requests) > asked  # no pause left: sent at once
         assert server.errors == []
@@ -500,7 +503,8 @@ def test_no_rate_limit_slot_in_the_file_budget_is_no_outage(
     clock.sleep(30)  # the next slot is 20.8 s after the first
     assert plugin.process("later", files()) == PluginStatus.SUCCESS
     assert len(served.calls) == 2
-    assert not any("in a row" in line for line in problems(logs))
+    opened = pattern("faults.OUTAGE_OPENED")
+    assert not any(re.search(opened, line) for line in problems(logs))
 
 
 def test_a_redirect_is_not_followed_and_carries_no_key(monkeypatch, served, files, logs):
@@ -515,7 +519,8 @@ def test_a_redirect_is_not_followed_and_carries_no_key(monkeypatch, served, file
     assert plugin.process("a", files()) == PluginStatus.FATAL
     assert plugin.process("b", files()) == PluginStatus.FATAL
     (line,) = problems(logs)
-    assert "307, a redirect to http://elsewhere.example" in line and "steal" not in line
+    assert_mentions(line, "client.REDIRECTED", status=307, where=" to http://elsewhere.example")
+    assert "steal" not in line
     assert len(served.calls) == 1  # never the other host, and once only
 
 
@@ -559,9 +564,9 @@ def test_the_429_line_names_one_code_in_one_sentence(
     (line,) = problems(logs)
     said = recording(rec)["body"]["error"]["message"]
     first = said.split(". ")[0]  # "Requests to the ... exceeded rate limit of your ... tier"
+    answered = says("client.ANSWERED", name=service, status=429, codes="", text=first)
+    given_up = says("client.GIVEN_UP", message=answered, why=says("client.ATTEMPTS_PART", count=2))
     assert line == f"{path}: {name}: FATAL: " + says(
-        "THROTTLED",
-        message=f"{service} answered 429: {first}, after 2 attempts",
-        rate_setting=f"{setting}_REQUESTS_PER_SECOND",
+        "THROTTLED", message=given_up, rate_setting=f"{setting}_REQUESTS_PER_SECOND"
     )
     assert "retry after" not in line.lower()

@@ -11,6 +11,7 @@ import pytest
 
 from tests import imagefactory
 from tests.test_wholeprocess import run_plugin
+from tests.wording import assert_mentions
 
 # What the process may grow to while the answer is refused (the plugin and its libraries take
 # about 60 MB; today's code reached 5.9 GB on these answers).
@@ -108,7 +109,7 @@ def test_an_answer_larger_than_the_cap_is_one_fatal_line_and_no_memory(tmp_path,
         server.close()
     assert statuses == ["FATAL"]
     assert len(lines) == 1
-    assert "Custom Vision sent an answer of more than 8 MB" in lines[0]
+    assert_mentions(lines[0], "client.OVERSIZED", name="Custom Vision", megabytes=8)
     assert peak_mb < MEMORY_MB
 
 
@@ -119,6 +120,8 @@ def test_a_server_sending_a_byte_every_two_seconds_is_cut_off_at_the_budget(tmp_
     finally:
         server.close()
     assert statuses == ["FATAL"]
-    assert len(lines) == 1 and "Custom Vision did not answer in time" in lines[0]
+    assert len(lines) == 1
+    assert_mentions(lines[0], "client.NO_ANSWER_IN_TIME", name="Custom Vision")
+    assert_mentions(lines[0], "client.OUT_OF_TIME_PART", seconds=5)
     # Today's code was still reading at 200 s; the budget is 5 s (start-up takes about 1 s).
     assert seconds < 20

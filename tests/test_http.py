@@ -17,6 +17,7 @@ from pixstor_azure.ground import budget, runtime
 from pixstor_azure.ground.errors import Refused, ServiceError, Unavailable, Unresolved
 from pixstor_azure.http import client
 from tests.fakeazure import FakeAzure
+from tests.wording import assert_is, assert_mentions, says
 
 URL = "https://example.cognitiveservices.azure.com/some/operation"
 CONFIG = client.HttpConfig()
@@ -79,7 +80,9 @@ def test_both_error_body_shapes_become_one_exception(served, body, code, inner, 
         post()
     error = caught.value
     assert (error.http_status, error.code, error.inner_code) == (400, code, inner)
-    assert message in str(error) and str(error).startswith("Test Service answered 400 ")
+    codes = f" {code}/{inner}" if inner else f" {code}"
+    said = says("client.ANSWERED", name="Test Service", status=400, codes=codes, text=message)
+    assert str(error) == said
     assert error.said == message
     assert len(served.calls) == 1
 
@@ -104,11 +107,14 @@ def test_429_line_names_one_code_in_one_sentence(served):
     with pytest.raises(ServiceError) as caught:
         post(client.HttpConfig(attempts=2))
 
-    assert str(caught.value) == (
-        "Test Service answered 429: Requests to the Predict Operation under Custom Vision "
-        "Prediction API have exceeded rate limit of your current F0 pricing tier, "
-        "after 2 attempts"
+    # The service's sentence, its advice to retry taken out, and how many attempts were made.
+    text = (
+        "Requests to the Predict Operation under Custom Vision Prediction API have exceeded "
+        "rate limit of your current F0 pricing tier"
     )
+    answered = says("client.ANSWERED", name="Test Service", status=429, codes="", text=text)
+    attempts = says("client.ATTEMPTS_PART", name="", count=2)
+    assert str(caught.value) == says("client.GIVEN_UP", name="", message=answered, why=attempts)
     assert "Please retry after 3 seconds" in caught.value.detail  # kept for the debug line
 
 
@@ -191,8 +197,9 @@ def test_an_outage_is_told_apart_from_other_failures(served, failure):
 
 def test_tls_failure_is_refused_without_retry(served):
     served.add(responses.POST, URL, body=requests.exceptions.SSLError("certificate verify failed"))
-    with pytest.raises(Refused, match="TLS verification failed"):
+    with pytest.raises(Refused) as caught:
         post()
+    assert_is(caught.value, "client.TLS_FAILED", name="Test Service")
     assert len(served.calls) == 1
 
 
@@ -243,10 +250,16 @@ def test_no_wait_beyond_the_file_budget(served, waits):
 
     assert len(served.calls) == 3  # at 0 s, 4-4.4 s, 8-8.8 s: the next would be past 10 s
     assert len(waits) == 2
-    assert str(caught.value).endswith(
-        "after 3 attempts: no time left for another in the file's time budget "
-        "(PIXSTOR_AZURE_FILE_TIMEOUT, 10 s)"
+    attempts = says("client.ATTEMPTS_PART", name="", count=3)
+    spent = says("client.NO_TIME_FOR_ANOTHER_PART", name="", attempts=attempts)
+    why = says(
+        "client.OUT_OF_TIME_PART",
+        name="",
+        spent=spent,
+        setting="PIXSTOR_AZURE_FILE_TIMEOUT",
+        seconds=10,
     )
+    assert_is(caught.value, "client.GIVEN_UP", why=why)
 
 
 def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, waits, tmp_path):
@@ -256,8 +269,9 @@ def test_no_rate_limit_slot_within_the_file_budget_is_not_waited_for(served, wai
     )
     post(config)  # the next slot is 20.8 s away
 
-    with budget.limit(10), pytest.raises(ServiceError, match="no request slot"):
+    with budget.limit(10), pytest.raises(ServiceError) as caught:
         post(config)
+    assert_mentions(caught.value, "client.NO_SLOT_PART")
 
     assert len(served.calls) == 1 and waits == []
 

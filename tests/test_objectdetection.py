@@ -175,7 +175,7 @@ def test_nothing_above_threshold_writes_nothing_and_says_so(plugin, served, phot
     assert plugin.process("item-1", str(photo)) == PluginStatus.SKIPPED
 
     assert store.read("item-1") == {}
-    assert any("nothing found" in r.getMessage() for r in logs.records)
+    assert_mentions(logs.text, "runner.NOTHING_FOUND")
 
 
 def test_no_detections_at_all_is_skipped(plugin, served, photo, store):

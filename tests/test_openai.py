@@ -34,7 +34,7 @@ from tests.conftest import assert_no_key, serve
 from tests.fakeazure import FakeAzure
 from tests.fakeopenai import FakeOpenAI, image_tokens
 from tests.sources import answered
-from tests.wording import assert_mentions, assert_problem, row
+from tests.wording import assert_mentions, assert_problem, row, row_of, says
 
 OPENAI_ENDPOINT = "https://contoso-vision.openai.azure.com"
 OPENAI_KEY = "aoai-key-7c1e9f3a5b2d4e6f8a0b"
@@ -425,7 +425,9 @@ def test_throttled_to_the_end_names_the_rate_setting(
     assert vision_plugin.process("blue", str(blue)) == PluginStatus.FATAL
 
     (line,) = problems(logs)
-    assert "429" in line and "after 2 attempts" in line
+    assert_mentions(line, "client.ANSWERED", name=openai.SERVICE, status=429)
+    assert_mentions(line, "client.ATTEMPTS_PART", count=2)
+    assert_mentions(line, row_of(openai.Chat, status=429))
     assert "AZURE_OPENAI_REQUESTS_PER_SECOND" in line
 
 
@@ -747,9 +749,14 @@ def test_a_picture_refused_as_image_data_is_skipped(vision_plugin, recorded, pho
     assert vision_plugin.process("photo", str(photo)) == PluginStatus.SKIPPED
 
     (line,) = problems(logs)
-    assert_mentions(
-        line, "IMAGE_REFUSED", message="Azure OpenAI answered 400 BadRequest: Invalid image data."
+    answered = says(
+        "client.ANSWERED",
+        name=openai.SERVICE,
+        status=400,
+        codes=" BadRequest",
+        text="Invalid image data.",  # the service's words
     )
+    assert_mentions(line, "IMAGE_REFUSED", name=openai.SERVICE, message=answered)
 
 
 # --------------------------------------------------------------------------- the backend alone
@@ -919,7 +926,8 @@ def test_missing_settings_end_every_file_fatal_once(
     assert vision_plugin.process("b", str(photo)) == PluginStatus.FATAL
 
     said = row("settings.NOT_SET").error(name)
-    assert problems(logs) == [f"azurevision: FATAL: {said} (every file fails until it is fixed)"]
+    held = says("runner.SETTINGS_HOLD", name="azurevision", error=said)
+    assert problems(logs) == [f"azurevision: FATAL: {held}"]
 
 
 def test_a_read_endpoint_reads_the_text_and_the_model_is_not_asked_to(

@@ -16,12 +16,12 @@ from PIL import Image
 
 from pixstor_azure.answers import fetch
 from pixstor_azure.ground.store import MetadataStore
-from pixstor_azure.tool import cli
+from pixstor_azure.tool import cli, train
 from tests import faketraining, sheetkit
 from tests.conftest import assert_no_key
 from tests.fakeazure import FakeAzure
 from tests.toolrun import CLASSIFY_PROJECT, DETECT_PROJECT
-from tests.wording import row
+from tests.wording import assert_mentions, row
 
 
 @pytest.fixture
@@ -285,7 +285,8 @@ def test_a_prediction_key_in_place_of_the_training_key_is_said_plainly(
     assert cli.main(["train", str(corrections)]) == 1
 
     err = capsys.readouterr().err
-    assert "answered 401" in err and "check CUSTOM_VISION_TRAINING_KEY" in err
+    assert_mentions(err, "client.ANSWERED", name=train.SERVICE, status=401)
+    assert "check CUSTOM_VISION_TRAINING_KEY" in err
     assert "prediction-key-0123456789abcdef" not in err
     assert_no_key(logs, "prediction-key-0123456789abcdef")
 

@@ -421,7 +421,7 @@ def test_nothing_found_writes_nothing_and_is_skipped(plugin, served, photo, stor
         assert plugin.process("item-1", str(photo)) == PluginStatus.SKIPPED
 
     assert store.read("item-1") == {}
-    assert any("nothing found" in r.getMessage() for r in logs.records)
+    assert_mentions(logs.text, "runner.NOTHING_FOUND")
 
 
 def test_empty_results_are_never_written_as_placeholders(plugin, served, photo, store, api):

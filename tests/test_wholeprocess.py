@@ -133,11 +133,24 @@ def test_a_service_that_never_answers_costs_a_file_its_budget_not_five_timeouts(
     assert len(silent.accepted) == 2  # one attempt each
     lines = [line for line in log.splitlines() if ": FATAL: " in line]
     assert len(lines) == 2 and str(first) in lines[0] and str(second) in lines[1]
-    assert all(
-        "Custom Vision did not answer in time, after 1 attempt: no time left for another in "
-        "the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, 1 s)" in line
-        for line in lines
+    spent = says(
+        "client.NO_TIME_FOR_ANOTHER_PART",
+        name="",
+        attempts=says("client.ONE_ATTEMPT_PART", name=""),
     )
+    given_up = says(
+        "client.GIVEN_UP",
+        name="",
+        message=says("client.NO_ANSWER_IN_TIME", name="Custom Vision"),
+        why=says(
+            "client.OUT_OF_TIME_PART",
+            name="",
+            spent=spent,
+            setting="PIXSTOR_AZURE_FILE_TIMEOUT",
+            seconds=1,
+        ),
+    )
+    assert all(given_up in line for line in lines)
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse such names")
@@ -299,7 +312,7 @@ def test_a_200_mb_text_chunk_is_never_loaded(tmp_path):
         sent = len(server.requests)
 
     assert statuses[0] in ("SUCCESS", "SKIPPED") and sent == 1, log
-    assert "nothing found" in log or statuses == ["SUCCESS"]
+    assert says("runner.NOTHING_FOUND", name="") in log or statuses == ["SUCCESS"]
     assert peak_mb < 200  # the plugin and its libraries take about 60 MB
 
 

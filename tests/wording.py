@@ -32,7 +32,7 @@ from pixstor_azure.ground.errors import FileProblem, Problem, SettingsError
 from pixstor_azure.ground.outcomes import Outcome
 
 # Where a module named by its own name alone ("settings.NOT_SET") is looked for.
-PACKAGES = ("services", "ground", "answers", "images", "tool")
+PACKAGES = ("services", "ground", "answers", "http", "images", "tool")
 
 
 def row(key):
@@ -47,6 +47,8 @@ def row(key):
 
 
 def _module(name):
+    if name == "runner":  # the one module above the folders
+        return importlib.import_module("pixstor_azure.runner")
     for package in PACKAGES:
         try:
             return importlib.import_module(f"pixstor_azure.{package}.{name}")

@@ -33,8 +33,9 @@ import threading
 from typing import Any, Dict, Optional, Tuple
 
 from ..ground import clock, runtime
-from ..ground.errors import Held, Refused, ServiceError, Unavailable, Unresolved
+from ..ground.errors import Held, NoAnswer, Refused, ServiceError, Unavailable, Unresolved
 from ..ground.logonce import forget, log_once
+from ..ground.outcomes import Outcome
 from . import engines
 from .answer import Answer, identity_key
 from .engine import OUTAGE, REFUSED, Engine, Hold
@@ -45,6 +46,39 @@ RECHECK = 60.0  # seconds between two askings of a service that refuses every fi
 OUTAGE_AFTER = 3  # files in a row failing on transport errors, timeouts or 5xx
 FIRST_PAUSE = 30.0
 LONGEST_PAUSE = 600.0
+
+
+# What is said of a fault that holds for every file (``ground/outcomes.py``: rows raised or
+# logged, matching nothing).
+PAUSED = Outcome(
+    Held,
+    "{name} was not asked: calls pause for {seconds:.0f} s more after files in a row failed "
+    "(last: {last})",
+)
+UNRESOLVED = Outcome(
+    Refused,
+    "{where} {host}, a host name that does not resolve ({why}): check {setting} and the node's DNS",
+)
+NAMES_PART = Outcome(None, "{setting} names")
+SET_TO_CALL_PART = Outcome(None, "{name} is set to call")
+HELD_SINCE = Outcome(ServiceError, "held back since a fault ({kind})")
+OUTAGE_OPENED = Outcome(
+    None,
+    "{name} at {host} failed for {failures} files in a row (last: {last}): calls pause for "
+    "{seconds:.0f} s, and files end FATAL meanwhile without asking (re-ingest them once it "
+    "answers)",
+)
+OUTAGE_ELSEWHERE = Outcome(
+    None,
+    "{name} at {host}: calls pause, after files in a row failed on {node}: files end FATAL "
+    "meanwhile without asking (re-ingest them once it answers)",
+)
+ANSWERS_AGAIN = Outcome(
+    None, "{name} answers again after refusing every file for {seconds:.0f} s ({last})"
+)
+RESUMED = Outcome(
+    None, "{name} at {host} answers again after an outage of {seconds:.0f} s: calls resume"
+)
 
 
 class _Hold:
@@ -112,9 +146,9 @@ class Faults:
                     log_once(
                         log,
                         logging.WARNING,
-                        f"{outage[0]} at {outage[1]}: calls pause, after files in a row failed "
-                        f"on {kept.node or 'another node'}: files end FATAL meanwhile without "
-                        "asking (re-ingest them once it answers)",
+                        OUTAGE_ELSEWHERE.say(
+                            outage[0], host=outage[1], node=kept.node or "another node"
+                        ),
                         key=f"outage {kept.since} {outage}",
                     )
                 self.outages[outage] = _local(kept, now, wall)
@@ -134,21 +168,15 @@ class Faults:
             pause = None
         if refused is not None:
             forget(str(refused.error))  # were it to refuse again, that is worth a line again
-            log.warning(
-                "%s answers again after refusing every file for %.0f s (%s)",
-                service,
-                clock.now() - refused.since,
-                refused.error,
-            )
+            seconds = clock.now() - refused.since
+            log.warning(ANSWERS_AGAIN.say(service, seconds=seconds, last=refused.error))
         if pause is not None:
-            log.warning(
-                "%s at %s answers again after an outage of %.0f s: calls resume",
-                service,
-                outage[1],
-                clock.now() - pause.since,
-            )
+            seconds = clock.now() - pause.since
+            log.warning(RESUMED.say(service, host=outage[1], seconds=seconds))
 
-    def refuse(self, refusal: str, outage: Tuple[str, str], error: Refused, store: Engine) -> None:
+    def refuse(
+        self, refusal: str, outage: Tuple[str, str], error: ServiceError, store: Engine
+    ) -> None:
         with self.lock:
             held = self.refused.get(refusal)
             since = held.since if held is not None else None
@@ -172,15 +200,10 @@ class Faults:
                 return
             hold = self.outages[outage] = _Hold(error, clock.now() + length, length, since)
         store.hold(_outage_key(outage), _shared(OUTAGE, hold))
-        log.error(
-            "%s at %s failed for %d files in a row (last: %s): calls pause for %.0f s, and "
-            "files end FATAL meanwhile without asking (re-ingest them once it answers)",
-            error.service,
-            outage[1],
-            failures,
-            error,
-            length,
+        said = OUTAGE_OPENED.say(
+            error.service, host=outage[1], failures=failures, last=error, seconds=length
         )
+        log.error(said)
 
 
 def ask(backend: Any, path: str) -> Answer:
@@ -215,16 +238,13 @@ def _outage_key(outage: Tuple[str, str]) -> str:
     return identity_key({"outage": list(outage)})
 
 
-def _paused(pause: "_Hold", now: float) -> Held:
-    return Held(
-        pause.error.service,
-        f"{pause.error.service} was not asked: calls pause for {pause.until - now:.0f} s more "
-        f"after files in a row failed (last: {pause.error})",
-    )
+def _paused(pause: "_Hold", now: float) -> ServiceError:
+    seconds = pause.until - now
+    return PAUSED.error(pause.error.service, seconds=seconds, last=pause.error)
 
 
 # The errors a hold is kept with, by name: what another process reads back.
-_KINDS = {kind.__name__: kind for kind in (ServiceError, Refused, Unavailable)}
+_KINDS = {kind.__name__: kind for kind in (ServiceError, Refused, Unavailable, NoAnswer)}
 
 
 def _shared(kind: str, hold: "_Hold") -> Hold:
@@ -259,7 +279,7 @@ def _local(kept: Hold, now: float, wall: float) -> "_Hold":
         written = json.loads(kept.error)
         error = _KINDS.get(written.pop("kind"), ServiceError)(**written)
     except (ValueError, TypeError, KeyError, AttributeError):
-        error = ServiceError("the service", f"held back since a fault ({kept.kind})")
+        error = HELD_SINCE.error("the service", kind=kept.kind)
     hold = _Hold(error, kept.until - wall + now, kept.pause, kept.since - wall + now)
     hold.probing = kept.probing
     return hold
@@ -291,11 +311,9 @@ def _again(error: ServiceError) -> ServiceError:
     return again
 
 
-def _unresolved(backend: Any, exc: Unresolved) -> Refused:
+def _unresolved(backend: Any, exc: Unresolved) -> ServiceError:
     setting: Optional[str] = backend.endpoint_setting
-    where = f"{setting} names" if setting else f"{backend.name} is set to call"
-    return Refused(
-        exc.service,
-        f"{where} {exc.host}, a host name that does not resolve ({exc.reason}): check "
-        f"{setting or 'the endpoint'} and the node's DNS",
+    where = NAMES_PART.say("", setting=setting) if setting else SET_TO_CALL_PART.say(backend.name)
+    return UNRESOLVED.error(
+        exc.service, where=where, host=exc.host, why=exc.reason, setting=setting or "the endpoint"
     )

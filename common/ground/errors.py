@@ -137,6 +137,11 @@ class Unavailable(ServiceError):
     status = "FATAL"
 
 
+class NoAnswer(Unavailable):
+    """No answer came within the time given (a timeout, or the file's time budget): told
+    apart from a service that could not be reached."""
+
+
 class Held(ServiceError):
     """The file was not sent: the service is held back after a fault that holds for every file
     (a refusal, an outage). The fault itself was logged when it was found."""

@@ -64,14 +64,18 @@ class Outcome(NamedTuple):
         code: Optional[str] = None,
         detail: Optional[str] = None,
         inner_code: Optional[str] = None,
+        said: Optional[str] = None,
         **values: Any,
     ) -> ServiceError:
-        """The error this row says about what ``service`` found itself in an answer (a 200 with
-        no usable answer in it): ``words`` filled with ``name`` and ``values``. Such rows match
-        nothing; they are named beside the service's table so that every wording is a row."""
+        """The error this row says about what was found of ``service`` itself (a 200 with no
+        usable answer in it, an exchange that failed): ``words`` filled with ``name`` and
+        ``values``. Such rows match nothing; they are named beside the code that raises them
+        (a service's module, ``http/client.py``) so that every wording is a row."""
         kind = self.kind or ServiceError
         words = self.say(service, **values)
-        return kind(service, words, http_status, code, detail, inner_code, answered=self.answered)
+        return kind(
+            service, words, http_status, code, detail, inner_code, said, answered=self.answered
+        )
 
     def say(self, service: str, **values: Any) -> str:
         """The row's words about ``service`` (its ``name``), filled with ``values``."""

@@ -30,7 +30,8 @@ import urllib3
 
 from .. import __version__
 from ..ground import budget, clock, runtime
-from ..ground.errors import NotAsked, Refused, ServiceError, Unavailable, Unresolved
+from ..ground.errors import NoAnswer, NotAsked, Refused, ServiceError, Unavailable, Unresolved
+from ..ground.outcomes import Outcome
 from ..ground.setting_registry import (
     ATTEMPTS,
     BACKOFF,
@@ -50,6 +51,38 @@ POOL = 10  # connections kept per host, at least: requests' own default
 CHUNK = 64 * 1024  # bytes of an answer read at a time
 # Less than this left of a file's time budget is not worth a request.
 MIN_SLICE = 0.05
+
+# What the client says of an exchange, whichever service it is with (``ground/outcomes.py``:
+# rows raised, matching nothing). ``_PART`` rows are words within another's.
+ANSWERED = Outcome(ServiceError, "{name} answered {status}{codes}: {text}")
+NOT_JSON = Outcome(ServiceError, "{name} answered {status} with a body that is not JSON")
+NO_ANSWER_IN_TIME = Outcome(NoAnswer, "{name} did not answer in time")
+TIMED_OUT = Outcome(NoAnswer, "{name} did not answer ({kind} timeout of {timeout:g} s)")
+OVERSIZED = Outcome(
+    ServiceError,
+    "{name} sent an answer of more than {megabytes} MB, more than any of its answers should "
+    "be (a proxy or gateway in the way?)",
+)
+TLS_FAILED = Outcome(Refused, "{name}: TLS verification failed ({why})")
+UNREACHABLE = Outcome(Unavailable, "{name} could not be reached ({why})")
+REQUEST_FAILED = Outcome(ServiceError, "{name}: request failed ({why})")
+REDIRECTED = Outcome(
+    Refused,
+    "{name} answered {status}, a redirect{where}, which is not followed (the key and the "
+    "picture go only to the endpoint set): set the endpoint to the address it redirects to, "
+    "if that is the service",
+)
+NOT_ASKED = Outcome(NotAsked, "{name} was not asked{why}")
+GIVEN_UP = Outcome(None, "{message}, {why}")
+NO_SLOT_PART = Outcome(None, "no request slot of the client-side rate limit")
+WAIT_TOO_LONG_PART = Outcome(
+    None, "asked to wait {asked:g} s, longer than {setting} ({max_wait:g} s)"
+)
+ONE_ATTEMPT_PART = Outcome(None, "after 1 attempt")
+ATTEMPTS_PART = Outcome(None, "after {count} attempts")
+NO_TIME_PART = Outcome(None, "no time left")
+NO_TIME_FOR_ANOTHER_PART = Outcome(None, "{attempts}: no time left for another")
+OUT_OF_TIME_PART = Outcome(None, "{spent} in the file's time budget ({setting}, {seconds:g} s)")
 
 
 class Pacer(abc.ABC):
@@ -231,40 +264,34 @@ def _send(
         try:
             response = _exchange(method, url, params, headers, data, (connect, read), left, config)
         except _Expired:
-            failure = Unavailable(service, f"{service} did not answer in time")
+            failure = NO_ANSWER_IN_TIME.error(service)
             wait = _backoff(config, attempt)
             unanswered = True
         except TooLarge as exc:
-            raise ServiceError(
-                service,
-                f"{service} sent an answer of more than {exc.cap // 1024**2} MB, more than "
-                f"any of its answers should be (a proxy or gateway in the way?)",
-                exc.status,
-            ) from None
+            raise OVERSIZED.error(service, exc.status, megabytes=exc.cap // 1024**2) from None
         except requests.Timeout as exc:
             kind, timeout = "read", read
             if isinstance(exc, requests.ConnectTimeout):
                 kind, timeout = "connect", connect
             capped = left is not None and timeout >= left  # the budget ran out, not the timeout
-            failure = Unavailable(
-                service,
-                f"{service} did not answer in time"
+            failure = (
+                NO_ANSWER_IN_TIME.error(service)
                 if capped
-                else f"{service} did not answer ({kind} timeout of {timeout:g} s)",
+                else TIMED_OUT.error(service, kind=kind, timeout=timeout)
             )
             wait = _backoff(config, attempt)
             unanswered = kind == "read"
         except requests.exceptions.SSLError as exc:
             # A certificate that fails today fails in a second too: no retry.
-            raise Refused(service, f"{service}: TLS verification failed ({_reason(exc)})") from None
+            raise TLS_FAILED.error(service, why=_reason(exc)) from None
         except requests.ConnectionError as exc:
             unresolved = _unresolved(exc)
             if unresolved is not None:  # no retry: a minute later is soon enough (see faults)
                 raise Unresolved(service, host, unresolved) from None
-            failure = Unavailable(service, f"{service} could not be reached ({_reason(exc)})")
+            failure = UNREACHABLE.error(service, why=_reason(exc))
             wait = _backoff(config, attempt)
         except requests.RequestException as exc:
-            raise ServiceError(service, f"{service}: request failed ({_reason(exc)})") from None
+            raise REQUEST_FAILED.error(service, why=_reason(exc)) from None
         else:
             if response.status_code < 300:
                 return response
@@ -275,11 +302,10 @@ def _send(
                 raise failure
             asked = retry_after(response.headers, response.text)
             if asked is not None and asked > config.max_wait:
-                raise _given_up(
-                    failure,
-                    f"asked to wait {asked:g} s, longer than {MAX_WAIT.name} "
-                    f"({config.max_wait:g} s)",
+                why = WAIT_TOO_LONG_PART.say(
+                    service, asked=asked, setting=MAX_WAIT.name, max_wait=config.max_wait
                 )
+                raise _given_up(failure, why)
             # A little over what was asked, so a crowd of workers does not return at once.
             wait = _backoff(config, attempt) if asked is None else asked * random.uniform(1.0, 1.1)
             if asked is not None and response.status_code == 429 and config.pacer is not None:
@@ -378,7 +404,7 @@ def _slot(
         now = clock.wall()
         start = config.pacer.reserve(f"{service} {host}", now, left)
         if start is None:
-            why = failure or _not_asked(service, "no request slot of the client-side rate limit")
+            why = failure or _not_asked(service, NO_SLOT_PART.say(service))
             raise _out_of_time(why, attempt - 1)
         if start > now:
             clock.sleep(start - now)
@@ -387,38 +413,37 @@ def _slot(
 
 
 def _not_asked(service: str, why: str = "") -> ServiceError:
-    return NotAsked(service, f"{service} was not asked{': ' + why if why else ''}")
+    return NOT_ASKED.error(service, why=f": {why}" if why else "")
 
 
-def _redirected(service: str, response: requests.Response) -> Refused:
+def _redirected(service: str, response: requests.Response) -> ServiceError:
     target = urlsplit(response.headers.get("Location") or "")
     where = f" to {target.scheme}://{target.hostname}" if target.hostname else ""
-    return Refused(
-        service,
-        f"{service} answered {response.status_code}, a redirect{where}, which is not followed "
-        "(the key and the picture go only to the endpoint set): set the endpoint to the "
-        "address it redirects to, if that is the service",
-        response.status_code,
-    )
+    status = response.status_code
+    return REDIRECTED.error(service, status, status=status, where=where)
 
 
 def _attempts(count: int) -> str:
-    return "after 1 attempt" if count == 1 else f"after {count} attempts"
+    if count == 1:
+        return ONE_ATTEMPT_PART.say("")
+    return ATTEMPTS_PART.say("", count=count)
 
 
 def _out_of_time(failure: ServiceError, attempts: int) -> ServiceError:
-    spent = f"{_attempts(attempts)}: no time left for another" if attempts else "no time left"
-    return _given_up(
-        failure,
-        f"{spent} in the file's time budget ({FILE_TIMEOUT.name}, {budget.total() or 0:g} s)",
-    )
+    if attempts:
+        spent = NO_TIME_FOR_ANOTHER_PART.say("", attempts=_attempts(attempts))
+    else:
+        spent = NO_TIME_PART.say("")
+    seconds = budget.total() or 0
+    why = OUT_OF_TIME_PART.say("", spent=spent, setting=FILE_TIMEOUT.name, seconds=seconds)
+    return _given_up(failure, why)
 
 
 def _given_up(failure: ServiceError, why: str) -> ServiceError:
     """The same error (same class), saying why no further attempt is made."""
     return type(failure)(
         failure.service,
-        f"{failure.message.rstrip('. ')}, {why}",
+        GIVEN_UP.say(failure.service, message=failure.message.rstrip(". "), why=why),
         failure.http_status,
         failure.code,
         failure.detail,
@@ -517,12 +542,8 @@ def _json(service: str, response: requests.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise ServiceError(
-            service,
-            f"{service} answered {response.status_code} with a body that is not JSON",
-            http_status=response.status_code,
-            detail=response.text[:300],
-        ) from None
+        status = response.status_code
+        raise NOT_JSON.error(service, status, detail=response.text[:300], status=status) from None
 
 
 def _lower_keys(value: Any) -> Any:
@@ -554,23 +575,23 @@ def error_from_response(service: str, response: requests.Response) -> ServiceErr
     message = error.get("message") or (response.text or "").strip()[:300] or response.reason or ""
     inner_code = inner.get("code")
     status = response.status_code
-    summary = f"{service} answered {status}"
-    if code and str(code) != str(status):
-        summary += f" {code}"
+    codes = f" {code}" if code and str(code) != str(status) else ""
     if inner_code:
-        summary += f"/{inner_code}"
+        codes += f"/{inner_code}"
     text = str(message).strip()
     if status == 429:
         text = _ADVICE.sub("", text).strip() or text
-    kind = Unavailable if status >= 500 else ServiceError
-    return kind(
+    row = ANSWERED._replace(kind=Unavailable) if status >= 500 else ANSWERED
+    return row.error(
         service,
-        f"{summary}: {text}",
-        http_status=status,
-        code=str(code) if code else None,
-        inner_code=str(inner_code) if inner_code else None,
-        detail=json.dumps(body)[:1000] if body is not None else None,
-        said=text,
+        status,
+        str(code) if code else None,
+        json.dumps(body)[:1000] if body is not None else None,
+        str(inner_code) if inner_code else None,
+        text,
+        status=status,
+        codes=codes,
+        text=text,
     )
 
 

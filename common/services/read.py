@@ -136,7 +136,7 @@ NO_OPERATION_LOCATION = Outcome(
 )
 UNKNOWN_STATUS = Outcome(
     ServiceError,
-    "{name} answered the reading's status with {said!r}, not one of notStarted, running, "
+    "{name} answered the reading's status with {found!r}, not one of notStarted, running, "
     "succeeded, failed",
     answered=True,
 )
@@ -146,6 +146,12 @@ READING_FAILED = Outcome(
     ImageRejected, "{name} could not read the image: the reading {status}{reason}", answered=True
 )
 READING_DOWN = READING_FAILED._replace(kind=Unavailable, answered=False)
+# Words within those above.
+MAX_WAIT_PART = Outcome(None, "PIXSTOR_AZURE_MAX_WAIT ({seconds:g} s)")
+BUDGET_PART = Outcome(None, "the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, {seconds:g} s)")
+RUNNING_PART = Outcome(None, "still running after {waited:.3g} s and {polls} askings")
+ASKING_TO_WAIT_PART = Outcome(None, ", and asking to wait {asked:g} s more")
+NO_REASON_PART = Outcome(None, " (it gave no reason)")
 
 # AZURE_VISION_READ_API asks for Document Intelligence, which has no default endpoint.
 DOC_INTEL_WITHOUT_ENDPOINT = Problem(
@@ -257,11 +263,12 @@ class Read(Service):
 
     def poll(self, url: str, headers: Any) -> dict:
         """Ask ``url`` for the result until the reading ends, waiting as the service asks."""
-        limit, named = self.http.max_wait, f"PIXSTOR_AZURE_MAX_WAIT ({self.http.max_wait:g} s)"
+        limit = self.http.max_wait
+        named = MAX_WAIT_PART.say(self.name, seconds=limit)
         left = budget.remaining()
         if left is not None and left < limit:
             total = budget.total() or 0.0
-            limit, named = left, f"the file's time budget (PIXSTOR_AZURE_FILE_TIMEOUT, {total:g} s)"
+            limit, named = left, BUDGET_PART.say(self.name, seconds=total)
         started = clock.now()
         polls = 0
         while True:
@@ -283,7 +290,7 @@ class Read(Service):
                 raise self.ended(reply.body, status)
             if status not in _RUNNING:
                 raise UNKNOWN_STATUS.error(
-                    self.name, reply.status, detail=str(reply.body)[:300], said=said
+                    self.name, reply.status, detail=str(reply.body)[:300], found=said
                 )
             headers = reply.headers
 
@@ -307,9 +314,9 @@ class Read(Service):
     def too_long(
         self, named: str, waited: float, polls: int, asked: Optional[float]
     ) -> ServiceError:
-        why = f"still running after {waited:.3g} s and {polls} askings"
+        why = RUNNING_PART.say(self.name, waited=waited, polls=polls)
         if asked is not None and asked > SHORTEST_POLL:
-            why += f", and asking to wait {asked:g} s more"
+            why += ASKING_TO_WAIT_PART.say(self.name, asked=asked)
         return TOO_LONG.error(self.name, named=named, why=why)
 
     def ended(self, body: Any, status: str) -> ServiceError:
@@ -319,7 +326,7 @@ class Read(Service):
         inner = _lower(error.get("innererror"))
         code, inner_code = error.get("code"), inner.get("code")
         said = str(inner.get("message") or error.get("message") or "").strip()
-        reason = f": {said}" if said else " (it gave no reason)"
+        reason = f": {said}" if said else NO_REASON_PART.say(self.name)
         down = bool({str(code), str(inner_code)} & _OUTAGE_CODES)
         return (READING_DOWN if down else READING_FAILED).error(
             self.name,

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 from PIL import Image, ImageDraw
 
 from ..ground import budget
-from ..ground.errors import ImageError, ServiceError, SettingsError, Unresolved
+from ..ground.errors import ImageError, NoAnswer, ServiceError, SettingsError, Unresolved
 from ..ground.logtext import printable
 from ..ground.setting_registry import ATTEMPTS, FILE_TIMEOUT, VISION_FEATURES
 from ..ground.settings import Settings, unset
@@ -115,7 +115,7 @@ def outcome(exc: ServiceError, chosen: Service) -> str:
         return "throttled"
     if not exc.answered and exc.http_status is None:  # no answer came back
         setting = chosen.endpoint_setting or "the service"
-        if "timeout" in str(exc) or "in time" in str(exc):
+        if isinstance(exc, NoAnswer):
             return f"no answer in time from {setting}"
         return f"unreachable: check {setting} and the network"
     return "failed"
