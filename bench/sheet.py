@@ -51,18 +51,9 @@ from pixstor_azure.ground import runtime  # noqa: E402
 from pixstor_azure.ground.boxes import Box, to_json  # noqa: E402
 from pixstor_azure.ground.store import MetadataStore, Run  # noqa: E402
 from pixstor_azure.tool import cli  # noqa: E402
+from tests.test_sheet_browser import ARGS, CHROMIUM  # noqa: E402  (the browser the tests use)
 
 TARGET = 2.0  # seconds to the first screen
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 LABELS = ("person", "car", "logo", "clapperboard", "dog", "microphone", "lamp", "chair")
 CLASSES = ("interior", "exterior", "night", "crowd", "close-up", "wide shot")
 # Watches the page from its first byte: the first animation frame at which the cards fill the
@@ -120,7 +111,6 @@ def fill_store(store: MetadataStore, paths: List[Path], seed: int = 11) -> None:
     """Fields as the detector and the classifier write them, at random, and their runs."""
     rng = random.Random(seed)
     for path in paths:
-        item = str(path.resolve())
         boxes = []
         for _ in range(rng.randint(1, 4)):
             w, h = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.5)
@@ -130,19 +120,32 @@ def fill_store(store: MetadataStore, paths: List[Path], seed: int = 11) -> None:
             )
         detected = [b.tag for b in sorted(boxes, key=lambda b: -b.probability)]
         classes = rng.sample(CLASSES, rng.randint(1, 3))
-        stat = path.stat()
-        for plugin, namespace_data in (
-            (
-                "AzureObjectDetectionPlugin",
-                {
-                    "azure_detected": list(dict.fromkeys(detected)),
-                    "azure_detected_boxes": to_json(boxes),
-                },
-            ),
-            ("AzureClassificationPlugin", {"azure_class": classes[0], "azure_classes": classes}),
-        ):
-            run = Run(item, plugin, None, stat.st_size, stat.st_mtime_ns, "bench", "SUCCESS")
-            store.record(run, "image", namespace_data)
+        record(store, path, detected, boxes, classes, "bench")
+
+
+def record(
+    store: MetadataStore,
+    path: Path,
+    detected: List[str],
+    boxes: List[Box],
+    classes: List[str],
+    signature: str,
+) -> None:
+    """The detector's and the classifier's fields of ``path`` and their runs, as they write them."""
+    item = str(path.resolve())
+    stat = path.stat()
+    for plugin, namespace_data in (
+        (
+            "AzureObjectDetectionPlugin",
+            {
+                "azure_detected": list(dict.fromkeys(detected)),
+                "azure_detected_boxes": to_json(boxes),
+            },
+        ),
+        ("AzureClassificationPlugin", {"azure_class": classes[0], "azure_classes": classes}),
+    ):
+        run = Run(item, plugin, None, stat.st_size, stat.st_mtime_ns, signature, "SUCCESS")
+        store.record(run, "image", namespace_data)
 
 
 def build(folder: Path, out: Path) -> float:
@@ -240,37 +243,7 @@ def screenshot(target: Path) -> None:
             path = folder / name
             shutil.copyfile(str(ROOT / "images" / name), str(path))
             boxes = [Box.from_fractions(*b) for b in found]
-            stat = path.stat()
-            item = str(path.resolve())
-            store.record(
-                Run(
-                    item,
-                    "AzureObjectDetectionPlugin",
-                    None,
-                    stat.st_size,
-                    stat.st_mtime_ns,
-                    "hand",
-                    "SUCCESS",
-                ),
-                "image",
-                {
-                    "azure_detected": list(dict.fromkeys(b.tag for b in boxes)),
-                    "azure_detected_boxes": to_json(boxes),
-                },
-            )
-            store.record(
-                Run(
-                    item,
-                    "AzureClassificationPlugin",
-                    None,
-                    stat.st_size,
-                    stat.st_mtime_ns,
-                    "hand",
-                    "SUCCESS",
-                ),
-                "image",
-                {"azure_class": classes[0], "azure_classes": classes},
-            )
+            record(store, path, [b.tag for b in boxes], boxes, classes, "hand")
         out = scratch / "sheet"
         build(folder, out)
         with sync_playwright() as playwright:

@@ -16,8 +16,10 @@ import io
 import json
 import logging
 import os
+import pwd
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -158,9 +160,6 @@ def another_user() -> int:
     another user needs root (CI runs as root); a user is made when the node has none to use."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         pytest.skip("giving a file to another user needs root (CI runs the suite as root)")
-    import pwd
-    import subprocess
-
     for name in ("nobody", "pixstor-azure-other"):
         try:
             return pwd.getpwnam(name).pw_uid
@@ -168,6 +167,14 @@ def another_user() -> int:
             continue
     subprocess.run(["useradd", "--no-create-home", "pixstor-azure-other"], check=True)
     return pwd.getpwnam("pixstor-azure-other").pw_uid
+
+
+@pytest.fixture
+def cache_file(tmp_path, monkeypatch):
+    """The answer cache on, in a file of the test's own."""
+    path = tmp_path / "cache" / "answers.sqlite3"
+    monkeypatch.setenv("PIXSTOR_AZURE_CACHE", str(path))
+    return path
 
 
 @pytest.fixture

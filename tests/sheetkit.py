@@ -13,9 +13,8 @@ from typing import Dict, List
 from PIL import Image
 
 from pixstor_azure.tool import cli
-from tests import imagefactory
+from tests import imagefactory, toolrun
 from tests.fakeazure import FakeAzure
-from tests.toolrun import CLASSIFY_PROJECT, DETECT_PROJECT
 
 GREY = (128, 128, 128)
 # Stored pixels of the sideways picture: 400x300 with a red rectangle, shown as 300x400.
@@ -57,12 +56,7 @@ def pictures(folder: Path) -> List[Path]:
 def settings(server: FakeAzure) -> Dict[str, str]:
     """The environment that points the Custom Vision plugins at ``server``."""
     return {
-        "CUSTOM_VISION_ENDPOINT": server.url,
-        "CUSTOM_VISION_KEY": server.key,
-        "CUSTOM_VISION_CLASSIFY_PROJECT": CLASSIFY_PROJECT,
-        "CUSTOM_VISION_CLASSIFY_ITERATION": "production",
-        "CUSTOM_VISION_DETECT_PROJECT": DETECT_PROJECT,
-        "CUSTOM_VISION_DETECT_ITERATION": "production",
+        **toolrun.custom_vision(server),
         # Classes are shares of a colour: keep the small ones too, so every picture has some.
         "CUSTOM_VISION_CLASSIFY_THRESHOLD": "0.01",
         "CUSTOM_VISION_DETECT_THRESHOLD": "0.25",
@@ -73,8 +67,7 @@ def tag_folder(folder: Path, monkeypatch) -> List[Path]:
     """Draw the pictures under ``folder`` and tag them (classifier and detector) for real."""
     made = pictures(folder)
     with FakeAzure() as server:
-        server.add_project(CLASSIFY_PROJECT, "classify", published=["production"])
-        server.add_project(DETECT_PROJECT, "detect", published=["production"])
+        toolrun.serve(server)
         for name, value in settings(server).items():
             monkeypatch.setenv(name, value)
         status = cli.main(

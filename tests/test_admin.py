@@ -9,6 +9,7 @@ setting at the next file, although it no longer re-reads everything for every fi
 
 import json
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -191,8 +192,6 @@ def run_as_pixstor(tmp_path: Path, plugin: str, images: List[Path]) -> subproces
 
 
 def user_name() -> str:
-    import pwd
-
     return pwd.getpwuid(os.geteuid()).pw_name
 
 

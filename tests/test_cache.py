@@ -36,13 +36,6 @@ RED = (200, 30, 30)
 
 
 @pytest.fixture
-def cache_file(tmp_path, monkeypatch):
-    path = tmp_path / "cache" / "answers.sqlite3"
-    monkeypatch.setenv("PIXSTOR_AZURE_CACHE", str(path))
-    return path
-
-
-@pytest.fixture
 def fake(fake_classifier, monkeypatch):
     monkeypatch.setenv("CUSTOM_VISION_CLASSIFY_THRESHOLD", "0.2")
     return fake_classifier
@@ -547,15 +540,15 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_processes_share_one_new_cache(plugin, fake, cache_file, tmp_path, monkeypatch):
-    monkeypatch.setenv("PIXSTOR_AZURE_SEQUENCES", "off")  # the files are frames that look alike
-    files = [str(red(tmp_path / "in", n, 120)) for n in range(24)]
+def two_at_once(script: str, files: list, tmp_path) -> list:
+    """``script`` run by two processes, one on ``files`` and one on them reversed, each with its
+    own metadata store, released together once both are ready: [(process, (stdout, stderr))]."""
     workers = []
     for n, order in enumerate((files, files[::-1])):
         env = dict(os.environ, PIXSTOR_AZURE_STORE=str(tmp_path / f"store-{n}.sqlite3"))
         workers.append(
             subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(ROOT), *order],
+                [sys.executable, "-c", script, str(ROOT), *order],
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -568,9 +561,14 @@ def test_two_processes_share_one_new_cache(plugin, fake, cache_file, tmp_path, m
     for worker in workers:
         worker.stdin.write("go\n")
         worker.stdin.flush()
-    results = [worker.communicate(timeout=120) for worker in workers]
+    return [(worker, worker.communicate(timeout=120)) for worker in workers]
 
-    for worker, (out, err) in zip(workers, results):
+
+def test_two_processes_share_one_new_cache(plugin, fake, cache_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXSTOR_AZURE_SEQUENCES", "off")  # the files are frames that look alike
+    files = [str(red(tmp_path / "in", n, 120)) for n in range(24)]
+
+    for worker, (out, err) in two_at_once(WORKER, files, tmp_path):
         assert worker.returncode == 0, err
         assert json.loads(out.splitlines()[-1]) == ["SUCCESS"] * 24, err
         assert err == ""  # no cache trouble, no error of any kind

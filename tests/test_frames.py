@@ -7,12 +7,9 @@ bench/sequences.py measures the same on 1,020 frames.
 """
 
 import json
-import os
 import random
 import re
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,9 +23,9 @@ from pixstor_azure.ground import boxes
 from pixstor_azure.ground.pixstor import PluginStatus
 from pixstor_azure.tool import browse
 from tests import sequencefactory, toolrun
-from tests.conftest import ROOT
 from tests.fakeazure import FakeAzure
 from tests.sources import answered
+from tests.test_cache import two_at_once
 
 # Five shots of 16 frames: a car moving, a pan with a thing coming in, a fade in, one thing
 # of two leaving, a fade out; four hard cuts.
@@ -204,26 +201,7 @@ def test_two_processes_do_not_both_pay_for_a_shots_first_frame(server, tmp_path)
     still = [s for s in sequencefactory.SHOTS if s.name == "lock-off"]
     truths = sequencefactory.write(tmp_path / "still", sequencefactory.short(6, still))
     files = [str(t.path) for t in truths]
-    workers = []
-    for n, order in enumerate((files, files[::-1])):
-        env = dict(os.environ, PIXSTOR_AZURE_STORE=str(tmp_path / f"store-{n}.sqlite3"))
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER, str(ROOT), *order],
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                universal_newlines=True,
-            )
-        )
-    for worker in workers:
-        assert worker.stdout.readline().strip() == "ready"
-    for worker in workers:
-        worker.stdin.write("go\n")
-        worker.stdin.flush()
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
+    for worker, (out, err) in two_at_once(WORKER, files, tmp_path):
         assert worker.returncode == 0, err
         assert json.loads(out.splitlines()[-1]) == ["SUCCESS"] * len(files), err
     assert len(server.requests) == 1

@@ -22,13 +22,6 @@ PREDICTION = '{"tagId": "x", "tagName": "red", "probability": %s}'
 
 
 @pytest.fixture
-def cache_file(tmp_path, monkeypatch):
-    path = tmp_path / "cache" / "answers.sqlite3"
-    monkeypatch.setenv("PIXSTOR_AZURE_CACHE", str(path))
-    return path
-
-
-@pytest.fixture
 def photo(tmp_path):
     return imagefactory.jpeg(tmp_path, size=(640, 480), color=(200, 30, 30), name="red.jpg")
 

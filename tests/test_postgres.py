@@ -14,7 +14,6 @@ import psycopg2
 import pytest
 
 from pixstor_azure.answers import cache, pgschema, postgres
-from pixstor_azure.answers.answer import fresh
 from pixstor_azure.answers.local import SqliteEngine
 from pixstor_azure.ground.errors import SettingsError
 from pixstor_azure.ground.settings import Settings
@@ -22,17 +21,8 @@ from pixstor_azure.tool import cli
 from pixstor_azure.tool import db as dbtool
 from tests.conftest import ROOT, assert_no_key
 from tests.postgres import NODE, NODE_PASSWORD, OWNER, OWNER_PASSWORD
+from tests.test_engines import CONTENT, IDENTITY, KEY, OTHER, answer
 from tests.wording import assert_mentions, assert_problem
-
-IDENTITY = {"service": "customvision", "host": "westeurope.api.cognitive.microsoft.com"}
-OTHER = {"service": "vision", "host": "westeurope.api.cognitive.microsoft.com"}
-CONTENT = "5d" * 32
-KEY = "Custom Vision westeurope.api.cognitive.microsoft.com"
-
-
-def answer(tag: str = "coffee"):
-    body = {"predictions": [{"tagName": tag, "probability": 0.9}], "iteration": "it-1"}
-    return fresh(body, (1024, 768), (4000, 3000), "it-1", 12345)
 
 
 @pytest.fixture

@@ -73,13 +73,14 @@ def test_the_per_task_settings_exist_for_both_tasks(what):
 def test_look_ups_by_name():
     assert registry.find("PIXSTOR_AZURE_FILE_TIMEOUT") is registry.FILE_TIMEOUT
     assert registry.find("PIXSTOR_AZURE_FILE_TIMEOT") is None
-    assert registry.named("AZURE_VISION_API") is registry.VISION_API
+    assert registry.BY_NAME["AZURE_VISION_API"] is registry.VISION_API
     with pytest.raises(KeyError):
-        registry.named("AZURE_VISION_APIS")
+        registry.BY_NAME["AZURE_VISION_APIS"]
     with pytest.raises(KeyError):
         registry.for_task("detect", "CLASSES")  # only classification lists classes
-    assert "file_timeout" in registry.keys_by_section()["pixstor_azure"]
-    assert "config" not in registry.keys_by_section()["pixstor_azure"]
+    in_ini = [s.key for s in registry.ALL if s.section == "pixstor_azure" and s.in_ini]
+    assert "file_timeout" in in_ini
+    assert "config" not in in_ini
 
 
 def test_the_declarations_cannot_be_changed():

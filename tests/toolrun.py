@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from tests import imagefactory
 
@@ -68,18 +68,8 @@ class Tool:
             if name in os.environ:
                 self.env[name] = os.environ[name]
         if server is not None:
-            self.env.update(
-                {
-                    "CUSTOM_VISION_ENDPOINT": server.url,
-                    "CUSTOM_VISION_KEY": server.key,
-                    "CUSTOM_VISION_CLASSIFY_PROJECT": CLASSIFY_PROJECT,
-                    "CUSTOM_VISION_CLASSIFY_ITERATION": "production",
-                    "CUSTOM_VISION_DETECT_PROJECT": DETECT_PROJECT,
-                    "CUSTOM_VISION_DETECT_ITERATION": "production",
-                    "AZURE_VISION_ENDPOINT": server.url,
-                    "AZURE_VISION_KEY": server.key,
-                }
-            )
+            self.env.update(custom_vision(server))
+            self.env.update({"AZURE_VISION_ENDPOINT": server.url, "AZURE_VISION_KEY": server.key})
         self.env.update(settings)
 
     def command(self, *args: str) -> List[str]:
@@ -112,6 +102,18 @@ def serve(server) -> None:
     """Set FakeAzure up with the projects ``Tool`` points at."""
     server.add_project(CLASSIFY_PROJECT, "classify", published=["production"])
     server.add_project(DETECT_PROJECT, "detect", published=["production"])
+
+
+def custom_vision(server) -> Dict[str, str]:
+    """The settings that point both Custom Vision plugins at the projects ``serve`` publishes."""
+    return {
+        "CUSTOM_VISION_ENDPOINT": server.url,
+        "CUSTOM_VISION_KEY": server.key,
+        "CUSTOM_VISION_CLASSIFY_PROJECT": CLASSIFY_PROJECT,
+        "CUSTOM_VISION_CLASSIFY_ITERATION": "production",
+        "CUSTOM_VISION_DETECT_PROJECT": DETECT_PROJECT,
+        "CUSTOM_VISION_DETECT_ITERATION": "production",
+    }
 
 
 def frames(folder: Path, count: int, first: int = 0) -> List[Path]:

@@ -25,7 +25,7 @@ import time
 import weakref
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..ground import clock, paths, private, runtime
 from ..ground.logonce import log_once
@@ -178,11 +178,10 @@ class AnswerCache:
         if row is None:
             return None
         try:
-            body = json.loads(zlib.decompress(row[0]).decode("utf-8"))
-        except (zlib.error, UnicodeDecodeError, ValueError) as exc:
+            return answer_of(row)
+        except UNREADABLE as exc:
             log.debug("answer cache %s: an unreadable answer is asked again (%s)", self.path, exc)
             return None
-        return Answer(body, (row[1], row[2]), (row[3], row[4]), row[5], row[6], row[7], True)
 
     def put(self, content: str, identity: dict, answer: Answer) -> bool:
         """Keep ``answer``; False when it was not kept (not an answer to keep, or no cache)."""
@@ -230,25 +229,16 @@ class AnswerCache:
         except sqlite3.Error as exc:
             self._trouble(exc)
             return []
-        return [Reference(r[0], r[1], r[2], bytes(r[3]).hex(), bytes(r[4])) for r in rows]
+        return [reference_of(row) for row in rows]
 
     def refer(self, sequence: str, identity: dict, reference: Reference) -> None:
         """Keep ``reference`` (an answered frame of ``sequence``); nothing when it cannot."""
         connection = self._connection()
         if connection is None:
             return
-        row = (
-            sequence_key(sequence),
-            setup(identity)[0],
-            reference.number,
-            reference.digits,
-            reference.name,
-            bytes.fromhex(reference.content),
-            reference.signature,
-        )
         try:
             with _transaction(connection):
-                connection.execute(_REFER, row)
+                connection.execute(_REFER, reference_row(sequence, identity, reference))
         except sqlite3.Error as exc:
             self._trouble(exc)
 
@@ -443,6 +433,35 @@ class AnswerCache:
             logging.WARNING,
             f"{where} cannot be used ({advice}); files are answered by the service without it",
         )
+
+
+# What ``answer_of`` raises for a body that cannot be read (UnicodeDecodeError is a ValueError).
+UNREADABLE = (zlib.error, ValueError)
+
+
+def answer_of(row: Sequence[Any]) -> Answer:
+    """The kept answer of a row of ``_SELECT``'s columns (here and in the database's engine);
+    raises one of ``UNREADABLE`` when its body cannot be read."""
+    body = json.loads(zlib.decompress(bytes(row[0])).decode("utf-8"))
+    return Answer(body, (row[1], row[2]), (row[3], row[4]), row[5], row[6], row[7], True)
+
+
+def reference_of(row: Sequence[Any]) -> Reference:
+    """An answered frame from a row of (frame, digits, name, content, signature)."""
+    return Reference(row[0], row[1], row[2], bytes(row[3]).hex(), bytes(row[4]))
+
+
+def reference_row(sequence: str, identity: dict, reference: Reference) -> tuple:
+    """The row of the frames table that keeps ``reference``, in its columns' order."""
+    return (
+        sequence_key(sequence),
+        setup(identity)[0],
+        reference.number,
+        reference.digits,
+        reference.name,
+        bytes.fromhex(reference.content),
+        reference.signature,
+    )
 
 
 def sequence_key(sequence: str) -> bytes:

@@ -27,13 +27,13 @@ SPARE = 5.0  # seconds a claim outlives its holder's file budget
 
 class Asking:
     """The answers this process's threads are asking for now, each with the event its other
-    threads wait on."""
+    threads wait on (keyed by content and setup; ``frames.Stretches`` by stretch)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.now: Dict[Tuple[str, str], threading.Event] = {}
+        self.now: Dict[Tuple[Any, ...], threading.Event] = {}
 
-    def enter(self, key: Tuple[str, str]) -> Tuple[threading.Event, bool]:
+    def enter(self, key: Tuple[Any, ...]) -> Tuple[threading.Event, bool]:
         """The event of ``key``'s asking, and True when this thread is the one to ask."""
         with self.lock:
             event = self.now.get(key)
@@ -42,7 +42,7 @@ class Asking:
             event = self.now[key] = threading.Event()
             return event, True
 
-    def leave(self, key: Tuple[str, str]) -> None:
+    def leave(self, key: Tuple[Any, ...]) -> None:
         with self.lock:
             event = self.now.pop(key, None)
         if event is not None:

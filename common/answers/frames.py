@@ -43,9 +43,6 @@ from . import claims, engines
 from .answer import Answer, identity_key
 from .engine import Engine, Reference
 
-FIRST_LOOK = 0.02  # seconds before a waiter first looks for the claimant's answer
-LONGEST_LOOK = 0.25
-
 
 class Reused(NamedTuple):
     """An answered frame's answer, for a frame that looks like it."""
@@ -54,26 +51,9 @@ class Reused(NamedTuple):
     reference: Reference
 
 
-class Stretches:
-    """The stretches of sequences this process's threads are asking a first frame of."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.now: Dict[Tuple[str, str, int], threading.Event] = {}
-
-    def enter(self, key: Tuple[str, str, int]) -> Tuple[threading.Event, bool]:
-        with self.lock:
-            event = self.now.get(key)
-            if event is not None:
-                return event, False
-            event = self.now[key] = threading.Event()
-            return event, True
-
-    def leave(self, key: Tuple[str, str, int]) -> None:
-        with self.lock:
-            event = self.now.pop(key, None)
-        if event is not None:
-            event.set()
+class Stretches(claims.Asking):
+    """The stretches of sequences this process's threads are asking a first frame of, by
+    (sequence, setup, stretch): a runtime slot of its own beside ``claims.Asking``."""
 
 
 class Shot:
@@ -118,7 +98,7 @@ class Shot:
             return found
         key = (self.sequence, identity_key(identity), self.frame.number // self.gap)
         stretches = runtime.current().get(Stretches)
-        look = FIRST_LOOK
+        look = claims.FIRST_LOOK
         while True:
             event, mine = stretches.enter(key)
             if mine:
@@ -134,7 +114,7 @@ class Shot:
                 if left is not None and left < look:
                     return None  # no time left to wait: asked
                 clock.sleep(look)
-                look = min(look * 2, LONGEST_LOOK)
+                look = min(look * 2, claims.LONGEST_LOOK)
             else:
                 # Another thread of this process asks (real time: its exchange takes real time).
                 left = budget.remaining()

@@ -155,8 +155,7 @@ class Alone:
         return self.slots.reserve(key, gap, now, within)
 
     def pause(self, key: str, until: float) -> None:
-        with self.slots._lock:
-            self.slots._next[key] = max(until, self.slots._next.get(key, until))
+        self.slots.pause(key, until)
 
     def claim(self, content: str, identity: dict, lease: float, now: float) -> bool:
         # Threads of one process wait for each other in fetch: a claim here is always granted.

@@ -22,7 +22,6 @@ The password (in the URL, else libpq's pgpass file) is never logged or shown: th
 shown without it, and any message of the driver is cleaned of it.
 """
 
-import json
 import logging
 import os
 import select
@@ -30,7 +29,6 @@ import socket
 import threading
 import time
 import uuid
-import zlib
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit
 
@@ -41,7 +39,16 @@ from ..ground.setting_registry import DATABASE, DATABASE_NODES, DATABASE_TIMEOUT
 from ..ground.settings import Settings
 from . import pgschema
 from .answer import Answer
-from .cache import keepable, pack, sequence_key, setup
+from .cache import (
+    UNREADABLE,
+    answer_of,
+    keepable,
+    pack,
+    reference_of,
+    reference_row,
+    sequence_key,
+    setup,
+)
 from .engine import Engine, Hold, Reference
 
 log = logging.getLogger(__name__)
@@ -309,15 +316,13 @@ class PostgresEngine(Engine):
             return self.local.get(content, identity)
         if not rows:
             return None
-        row = rows[0]
         try:
-            body = json.loads(zlib.decompress(bytes(row[0])).decode("utf-8"))
-        except (zlib.error, UnicodeDecodeError, ValueError) as exc:
+            return answer_of(rows[0])
+        except UNREADABLE as exc:
             log.debug(
                 "database %s: an unreadable answer is asked again (%s)", self.target.shown, exc
             )
             return None
-        return Answer(body, (row[1], row[2]), (row[3], row[4]), row[5], row[6], row[7], True)
 
     def put(self, content: str, identity: dict, answer: Answer) -> bool:
         if not keepable(answer):
@@ -381,18 +386,10 @@ class PostgresEngine(Engine):
             rows = self._run(work)
         except (Unusable, _Skip):
             return self.local.references(sequence, identity, low, high)
-        return [Reference(r[0], r[1], r[2], bytes(r[3]).hex(), bytes(r[4])) for r in rows]
+        return [reference_of(row) for row in rows]
 
     def refer(self, sequence: str, identity: dict, reference: Reference) -> None:
-        params = (
-            sequence_key(sequence),
-            setup(identity)[0],
-            reference.number,
-            reference.digits,
-            reference.name,
-            bytes.fromhex(reference.content),
-            reference.signature,
-        )
+        params = reference_row(sequence, identity, reference)
 
         def work(link: Connection, deadline: float, prefix: str) -> None:
             link.run(

@@ -62,9 +62,13 @@ class ProcessSlots:
             self._next[key] = start + gap
         return start
 
+    def pause(self, key: str, until: float) -> None:
+        """No request for ``key`` starts before ``until`` (a 429 asked to wait)."""
+        with self._lock:
+            self._next[key] = max(until, self._next.get(key, until))
+
 
 _SLOTS = "CREATE TABLE IF NOT EXISTS slots (key TEXT PRIMARY KEY, next REAL NOT NULL)"
-OURS = private.tables([_SLOTS])
 
 
 class NodeSlots:
@@ -117,12 +121,6 @@ class NodeSlots:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _own_file(path: str) -> None:
-    """The rate file as a file of ours alone (see ``private``): another user's file could
-    hold every request of ours back, or let them all through."""
-    private.file(path)
 
 
 def _start(following: Optional[float], now: float, gap: float) -> float:

@@ -16,13 +16,12 @@ from .settings import PLUGINS_FOLDER, Settings
 # here; the adapter (``pixstor.py``) imports it.
 IN_PIXSTOR = importlib.util.find_spec("arcapix") is not None
 
-DEFAULT_STORE = Path(os.path.expanduser(STORE.default))
 CACHE_FILE = "answers.sqlite3"
 PLUGINS_CACHE_FOLDER = PLUGINS_FOLDER / "cache"
 
 
 def store(settings: Settings) -> Path:
-    """The tool's metadata store: $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
+    """The tool's metadata store: $PIXSTOR_AZURE_STORE, else its declared default."""
     return Path(os.path.abspath(os.path.expanduser(settings.get(STORE))))
 
 

@@ -71,13 +71,14 @@ def file(path: PathLike) -> Path:
             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
             0o600,
         )
-    except OSError as exc:
+    except OSError:
         if os.path.islink(str(path)):
             raise NotOurs(f"{path} is a link") from None
-        raise exc
+        raise
     try:
-        _check(path, os.fstat(fd))
-        if stat.S_IMODE(os.fstat(fd).st_mode) & 0o077:
+        found = os.fstat(fd)
+        _check(path, found)
+        if stat.S_IMODE(found.st_mode) & 0o077:
             os.fchmod(fd, 0o600)  # ours, made under a loose umask before: closed now
     finally:
         os.close(fd)

@@ -11,7 +11,7 @@ The Custom Vision plugins each have their own ``CUSTOM_VISION_CLASSIFY_...`` and
 """
 
 import types
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
 
 # The INI file's sections; a setting belongs to the one its name starts with (in capitals).
 SECTIONS = ("custom_vision", "azure_vision", "azure_openai", "pixstor_azure")
@@ -585,19 +585,6 @@ def find(name: str) -> Optional[Setting]:
     return BY_NAME.get(name)
 
 
-def named(name: str) -> Setting:
-    """The setting named ``name``; KeyError when there is none."""
-    return BY_NAME[name]
-
-
 def for_task(task: str, what: str) -> Setting:
     """A Custom Vision task's own setting: ``for_task("detect", "BACKEND")``."""
     return BY_NAME[f"CUSTOM_VISION_{task.upper()}_{what}"]
-
-
-def keys_by_section() -> Dict[str, Tuple[str, ...]]:
-    """Each INI section's keys, in the order declared."""
-    return {
-        section: tuple(s.key for s in ALL if s.section == section and s.in_ini)
-        for section in SECTIONS
-    }

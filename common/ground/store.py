@@ -137,7 +137,7 @@ class MetadataStore:
 
     @classmethod
     def default(cls) -> "MetadataStore":
-        """The store named by $PIXSTOR_AZURE_STORE, else ``DEFAULT_STORE``."""
+        """The store named by $PIXSTOR_AZURE_STORE, else the default (see ``paths``)."""
         path = str(default_path())
         stores = runtime.current().get(Stores)
         with stores.lock:
@@ -182,13 +182,14 @@ class MetadataStore:
             connection = self._connection()
             with connection:  # one transaction: all of it or nothing
                 if data is not None:
+                    key = _key(item)
                     rows = [
-                        (_key(item), namespace, name, _json(value), plugin, now)
+                        (key, namespace, name, _json(value), plugin, now)
                         for name, value in data.items()
                     ]
                     connection.execute(
                         "DELETE FROM fields WHERE item = ? AND namespace = ? AND plugin = ?",
-                        (_key(item), namespace, plugin),
+                        (key, namespace, plugin),
                     )
                     connection.executemany(
                         "INSERT OR REPLACE INTO fields VALUES (?, ?, ?, ?, ?, ?)", rows

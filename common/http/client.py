@@ -593,20 +593,3 @@ def error_from_response(service: str, response: requests.Response) -> ServiceErr
         codes=codes,
         text=text,
     )
-
-
-# What the API gateway answers a key and endpoint of another kind of resource, e.g. "... not
-# supported with the current subscription key and pricing tier OpenAI.S0."
-_OTHER_TIER = re.compile(
-    r"not supported with the current subscription key and pricing tier\s+([\w.-]*\w)",
-    re.IGNORECASE,
-)
-
-
-def resource_tier(error: ServiceError) -> Optional[str]:
-    """The pricing tier the service names when the endpoint is of another kind of resource."""
-    for text in (error.said, error.message, error.detail):
-        match = _OTHER_TIER.search(text or "")
-        if match:
-            return match.group(1)
-    return None

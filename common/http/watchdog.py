@@ -131,15 +131,8 @@ class WatchedHTTPConnection(HTTPConnection):
         return super().request(*args, **kwargs)
 
 
-class WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> Any:
-        sock = super()._new_conn()
-        _register(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        _register(self.sock)
-        return super().request(*args, **kwargs)
+class WatchedHTTPSConnection(WatchedHTTPConnection, HTTPSConnection):
+    """urllib3's TLS connection, registered as above (its methods come first in the MRO)."""
 
 
 class WatchedHTTPPool(urllib3.HTTPConnectionPool):

@@ -291,12 +291,13 @@ def _source(path: Union[str, os.PathLike], edge: int, record: bool = True) -> De
             files.largest_edge = max(files.largest_edge, edge)
         wanted = max(edge, files.largest_edge)
     try:
-        entry = _entry(files, source.stamp_of(os.stat(path)), path)
+        found: Optional[os.stat_result] = os.stat(path)
     except OSError:
-        entry = None  # opening it says why
+        found = None  # opening it says why
+    entry = None if found is None else _entry(files, source.stamp_of(found), path)
     if entry is not None and (isinstance(entry, ImageError) or entry.covers(edge)):
         return _found(entry)
-    with source.open_picture(path) as opened:
+    with source.open_picture(path, found) as opened:
         key = opened.stamp
         entry = _entry(files, key, path)
         if entry is not None and (isinstance(entry, ImageError) or entry.covers(edge)):

@@ -83,13 +83,14 @@ class Opened(NamedTuple):
 
 
 @contextlib.contextmanager
-def open_picture(path: str) -> Iterator[Opened]:
-    """The picture at ``path``, opened for reading; ImageError when it is not one to read."""
+def open_picture(path: str, stated: Optional[os.stat_result] = None) -> Iterator[Opened]:
+    """The picture at ``path``, opened for reading; ImageError when it is not one to read.
+    ``stated``: what ``os.stat`` said of ``path`` a moment ago, when the caller has it."""
     left = budget.remaining()
     if left is not None and left <= 0:
         raise out_of_time()
     try:
-        _regular(os.stat(path))
+        _regular(stated or os.stat(path))
         fd = os.open(path, _FLAGS)
     except OSError as exc:
         raise unreadable(exc) from None

@@ -15,7 +15,7 @@ import abc
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..answers import fetch
-from ..answers.answer import Answer
+from ..answers.answer import Answer, fresh
 from ..ground.boxes import Box
 from ..ground.errors import ServiceError
 from ..ground.outcomes import OFF_SHAPE, Outcome, classify
@@ -114,6 +114,17 @@ class Service(abc.ABC):
         """What it finds in the picture at ``path``, before thresholds: each part's answer
         fetched (from the answer cache, else asked) and parsed."""
         return self.merge([part.parse(fetch.fetch(part, path)) for part in self.parts()])
+
+
+def answered(image: prepare.PreparedImage, body: Any, model: Optional[str] = None) -> Answer:
+    """A fresh answer to the prepared ``image`` sent: its sizes, and the bytes it took."""
+    return fresh(
+        body,
+        (image.width, image.height),
+        (image.display_width, image.display_height),
+        model=model,
+        bytes_sent=len(image.data),
+    )
 
 
 class Task(NamedTuple):

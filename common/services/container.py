@@ -15,11 +15,11 @@ an empty answer. HTTP 500 "Error processing image" and the JSON string are about
 answers have no ``tagType``: the classifier's Negative tag is known by its name alone.
 """
 
-from typing import Any, Dict, List
+from typing import Any, Dict
 from urllib.parse import urlsplit
 
 from ..answers import pacing
-from ..answers.answer import Answer, fresh
+from ..answers.answer import Answer
 from ..ground.errors import ImageRejected, Refused, ServiceError
 from ..ground.outcomes import Outcome
 from ..ground.setting_registry import (
@@ -32,7 +32,7 @@ from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
 from . import imageprediction
-from .base import DETECT, Prediction, Service, Task
+from .base import Task, answered
 
 SERVICE = "Custom Vision container"
 
@@ -82,7 +82,7 @@ NOT_A_CONTAINER = Outcome(
 )
 
 
-class CustomVisionContainer(Service):
+class CustomVisionContainer(imageprediction.CustomVisionService):
     """An exported Custom Vision container: ``POST {url}/image``."""
 
     name = SERVICE
@@ -126,15 +126,7 @@ class CustomVisionContainer(Service):
             raise self.explain(exc) from None
         if not (isinstance(body, dict) and isinstance(_predictions(body), list)):
             raise self._not_predictions(body)
-        return fresh(
-            body,
-            (image.width, image.height),
-            (image.display_width, image.display_height),
-            bytes_sent=len(image.data),
-        )
-
-    def parse(self, answer: Answer) -> List[Prediction]:
-        return imageprediction.parse(answer.body, with_boxes=self.task is DETECT)
+        return answered(image, body)
 
     def wording(self, error: ServiceError) -> Dict[str, Any]:
         return dict(

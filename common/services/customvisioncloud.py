@@ -6,11 +6,11 @@ as raw bytes to the published iteration of the project; ``nostore`` unless
 """
 
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict
 from urllib.parse import quote, urlsplit
 
 from ..answers import pacing
-from ..answers.answer import Answer, fresh
+from ..answers.answer import Answer
 from ..ground.errors import Problem, Refused, ServiceError
 from ..ground.outcomes import IMAGE_REFUSED, KEY_REFUSED, OTHER_TIER, THROTTLED, Outcome
 from ..ground.setting_registry import (
@@ -28,7 +28,7 @@ from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
 from . import imageprediction
-from .base import DETECT, Prediction, Service, Task
+from .base import Task, answered
 
 SERVICE = "Custom Vision"
 
@@ -55,7 +55,7 @@ NO_PREDICTION_API = Outcome(
 PROJECT_NOT_GUID = Problem("must be the project id, a GUID from the project's settings")
 
 
-class CustomVisionCloud(Service):
+class CustomVisionCloud(imageprediction.CustomVisionService):
     """The Custom Vision Prediction v3.0 API in Azure."""
 
     name = SERVICE
@@ -128,15 +128,7 @@ class CustomVisionCloud(Service):
             )
         except ServiceError as exc:
             raise self.explain(exc) from None
-        return fresh(
-            body,
-            (image.width, image.height),
-            (image.display_width, image.display_height),
-            bytes_sent=len(image.data),
-        )
-
-    def parse(self, answer: Answer) -> List[Prediction]:
-        return imageprediction.parse(answer.body, with_boxes=self.task is DETECT)
+        return answered(image, body)
 
     def wording(self, error: ServiceError) -> Dict[str, Any]:
         return dict(

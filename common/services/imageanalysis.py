@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from ..answers import pacing
-from ..answers.answer import Answer, fresh
+from ..answers.answer import Answer
 from ..ground import runtime
 from ..ground.boxes import Box
 from ..ground.errors import Problem, Refused, ServiceError
@@ -46,7 +46,7 @@ from ..ground.setting_registry import (
 from ..ground.settings import Settings
 from ..http import client
 from ..images import prepare
-from .base import Analysis, Service, Tag
+from .base import Analysis, Service, Tag, answered
 
 log = logging.getLogger(__name__)
 
@@ -216,13 +216,7 @@ class Analyze(Service):
                 continue  # the same image at once, without that feature
             _report_frame(body, image.width, image.height)  # once, not each time it is read
             model = body.get("modelVersion") if isinstance(body, dict) else None
-            return fresh(
-                body,
-                (image.width, image.height),
-                (image.display_width, image.display_height),
-                model=str(model) if model else None,
-                bytes_sent=len(image.data),
-            )
+            return answered(image, body, model=str(model) if model else None)
 
     def parse(self, answer: Answer) -> Analysis:
         return parse(answer.body, self.api, list(self.features), *answer.sent)

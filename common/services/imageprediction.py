@@ -2,14 +2,16 @@
 
 Every Custom Vision backend answers in it: the cloud, the exported model's container (with
 empty ids, ``boundingBox: null`` for a classifier, no ``tagType``) and the ONNX model run here
-(which builds it), so one reader and the same thresholds serve them all.
+(which builds it), so one reader and the same thresholds serve them all: each is a
+``CustomVisionService``.
 """
 
 from typing import Any, List
 
+from ..answers.answer import Answer
 from ..ground.boxes import Box
 from ..ground.outcomes import UNEXPECTED
-from .base import Prediction
+from .base import DETECT, Prediction, Service, Task
 
 SERVICE = "Custom Vision"  # named in its errors, whichever backend answered
 # Custom Vision's built-in tag for "none of the tags": the cloud marks it with its tagType;
@@ -44,6 +46,15 @@ def parse(body: Any, with_boxes: bool) -> List[Prediction]:
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UNEXPECTED.error(SERVICE, what=f"{type(exc).__name__}: {exc}") from None
     return predictions
+
+
+class CustomVisionService(Service):
+    """A backend that answers a Custom Vision ``task`` in the ImagePrediction envelope."""
+
+    task: Task
+
+    def parse(self, answer: Answer) -> List[Prediction]:
+        return parse(answer.body, with_boxes=self.task is DETECT)
 
 
 def _negative(tag_type: Any, tag: Any) -> bool:

@@ -46,7 +46,7 @@ from ..ground.setting_registry import CLASSIFY_MODEL, DETECT_MODEL
 from ..ground.settings import Settings
 from ..images import prepare
 from . import imageprediction, ortquiet
-from .base import CLASSIFY, DETECT, Prediction, Service, Task
+from .base import CLASSIFY, Task
 
 log = logging.getLogger(__name__)
 
@@ -572,7 +572,7 @@ class LoadedModels:
         return found
 
 
-class CustomVisionOnnx(Service):
+class CustomVisionOnnx(imageprediction.CustomVisionService):
     """A Custom Vision export run by onnxruntime in this process."""
 
     name = SERVICE
@@ -627,9 +627,6 @@ class CustomVisionOnnx(Service):
             "predictions": model.predictions(outputs),
         }
         return fresh(body, (model.width, model.height), decoded.display_size)
-
-    def parse(self, answer: Answer) -> List[Prediction]:
-        return imageprediction.parse(answer.body, with_boxes=self.task is DETECT)
 
 
 def _short(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple, Type
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from ..answers import pacing
-from ..answers.answer import Answer, fresh
+from ..answers.answer import Answer
 from ..ground import budget, clock
 from ..ground.errors import ImageRejected, Problem, Refused, ServiceError, Unavailable
 from ..ground.logonce import log_once
@@ -45,7 +45,7 @@ from ..ground.setting_registry import (
 from ..ground.settings import Secret, Settings
 from ..http import client
 from ..images import prepare
-from .base import Analysis, Service
+from .base import Analysis, Service, answered
 
 log = logging.getLogger(__name__)
 
@@ -215,13 +215,7 @@ class Read(Service):
         image = prepare.prepare(path, self.limits, self.max_edge, self.min_edge)
         body = self.read(image.data)
         lines(body, self.protocol, self.name)  # a body that cannot be read is not kept
-        return fresh(
-            body,
-            (image.width, image.height),
-            (image.display_width, image.display_height),
-            model=_model(body),
-            bytes_sent=len(image.data),
-        )
+        return answered(image, body, model=_model(body))
 
     def parse(self, answer: Answer) -> Analysis:
         """An ``Analysis`` holding the lines read, in reading order, and nothing else."""
@@ -508,14 +502,6 @@ def _model(body: Any) -> Optional[str]:
         str(result[k]) for k in ("modelid", "apiversion") if result.get(k)
     )
     return str(model) if model else None
-
-
-def _about_version(exc: ServiceError) -> bool:
-    """Whether Document Intelligence says it does not know the api-version asked for."""
-    if exc.http_status not in (400, 404):
-        return False
-    text = f"{exc.code} {exc.inner_code} {exc.said or exc.message}".lower()
-    return "apiversion" in text.replace("-", "").replace(" ", "")
 
 
 def _interval(polls: int) -> float:

@@ -86,31 +86,30 @@ class Summary:
         return out
 
 
+# The tally's counts said only when there are some: (key, what, why), in this order.
+_SAID_WHEN_ANY = (
+    ("inherited", "answers of a frame alike reused", " (frame sequences)"),
+    ("failed", "calls failed", ""),
+    (
+        "resent",
+        "calls that may have been billed twice",
+        " (sent again after the first got no answer in time)",
+    ),
+)
+
+
 def paid_lines(tally: Dict[str, Any]) -> List[str]:
     """Calls, answers reused, bytes and tokens, from an ``fetch.Tally`` snapshot."""
     calls = tally.get("calls") or {}
     hits = tally.get("hits") or {}
-    failed = tally.get("failed") or {}
     out = [
         f"calls made: {sum(calls.values())}" + _by_service(calls),
         f"answers reused: {sum(hits.values())}" + _by_service(hits),
     ]
-    inherited = tally.get("inherited") or {}
-    if sum(inherited.values()):
-        out.append(
-            f"answers of a frame alike reused: {sum(inherited.values())}"
-            + _by_service(inherited)
-            + " (frame sequences)"
-        )
-    if sum(failed.values()):
-        out.append(f"calls failed: {sum(failed.values())}" + _by_service(failed))
-    resent = tally.get("resent") or {}
-    if sum(resent.values()):
-        out.append(
-            f"calls that may have been billed twice: {sum(resent.values())}"
-            + _by_service(resent)
-            + " (sent again after the first got no answer in time)"
-        )
+    for key, what, why in _SAID_WHEN_ANY:
+        counted = tally.get(key) or {}
+        if sum(counted.values()):
+            out.append(f"{what}: {sum(counted.values())}" + _by_service(counted) + why)
     on_disk = int(tally.get("bytes_on_disk") or 0)
     sent = int(tally.get("bytes_sent") or 0)
     share = f" ({100.0 * sent / on_disk:.1f} %)" if on_disk else ""

@@ -222,38 +222,33 @@ _GEOMETRY = ("left", "top", "width", "height")
 
 def plan(task: Task, pictures: List[dict]) -> Tuple[List[Upload], List[str]]:
     """What goes to ``task``'s project, and why each reviewed picture left out is."""
+    classify = task.name == "classify"
+    key, one, most = ("classes", "class", MAX_TAGS) if classify else ("boxes", "box", MAX_REGIONS)
     uploads, notes = [], []
     for picture in pictures:
         path, digest = picture["path"], str(picture.get("digest") or "")
-        if task.name == "classify":
-            items = picture.get("classes", [])
-            if not any(i["verdict"] != UNMARKED for i in items):
-                continue  # not reviewed for classes
-            tags = _distinct(i["label"] for i in items if i["verdict"] in KEPT)
-            if not tags:
-                notes.append(f"{path}: classifier: every class is wrong and none added: left out")
-            elif len(tags) > MAX_TAGS:
-                notes.append(f"{path}: classifier: {len(tags)} classes, over {MAX_TAGS}: left out")
-            else:
-                uploads.append(Upload(path, digest, tags=tuple(tags)))
-            continue
-        items = picture.get("boxes", [])
+        items = picture.get(key, [])
         if not any(i["verdict"] != UNMARKED for i in items):
-            continue  # not reviewed for boxes
-        regions = []
-        for item in items:
-            if item["verdict"] not in KEPT:
-                continue
-            box = Box.from_fractions(item["label"], 1.0, *(float(item[k]) for k in _GEOMETRY))
-            if box.width > 0 and box.height > 0:
-                regions.append(box)
-        if not regions:
-            notes.append(f"{path}: detector: every box is wrong and none added: left out")
-        elif len(regions) > MAX_REGIONS:
-            notes.append(f"{path}: detector: {len(regions)} boxes, over {MAX_REGIONS}: left out")
+            continue  # not reviewed for this project
+        kept = [i for i in items if i["verdict"] in KEPT]
+        if classify:
+            upload = Upload(path, digest, tags=tuple(_distinct(i["label"] for i in kept)))
         else:
-            uploads.append(Upload(path, digest, regions=tuple(regions)))
+            upload = Upload(path, digest, regions=tuple(_regions(kept)))
+        count = len(upload.names())
+        if not count:
+            notes.append(f"{path}: {task.what}: every {one} is wrong and none added: left out")
+        elif count > most:
+            notes.append(f"{path}: {task.what}: {count} {key}, over {most}: left out")
+        else:
+            uploads.append(upload)
     return uploads, notes
+
+
+def _regions(items: List[dict]) -> List[Box]:
+    """The boxes of ``items`` that have an area."""
+    boxes = [Box.from_fractions(i["label"], 1.0, *(float(i[k]) for k in _GEOMETRY)) for i in items]
+    return [b for b in boxes if b.width > 0 and b.height > 0]
 
 
 def _unchanged(uploads: List[Upload]) -> Tuple[List[Upload], List[str]]:
